@@ -15,7 +15,13 @@ struct Request {
     # Test hook, honoured only when the service was started with --allow-test-hooks:
     # the service issues raw system call `nr`, which its seccomp policy must refuse.
     forbiddenSyscall @4 :UInt32;
+    # Router only: ping every subsystem over the router's own data rings.
+    pingPeers @5 :PingPeers;
   }
+}
+
+struct PingPeers {
+  count @0 :UInt32;         # round trips per peer
 }
 
 struct Response {
@@ -25,6 +31,7 @@ struct Response {
     pong @2 :Common.Pong;
     stats @3 :Common.ServiceStats;
     ok @4 :Void;
+    peerPings @5 :List(ServicePing);
   }
 }
 
@@ -59,14 +66,24 @@ struct CliRequest {
     ping @1 :Void;                       # ping every service, report round trips
     stop @2 :Void;
     killService @3 :Common.ServiceKind;  # SIGKILL one service (tests, chaos drills)
+    # Test hook (supervisor started with --allow-test-hooks): make `service`
+    # issue raw system call `nr`, which its seccomp policy must refuse.
+    forbiddenSyscall @4 :ForbiddenSyscall;
   }
+}
+
+struct ForbiddenSyscall {
+  service @0 :Common.ServiceKind;
+  nr @1 :UInt32;
 }
 
 struct ServicePing {
   service @0 :Common.ServiceKind;
   ok @1 :Bool;
-  roundTripNs @2 :UInt64;
+  roundTripNs @2 :UInt64;   # median of the round trips
   error @3 :Text;
+  p99Ns @4 :UInt64;
+  count @5 :UInt32;
 }
 
 struct CliResponse {

@@ -1,0 +1,73 @@
+// Helpers for tests that run the real bulkhead processes.
+#pragma once
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace bulkhead::integration {
+
+// Pids whose command line carries `--sandbox-id ID`.
+inline std::vector<pid_t> ProcessesOf(const std::string& id) {
+  std::vector<pid_t> out;
+  DIR* d = opendir("/proc");
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
+    if (pid <= 0 || pid == getpid()) continue;
+    std::ifstream in("/proc/" + std::string(e->d_name) + "/cmdline", std::ios::binary);
+    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmd.find(std::string("--sandbox-id") + '\0' + id + '\0') == std::string::npos &&
+        cmd.find(std::string("--id") + '\0' + id + '\0') == std::string::npos) {
+      continue;
+    }
+    // A zombie has no command line, so everything listed here is alive.
+    out.push_back(pid);
+  }
+  closedir(d);
+  return out;
+}
+
+// Number of open descriptors of process `pid` on a bulkhead memfd segment.
+inline int BulkheadMemfds(pid_t pid) {
+  int n = 0;
+  {
+    std::string fddir = "/proc/" + std::to_string(pid) + "/fd";
+    DIR* f = opendir(fddir.c_str());
+    if (!f) return 0;
+    while (dirent* fe = readdir(f)) {
+      char buf[256];
+      ssize_t len = readlink((fddir + "/" + fe->d_name).c_str(), buf, sizeof(buf) - 1);
+      if (len <= 0) continue;
+      buf[len] = 0;
+      if (std::string(buf).find("memfd:bulkhead-") == 0) ++n;
+    }
+    closedir(f);
+  }
+  return n;
+}
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+inline std::string TestDir(const std::string& name) {
+  const char* t = std::getenv("TEST_TMPDIR");
+  std::string dir = std::string(t ? t : "/tmp") + "/" + name;
+  std::string cmd = "rm -rf '" + dir + "' && mkdir -p '" + dir + "'";
+  if (std::system(cmd.c_str()) != 0) return "/tmp";
+  return dir;
+}
+
+// Path of a binary in the test's runfiles.
+inline std::string Runfile(const std::string& rel) {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  return std::string(srcdir ? srcdir : ".") + "/bulkhead/" + rel;
+}
+
+}  // namespace bulkhead::integration

@@ -1,0 +1,285 @@
+// bulkhead: the one binary users run.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "base/log.h"
+#include "harden/seccomp_policy.h"
+#include "ipc/stats.h"
+#include "runtime/client.h"
+#include "runtime/format.h"
+#include "runtime/selftest.h"
+#include "runtime/supervisor.h"
+
+namespace bulkhead::runtime {
+namespace {
+
+namespace ctl = schema::control;
+
+constexpr const char* kVersion = "0.1.0";
+
+constexpr const char* kUsage = R"(bulkhead - a sandboxed container runtime: an application kernel split into
+hardened services (syscall-router, fs-gofer, net-stack, mem-broker).
+
+usage: bulkhead [global flags] COMMAND [flags] [args]
+
+commands:
+  selftest [--id ID]            start a sandbox's supervisor and four services, exchange
+                                messages over every ring, kill and restart a service, print
+                                stats and ring latency, stop cleanly
+  supervise --id ID             run a sandbox supervisor in the foreground until SIGTERM
+            [--allow-test-hooks]
+  stats [--json] ID             per-service counters and latency of a running sandbox
+  ping ID                       round trip to every service of a running sandbox
+  stop ID                       stop a running sandbox
+  kill-service ID SERVICE       SIGKILL one service (chaos drill); the supervisor restarts it
+  forbidden-syscall ID SERVICE NR
+                                test hook (needs --allow-test-hooks): make SERVICE issue
+                                system call NR, which its seccomp allowlist must refuse
+  version                       print the version
+  help                          this text
+
+global flags:
+  --root DIR            state directory (default /run/bulkhead)
+  --log FILE            write logs to FILE instead of stderr
+  --log-format FMT      text (default) or json
+  --debug               debug logging
+  --debug-log-dir DIR   each service logs to DIR/<service>.log
+  --service-dir DIR     where the service binaries are (default: beside this binary)
+)";
+
+struct Global {
+  std::string root = "/run/bulkhead";
+  std::string log_file;
+  LogFormat log_format = LogFormat::kText;
+  bool debug = false;
+  std::string debug_log_dir;
+  std::string service_dir;
+};
+
+[[noreturn]] void Die(const std::string& msg, int code = 1) {
+  std::fprintf(stderr, "bulkhead: %s\n", msg.c_str());
+  std::exit(code);
+}
+
+[[noreturn]] void UsageError(const std::string& msg) {
+  Die(msg + "\nRun 'bulkhead help' for usage.", 2);
+}
+
+SupervisorOptions MakeOptions(const Global& g, const std::string& id) {
+  SupervisorOptions o;
+  o.sandbox_id = id;
+  o.root_dir = g.root;
+  o.service_dir = g.service_dir;
+  o.log_format = g.log_format;
+  o.service_log_level = g.debug ? spdlog::level::debug : spdlog::level::info;
+  o.debug_log_dir = g.debug_log_dir;
+  return o;
+}
+
+int CmdStats(const Global& g, std::vector<std::string> args) {
+  bool json = false;
+  std::string id;
+  for (auto& a : args) {
+    if (a == "--json") json = true;
+    else if (!a.empty() && a[0] == '-') UsageError("stats: unknown flag " + a);
+    else if (id.empty()) id = a;
+    else UsageError("stats: too many arguments");
+  }
+  if (id.empty()) UsageError("stats: which sandbox? (bulkhead stats ID)");
+  wire::Received<ctl::CliResponse> resp;
+  CallSupervisor(g.root, id, [](ctl::CliRequest::Builder r) { r.setStats(); }, &resp);
+  if (!resp.root().isStats()) Die("unexpected answer from the supervisor");
+  auto list = resp.root().getStats();
+  if (json) {
+    std::printf("[");
+    bool first = true;
+    for (auto s : list) {
+      std::printf("%s\n {\"service\":\"%s\",\"pid\":%d,\"restarts\":%u,\"uptime_ns\":%llu,\"messages_in\":%llu,"
+                  "\"messages_out\":%llu,\"errors\":%llu,\"last_fatal_syscall\":%d,\"latency_log2_ns\":[",
+                  first ? "" : ",", std::string(ServiceName(s.getService())).c_str(), s.getPid(), s.getRestarts(),
+                  (unsigned long long)s.getUptimeNs(), (unsigned long long)s.getMessagesIn(),
+                  (unsigned long long)s.getMessagesOut(), (unsigned long long)s.getErrors(), s.getLastFatalSyscall());
+      first = false;
+      auto c = s.getLatency().getCounts();
+      for (unsigned i = 0; i < c.size(); ++i) std::printf("%s%llu", i ? "," : "", (unsigned long long)c[i]);
+      std::printf("],\"channels\":[");
+      unsigned n = 0;
+      for (auto ch : s.getChannels()) {
+        std::printf("%s{\"name\":\"%s\",\"in\":%llu,\"out\":%llu,\"errors\":%llu,\"ring_depth\":%u,\"bulk_in\":%llu,\"bulk_out\":%llu}",
+                    n++ ? "," : "", JsonEscape(ch.getName().cStr()).c_str(), (unsigned long long)ch.getMessagesIn(),
+                    (unsigned long long)ch.getMessagesOut(), (unsigned long long)ch.getErrors(), ch.getRingDepth(),
+                    (unsigned long long)ch.getBulkBytesIn(), (unsigned long long)ch.getBulkBytesOut());
+      }
+      std::printf("]}");
+    }
+    std::printf("\n]\n");
+    return 0;
+  }
+  std::printf("%-15s %7s %8s %10s %10s %10s %7s %11s %11s\n", "SERVICE", "PID", "RESTARTS", "UPTIME", "MSGS IN",
+              "MSGS OUT", "ERRORS", "P50", "P99");
+  for (auto s : list) {
+    uint64_t h[ipc::kHistogramBuckets] = {};
+    auto c = s.getLatency().getCounts();
+    for (unsigned i = 0; i < c.size() && i < ipc::kHistogramBuckets; ++i) h[i] = c[i];
+    std::printf("%-15s %7d %8u %10s %10llu %10llu %7llu %11s %11s\n", std::string(ServiceName(s.getService())).c_str(),
+                s.getPid(), s.getRestarts(), FormatNs(s.getUptimeNs()).c_str(), (unsigned long long)s.getMessagesIn(),
+                (unsigned long long)s.getMessagesOut(), (unsigned long long)s.getErrors(),
+                ("<" + FormatNs(ipc::HistogramQuantile(h, 0.5))).c_str(),
+                ("<" + FormatNs(ipc::HistogramQuantile(h, 0.99))).c_str());
+    for (auto ch : s.getChannels()) {
+      std::printf("  ring %-10s in %llu out %llu errors %llu depth %u bulk in %s out %s\n", ch.getName().cStr(),
+                  (unsigned long long)ch.getMessagesIn(), (unsigned long long)ch.getMessagesOut(),
+                  (unsigned long long)ch.getErrors(), ch.getRingDepth(), FormatBytes(ch.getBulkBytesIn()).c_str(),
+                  FormatBytes(ch.getBulkBytesOut()).c_str());
+    }
+    if (s.getLastFatalSyscall() >= 0) {
+      std::printf("  last death: seccomp refused %s\n", harden::SyscallName(s.getLastFatalSyscall()).c_str());
+    }
+  }
+  return 0;
+}
+
+std::string OneArg(const std::vector<std::string>& args, const char* verb) {
+  if (args.size() != 1 || args[0].empty() || args[0][0] == '-') UsageError(std::string(verb) + ": expected one sandbox id");
+  return args[0];
+}
+
+int Main(int argc, char** argv) {
+  Global g;
+  int i = 1;
+  auto value = [&](const char* flag) -> std::string {
+    if (i + 1 >= argc) UsageError(std::string(flag) + " needs a value");
+    return argv[++i];
+  };
+  for (; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.empty() || a[0] != '-') break;
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (a == "--version" || a == "-v") {
+      std::printf("bulkhead version %s\n", kVersion);
+      return 0;
+    } else if (a == "--root") g.root = value("--root");
+    else if (a == "--log") g.log_file = value("--log");
+    else if (a == "--log-format") {
+      if (!ParseLogFormat(value("--log-format"), &g.log_format)) UsageError("--log-format must be text or json");
+    } else if (a == "--debug") g.debug = true;
+    else if (a == "--debug-log-dir") g.debug_log_dir = value("--debug-log-dir");
+    else if (a == "--service-dir") g.service_dir = value("--service-dir");
+    else UsageError("unknown global flag " + a);
+  }
+  if (i >= argc) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  const std::string verb = argv[i++];
+  std::vector<std::string> args(argv + i, argv + argc);
+
+  LogOptions lo;
+  lo.format = g.log_format;
+  lo.level = g.debug ? spdlog::level::debug : spdlog::level::info;
+  lo.file = g.log_file;
+  InitLogging(lo);
+  if (g.root.empty() || g.root[0] != '/') UsageError("--root must be an absolute path");
+
+  if (verb == "help") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (verb == "version") {
+    std::printf("bulkhead version %s\n", kVersion);
+    return 0;
+  }
+  if (verb == "selftest") {
+    std::string id = "selftest-" + std::to_string(getpid());
+    for (size_t k = 0; k < args.size(); ++k) {
+      if (args[k] == "--id" && k + 1 < args.size()) id = args[++k];
+      else UsageError("selftest: unknown argument " + args[k]);
+    }
+    SupervisorOptions o = MakeOptions(g, id);
+    if (g.log_file.empty() && !g.debug) {  // keep the report readable; --debug shows everything
+      spdlog::set_level(spdlog::level::warn);
+      o.service_log_level = spdlog::level::warn;
+    }
+    return RunSelftest(o, g.debug);
+  }
+  if (verb == "supervise") {
+    std::string id;
+    bool hooks = false;
+    for (size_t k = 0; k < args.size(); ++k) {
+      if (args[k] == "--id" && k + 1 < args.size()) id = args[++k];
+      else if (args[k] == "--allow-test-hooks") hooks = true;
+      else UsageError("supervise: unknown argument " + args[k]);
+    }
+    if (id.empty()) UsageError("supervise: --id is required");
+    SupervisorOptions o = MakeOptions(g, id);
+    o.allow_test_hooks = hooks;
+    Supervisor sup(o);
+    sup.Start();
+    return sup.Run();
+  }
+  if (verb == "stats") return CmdStats(g, args);
+  if (verb == "ping") {
+    wire::Received<ctl::CliResponse> resp;
+    CallSupervisor(g.root, OneArg(args, "ping"), [](ctl::CliRequest::Builder r) { r.setPing(); }, &resp);
+    int bad = 0;
+    for (auto p : resp.root().getPings()) {
+      if (p.getOk()) {
+        std::printf("%-15s ok  median %s  p99 %s  (%u round trips)\n", std::string(ServiceName(p.getService())).c_str(),
+                    FormatNs(p.getRoundTripNs()).c_str(), FormatNs(p.getP99Ns()).c_str(), p.getCount());
+      } else {
+        ++bad;
+        std::printf("%-15s FAIL %s\n", std::string(ServiceName(p.getService())).c_str(), p.getError().cStr());
+      }
+    }
+    return bad ? 1 : 0;
+  }
+  if (verb == "stop") {
+    wire::Received<ctl::CliResponse> resp;
+    std::string id = OneArg(args, "stop");
+    CallSupervisor(g.root, id, [](ctl::CliRequest::Builder r) { r.setStop(); }, &resp);
+    // Wait for the state directory to go: stop returns when the sandbox is gone.
+    for (int k = 0; k < 100 && access((g.root + "/" + id).c_str(), F_OK) == 0; ++k) usleep(50000);
+    return 0;
+  }
+  if (verb == "kill-service" || verb == "forbidden-syscall") {
+    size_t want = verb == "kill-service" ? 2 : 3;
+    if (args.size() != want) UsageError(verb + ": expected " + (want == 2 ? "ID SERVICE" : "ID SERVICE NR"));
+    auto kind = ParseServiceName(args[1]);
+    if (!kind) UsageError("unknown service '" + args[1] + "' (syscall-router, fs-gofer, net-stack, mem-broker)");
+    wire::Received<ctl::CliResponse> resp;
+    if (verb == "kill-service") {
+      CallSupervisor(g.root, args[0], [&](ctl::CliRequest::Builder r) { r.setKillService(*kind); }, &resp);
+    } else {
+      char* end = nullptr;
+      unsigned long nr = std::strtoul(args[2].c_str(), &end, 10);
+      if (args[2].empty() || *end != 0 || nr > 1023) UsageError("NR must be a system call number");
+      CallSupervisor(g.root, args[0], [&](ctl::CliRequest::Builder r) {
+        auto f = r.initForbiddenSyscall();
+        f.setService(*kind);
+        f.setNr(static_cast<uint32_t>(nr));
+      }, &resp);
+    }
+    return 0;
+  }
+  UsageError("unknown command '" + verb + "'");
+}
+
+}  // namespace
+}  // namespace bulkhead::runtime
+
+int main(int argc, char** argv) {
+  try {
+    return bulkhead::runtime::Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bulkhead: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,8 @@
+// net-stack: a bulkhead service process (see services/common/service.h).
+#include "services/net-stack/policy.h"
+#include "services/common/service.h"
+
+int main(int argc, char** argv) {
+  bulkhead::service::ServiceSpec spec{bulkhead::ServiceKind::NET_STACK, bulkhead::net::NetStackPolicy()};
+  return bulkhead::service::RunService(spec, argc, argv);
+}
