@@ -550,6 +550,11 @@ int Service::Run() {
   // Attaching a replacement channel checks the segment's seals.
   harden::SyscallPolicy policy = spec_.policy;
   policy.Allow(SYS_fcntl, {harden::ArgCondition::Equal(1, F_GET_SEALS)});
+#if defined(__SANITIZE_ADDRESS__)
+  // Sanitizer builds only: ASan's runtime probes memory readability with a
+  // pipe when threads start. Release builds never allow it.
+  policy.Allow(SYS_pipe2);
+#endif
   ho.policy = &policy;
   ho.fatal_syscall_slot = &stats_->fatal_syscall;
   ho.extra_unshare_flags = spec_.unshare_flags;
