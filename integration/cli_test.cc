@@ -94,6 +94,7 @@ TEST(Cli, HelpAndBadInput) {
 
 TEST(Cli, SuperviseStatsPingKillAndSigtermLeaveNothing) {
   const std::string root = TestDir("cli-root"), id = "cli1", log = TestDir("cli-log") + "/supervisor.log";
+  const std::string mounts_before = ReadFile("/proc/self/mountinfo");
   pid_t sup = StartSupervisor(root, id, log);
   ASSERT_TRUE(fs::exists(root + "/" + id + "/control.sock")) << ReadFile(log);
   ASSERT_EQ(ProcessesOf(id).size(), 5u);  // supervisor + 4 services
@@ -121,6 +122,7 @@ TEST(Cli, SuperviseStatsPingKillAndSigtermLeaveNothing) {
   EXPECT_EQ(WaitExit(sup, 10000), 0);
   EXPECT_TRUE(ProcessesOf(id).empty());
   EXPECT_FALSE(fs::exists(root + "/" + id));
+  EXPECT_EQ(ReadFile("/proc/self/mountinfo"), mounts_before) << "a mount was left behind";
   // JSON logs, one object per line, with the restart reason.
   std::string logs = ReadFile(log);
   EXPECT_NE(logs.find("{\"time\":\""), std::string::npos) << logs;
