@@ -24,6 +24,65 @@ uint32_t SlotMessageBuilder::Finish() {
   return static_cast<uint32_t>(sizeof(capnp::word) * (1 + segments[0].size()));
 }
 
+namespace {
+void ValidateValue(const capnp::DynamicValue::Reader& v);
+
+bool IsPointerField(capnp::StructSchema::Field f) {
+  // A group is a struct sharing its parent's sections: walk it too.
+  if (f.getProto().isGroup()) return true;
+  switch (f.getType().which()) {
+    case capnp::schema::Type::TEXT:
+    case capnp::schema::Type::DATA:
+    case capnp::schema::Type::LIST:
+    case capnp::schema::Type::STRUCT:
+    case capnp::schema::Type::ANY_POINTER:
+    case capnp::schema::Type::INTERFACE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void ValidateStruct(capnp::DynamicStruct::Reader s) {
+  // get() is the typed read: it checks the pointer's kind, the list element
+  // size, a Text's NUL, exactly as the generated accessors do.
+  // Scalars live in the data section, whose reads are bounds-checked and
+  // cannot throw: only pointer fields need the typed read.
+  for (auto f : s.getSchema().getNonUnionFields()) {
+    if (IsPointerField(f)) ValidateValue(s.get(f));
+  }
+  KJ_IF_MAYBE(f, s.which()) {
+    if (IsPointerField(*f)) ValidateValue(s.get(*f));
+  }
+}
+
+void ValidateValue(const capnp::DynamicValue::Reader& v) {
+  switch (v.getType()) {
+    case capnp::DynamicValue::STRUCT:
+      ValidateStruct(v.as<capnp::DynamicStruct>());
+      break;
+    case capnp::DynamicValue::LIST: {
+      auto list = v.as<capnp::DynamicList>();
+      switch (list.getSchema().whichElementType()) {
+        case capnp::schema::Type::TEXT:
+        case capnp::schema::Type::DATA:
+        case capnp::schema::Type::LIST:
+        case capnp::schema::Type::STRUCT:
+          for (auto e : list) ValidateValue(e);
+          break;
+        default:
+          break;  // primitives: nothing more to check
+      }
+      break;
+    }
+    default:
+      break;  // scalars; Text and Data were checked by get()
+  }
+}
+}  // namespace
+
+void ValidateTyped(capnp::DynamicStruct::Reader root) { ValidateStruct(root); }
+
 capnp::ReaderOptions UntrustedReaderOptions(size_t message_words) {
   capnp::ReaderOptions o;
   // Enough to traverse the message a few times (decode-time validation plus

@@ -5,6 +5,7 @@
 // single-segment message, [u32 segment_count - 1 = 0][u32 words][words].
 #pragma once
 
+#include <capnp/dynamic.h>
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <kj/exception.h>
@@ -41,6 +42,10 @@ class SlotMessageBuilder final : public capnp::MessageBuilder {
 // Reader limits for messages from an untrusted peer.
 capnp::ReaderOptions UntrustedReaderOptions(size_t message_words);
 
+// Reads every field of `root` that its schema knows, recursively, with the
+// field's declared type. Throws kj::Exception where a typed accessor would.
+void ValidateTyped(capnp::DynamicStruct::Reader root);
+
 // A decoded message: the reader and its root, valid while `msg` is unchanged.
 template <typename T>
 class Decoded {
@@ -61,9 +66,24 @@ class Decoded {
     if (data == nullptr || count < 2) return Status::kBadMessage;
     try {
       auto words = kj::arrayPtr(reinterpret_cast<const capnp::word*>(data), count);
+      {
+        // Validated on a throw-away reader with a tight budget, so that the
+        // handler's reader below starts with its whole budget.
+        capnp::ReaderOptions o = UntrustedReaderOptions(count);
+        o.traversalLimitInWords = 2 * count + 64;
+        capnp::FlatArrayMessageReader check(words, o);
+        // Structure: every pointer, fields unknown to this schema included.
+        // More words than the message holds means aliased pointers.
+        if (check.getRoot<capnp::AnyPointer>().targetSize().wordCount > count) {
+          return Status::kBadMessage;
+        }
+        // Types: a pointer of the wrong kind, a list of the wrong element
+        // size, a Text without its NUL pass targetSize() but throw in the
+        // typed accessors.
+        ValidateTyped(check.getRoot<capnp::DynamicStruct>(capnp::Schema::from<T>()));
+      }
       reader_.emplace(words, UntrustedReaderOptions(count));
       root_ = reader_->template getRoot<T>();
-      (void)reader_->template getRoot<capnp::AnyPointer>().targetSize();
       return Status::kOk;
     } catch (const kj::Exception&) {
       reader_.reset();
