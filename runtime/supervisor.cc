@@ -259,6 +259,10 @@ void Supervisor::SendBootstrap(Proc& p) {
     g.setHasPeerPidfd(peer.alive && peer.pidfd.valid());
     if (peer.alive && peer.pidfd.valid()) fds.push_back(peer.pidfd.get());
   }
+  if (p.kind == ServiceKind::FS_GOFER) {
+    b.setHasRootfs(true);
+    fds.push_back(rootfs_.get());
+  }
   int rc = wire::SendMessage(p.bootstrap.get(), mb, fds);
   if (rc < 0) throw SysError(-rc, "sendmsg", "bootstrap of " + p.name);
 }
@@ -335,6 +339,8 @@ void Supervisor::Start() {
     ev.data.u64 = kEventCliListen;
     CheckSys(::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, cli_listen_.get(), &ev), "epoll_ctl", "cli");
 
+    rootfs_.Reset(::open(o_.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!rootfs_) throw SysError(errno, "open", "sandbox root " + o_.rootfs);
     const uint64_t t0 = MonotonicNs();
     for (auto& p : procs_) p->binary = FindServiceBinary(o_.service_dir, p->kind);
     for (auto& p : procs_) {
@@ -521,6 +527,7 @@ void Supervisor::Stop() {
   }
   cli_conns_.clear();
   cli_listen_.Reset();
+  rootfs_.Reset();
   RemoveState();
   if (signal_fd_) {
     signal_fd_.Reset();

@@ -28,6 +28,7 @@ struct SupervisorOptions {
   std::string sandbox_id;
   std::string root_dir = "/run/bulkhead";  // state lives in <root_dir>/<sandbox_id>/
   std::string service_dir;                 // empty: found next to the bulkhead binary
+  std::string rootfs = "/";                // the sandbox's root, handed to fs-gofer as a directory descriptor
   LogFormat log_format = LogFormat::kText;
   spdlog::level::level_enum service_log_level = spdlog::level::info;
   std::string debug_log_dir;               // per-service logs <dir>/<service>.log; empty: stderr
@@ -132,6 +133,7 @@ class Supervisor {
   UniqueFd epoll_;
   UniqueFd signal_fd_;
   UniqueFd cli_listen_;
+  UniqueFd rootfs_;
   std::vector<UniqueFd> cli_conns_;
   bool started_ = false;
   bool stopping_ = false;

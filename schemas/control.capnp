@@ -42,6 +42,9 @@ struct Bootstrap {
   sandboxId @1 :Text;
   channels @2 :List(ChannelGrant);
   allowTestHooks @3 :Bool;
+  # fs-gofer only: a directory descriptor (O_PATH) of the sandbox root follows
+  # the channels' descriptors.
+  hasRootfs @4 :Bool;
 }
 
 struct ChannelGrant {

@@ -13,6 +13,7 @@
 #include <map>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 
 #include "base/clock.h"
 #include "base/error.h"
@@ -147,6 +148,7 @@ class Service {
   Mapping stats_map_;
   ipc::ServiceStatsBlock* stats_ = nullptr;
   ChannelHolder control_;
+  ServiceContext context_;
   std::vector<std::unique_ptr<PeerChannel>> peers_;
   bool allow_test_hooks_ = false;
   std::map<std::string, int> counter_slots_;
@@ -212,6 +214,10 @@ void Service::ReadBootstrap() {
     peers_.push_back(std::move(pc));
   }
   if (!control_.Get()) throw std::runtime_error("bootstrap: no control channel");
+  if (root.getHasRootfs()) {
+    if (next >= b.fds.size()) throw std::runtime_error("bootstrap: missing rootfs descriptor");
+    context_.rootfs = std::move(b.fds[next++]);
+  }
 }
 
 void Service::Record(uint64_t t0, bool error) {
@@ -374,6 +380,12 @@ void Service::HandleData(Channel& ch, const ReceivedMessage& m) {
       ch.Send<Resp>(m.id(), [&](typename Resp::Builder b) { FillStats(b.initStats()); });
       break;
     default:
+      if constexpr (std::is_same_v<Req, schema::gofer::Request>) {
+        if (spec_.gofer_handler) {
+          spec_.gofer_handler(ch, m.id(), r);
+          break;
+        }
+      }
       ch.Send<Resp>(m.id(), [](typename Resp::Builder b) {
         auto e = b.initError();
         e.setErrno(ENOSYS);
@@ -544,6 +556,7 @@ void Service::WatchUpdates() {
 int Service::Run() {
   name_ = std::string(ServiceName(spec_.kind));
   ReadBootstrap();
+  if (spec_.setup) spec_.setup(context_);
   harden::HardenOptions ho;
   ho.outside_uid = spec_.outside_uid;
   ho.outside_gid = spec_.outside_gid;

@@ -14,10 +14,20 @@
 #include "harden/seccomp_policy.h"
 #include "ipc/channel.h"
 #include "ipc/stats.h"
+#include "schemas/gofer.capnp.h"
+#include "base/fd.h"
 #include "services/common/channel_holder.h"
 #include "services/common/service_kind.h"
 
 namespace bulkhead::service {
+
+// What a service's own code gets before hardening.
+struct ServiceContext {
+  UniqueFd rootfs;  // fs-gofer: the sandbox root (O_PATH directory)
+};
+
+// fs-gofer: answers a request beyond hello/ping/stats on a data channel.
+using GoferHandler = std::function<void(ipc::Channel&, uint64_t id, schema::gofer::Request::Reader)>;
 
 struct ServiceSpec {
   ServiceKind kind;
@@ -28,6 +38,10 @@ struct ServiceSpec {
   // Namespaces of its own besides user and mount: no IPC objects, hostname or
   // network interfaces shared with the host.
   int unshare_flags = CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET;
+  // Runs after the bootstrap and before hardening: open what the subsystem
+  // needs from the host here, it cannot later.
+  std::function<void(ServiceContext&)> setup;
+  GoferHandler gofer_handler;
 };
 
 // Parses the command line the supervisor gives, runs the service; returns

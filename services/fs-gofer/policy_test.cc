@@ -18,7 +18,7 @@ bool Allows(const harden::SyscallPolicy& p, int nr) {
 TEST(FsGoferPolicy, RefusesEscapeRoutes) {
   auto p = FsGoferPolicy();
   for (int nr : {SYS_execve, SYS_execveat, SYS_ptrace, SYS_socket, SYS_connect, SYS_open, SYS_openat,
-                 SYS_mount, SYS_unshare, SYS_setns, SYS_kill, SYS_process_vm_writev, SYS_bpf}) {
+                 SYS_mount, SYS_unshare, SYS_pwrite64, SYS_unlinkat, SYS_renameat2, SYS_setns, SYS_kill, SYS_process_vm_writev, SYS_bpf}) {
     EXPECT_FALSE(Allows(p, nr)) << harden::SyscallName(nr);
   }
   EXPECT_TRUE(Allows(p, SYS_futex));

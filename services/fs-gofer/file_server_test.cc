@@ -1,0 +1,117 @@
+#include "services/fs-gofer/file_server.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <string>
+
+namespace bulkhead::gofer {
+namespace {
+
+class FileServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* t = std::getenv("TEST_TMPDIR");
+    base_ = std::string(t ? t : "/tmp") + "/gofer-XXXXXX";
+    ASSERT_NE(mkdtemp(base_.data()), nullptr);
+    root_ = base_ + "/root";
+    ASSERT_EQ(mkdir(root_.c_str(), 0755), 0);
+    ASSERT_EQ(mkdir((root_ + "/etc").c_str(), 0755), 0);
+    std::ofstream(root_ + "/etc/hostname") << "inside\n";
+    std::ofstream(base_ + "/secret") << "outside\n";
+    ASSERT_EQ(symlink("/etc/hostname", (root_ + "/abs-link").c_str()), 0);
+    ASSERT_EQ(symlink("../../../../secret", (root_ + "/etc/escape").c_str()), 0);
+    ASSERT_EQ(symlink((base_ + "/secret").c_str(), (root_ + "/host-abs").c_str()), 0);
+    ASSERT_EQ(symlink("/proc/self/root/etc/passwd", (root_ + "/magic").c_str()), 0);
+    ASSERT_EQ(symlink("loop2", (root_ + "/loop1").c_str()), 0);
+    ASSERT_EQ(symlink("loop1", (root_ + "/loop2").c_str()), 0);
+    fs_ = std::make_unique<FileServer>(UniqueFd(open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)));
+  }
+  void TearDown() override { std::system(("rm -rf '" + base_ + "'").c_str()); }
+
+  std::string ReadAll(const std::string& path) {
+    OpenResult o;
+    int rc = fs_->Open(path, O_RDONLY, 0, &o);
+    if (rc < 0) return "errno " + std::to_string(-rc);
+    uint8_t buf[256];
+    long n = fs_->Pread(o.handle, 0, buf);
+    fs_->Close(o.handle);
+    return n < 0 ? "errno " + std::to_string(-n) : std::string(reinterpret_cast<char*>(buf), n);
+  }
+
+  std::string base_, root_;
+  std::unique_ptr<FileServer> fs_;
+};
+
+TEST_F(FileServerTest, ReadsFilesInsideTheRoot) {
+  EXPECT_EQ(ReadAll("/etc/hostname"), "inside\n");
+  EXPECT_EQ(ReadAll("/abs-link"), "inside\n");  // absolute symlinks resolve inside the root
+  EXPECT_EQ(ReadAll("//etc///hostname"), "inside\n");
+  struct stat st;
+  ASSERT_EQ(fs_->Stat("/etc", true, &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  ASSERT_EQ(fs_->Stat("/abs-link", false, &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+  std::string target;
+  ASSERT_EQ(fs_->Readlink("/abs-link", &target), 0);
+  EXPECT_EQ(target, "/etc/hostname");
+  EXPECT_EQ(fs_->Readlink("/etc/hostname", &target), -EINVAL);
+}
+
+TEST_F(FileServerTest, NothingLeadsOutsideTheRoot) {
+  EXPECT_EQ(ReadAll("/../secret"), "errno " + std::to_string(ENOENT));  // ".." stops at the root
+  EXPECT_EQ(ReadAll("/../../../../../etc/hostname"), "inside\n");
+  EXPECT_EQ(ReadAll("/etc/escape"), "errno " + std::to_string(ENOENT));
+  EXPECT_EQ(ReadAll("/host-abs"), "errno " + std::to_string(ENOENT));  // a host path means nothing here
+  EXPECT_NE(ReadAll("/magic"), "outside\n");
+  EXPECT_EQ(ReadAll("/loop1"), "errno " + std::to_string(ELOOP));
+}
+
+TEST_F(FileServerTest, HostileInputGetsLinuxErrnos) {
+  OpenResult o;
+  EXPECT_EQ(fs_->Open("", O_RDONLY, 0, &o), -ENOENT);
+  EXPECT_EQ(fs_->Open(std::string("/etc\0/x", 7), O_RDONLY, 0, &o), -EINVAL);
+  EXPECT_EQ(fs_->Open("/" + std::string(PATH_MAX, 'a'), O_RDONLY, 0, &o), -ENAMETOOLONG);
+  EXPECT_EQ(fs_->Open("/" + std::string(NAME_MAX + 1, 'a'), O_RDONLY, 0, &o), -ENAMETOOLONG);
+  EXPECT_EQ(fs_->Open("/etc/hostname", O_WRONLY, 0, &o), -EROFS);
+  EXPECT_EQ(fs_->Open("/etc/new", O_RDONLY | O_CREAT, 0644, &o), -EROFS);
+  EXPECT_EQ(fs_->Open("/etc/hostname", O_RDONLY | O_DIRECTORY, 0, &o), -ENOTDIR);
+  uint8_t buf[8];
+  EXPECT_EQ(fs_->Pread(12345, 0, buf), -EBADF);
+  ASSERT_EQ(fs_->Open("/etc/hostname", O_RDONLY, 0, &o), 0);
+  EXPECT_EQ(fs_->Pread(o.handle, -1, buf), -EINVAL);
+  EXPECT_EQ(fs_->Pread(o.handle, 1ll << 62, buf), 0);  // past the end: 0 bytes
+  EXPECT_EQ(fs_->Close(o.handle), 0);
+  EXPECT_EQ(fs_->Close(o.handle), -EBADF);
+  EXPECT_EQ(fs_->open_handles(), 0u);
+}
+
+TEST_F(FileServerTest, ListsDirectories) {
+  OpenResult o;
+  ASSERT_EQ(fs_->Open("/", O_RDONLY | O_DIRECTORY, 0, &o), 0);
+  EXPECT_TRUE(S_ISDIR(o.st.st_mode));
+  std::set<std::string> names;
+  uint8_t buf[512];
+  for (;;) {
+    long n = fs_->Getdents(o.handle, buf);
+    ASSERT_GE(n, 0);
+    if (n == 0) break;
+    for (long off = 0; off < n;) {
+      auto* d = reinterpret_cast<dirent64*>(buf + off);
+      names.insert(d->d_name);
+      off += d->d_reclen;
+    }
+  }
+  EXPECT_EQ(names, (std::set<std::string>{".", "..", "etc", "abs-link", "host-abs", "magic", "loop1", "loop2"}));
+}
+
+}  // namespace
+}  // namespace bulkhead::gofer
