@@ -105,14 +105,14 @@ TEST(Cli, SuperviseStatsPingKillAndSigtermLeaveNothing) {
 
   r = RunCli({"--root", root, "kill-service", id, "gofer"});
   EXPECT_EQ(r.code, 0) << r.out;
-  r = RunCli({"--root", root, "forbidden-syscall", id, "net-stack", "101"});
+  r = RunCli({"--root", root, "forbidden-syscall", id, "net-stack", "165"});
   EXPECT_EQ(r.code, 0) << r.out;
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
 
   r = RunCli({"--root", root, "stats", id});
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("syscall-router"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("seccomp refused ptrace"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("seccomp refused mount"), std::string::npos) << r.out;
   r = RunCli({"--root", root, "stats", "--json", id});
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.out.find("\"service\":\"fs-gofer\""), std::string::npos) << r.out;
@@ -126,7 +126,7 @@ TEST(Cli, SuperviseStatsPingKillAndSigtermLeaveNothing) {
   // JSON logs, one object per line, with the restart reason.
   std::string logs = ReadFile(log);
   EXPECT_NE(logs.find("{\"time\":\""), std::string::npos) << logs;
-  EXPECT_NE(logs.find("forbidden system call ptrace"), std::string::npos) << logs;
+  EXPECT_NE(logs.find("forbidden system call mount"), std::string::npos) << logs;
 }
 
 TEST(Cli, KillNineOfTheSupervisorTakesTheServicesAlongAndTheIdCanBeReused) {

@@ -71,16 +71,16 @@ TEST(Supervisor, ForbiddenSyscallKillsTheServiceWhichIsLoggedAndRestarted) {
   sup.Start();
   for (auto k : Supervisor::kServices) {
     const pid_t old = sup.Pid(k);
-    ASSERT_EQ(sup.ForbiddenSyscall(k, SYS_ptrace), "");
+    ASSERT_EQ(sup.ForbiddenSyscall(k, SYS_mount), "");
     uint64_t back = sup.WaitAnswering(k, old, 5000);
     ASSERT_GT(back, 0u) << ServiceName(k) << " did not come back";
     EXPECT_NE(sup.last_death().find("SIGSYS"), std::string::npos) << sup.last_death();
-    EXPECT_NE(sup.last_death().find("ptrace"), std::string::npos) << sup.last_death();
+    EXPECT_NE(sup.last_death().find("mount"), std::string::npos) << sup.last_death();
     EXPECT_EQ(sup.Restarts(k), 1u);
     auto stats = sup.Stats();
     for (auto& s : stats) {
       if (s.kind == k) {
-        EXPECT_EQ(s.last_fatal_syscall, SYS_ptrace);
+        EXPECT_EQ(s.last_fatal_syscall, SYS_mount);
       }
     }
   }

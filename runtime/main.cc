@@ -29,6 +29,10 @@ hardened services (syscall-router, fs-gofer, net-stack, mem-broker).
 usage: bulkhead [global flags] COMMAND [flags] [args]
 
 commands:
+  do [--rootfs DIR] [--cwd DIR] [--env K=V]... [--stats] -- CMD [ARG...]
+                                run CMD in a fresh sandbox: every system call it makes is
+                                served by bulkhead (first light: static and dynamic programs,
+                                read-only files, one process); exits with CMD's status
   selftest [--id ID]            start a sandbox's supervisor and four services, exchange
                                 messages over every ring, kill and restart a service, print
                                 stats and ring latency, stop cleanly
@@ -145,6 +149,58 @@ int CmdStats(const Global& g, std::vector<std::string> args) {
   return 0;
 }
 
+int CmdDo(const Global& g, std::vector<std::string> args) {
+  std::string rootfs = "/", cwd = "/";
+  std::vector<std::string> env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
+                                  "TERM=" + std::string(std::getenv("TERM") ? std::getenv("TERM") : "xterm")};
+  bool stats = false;
+  size_t k = 0;
+  for (; k < args.size(); ++k) {
+    const std::string& a = args[k];
+    if (a == "--") {
+      ++k;
+      break;
+    }
+    auto value = [&]() -> std::string {
+      if (k + 1 >= args.size()) UsageError("do: " + a + " needs a value");
+      return args[++k];
+    };
+    if (a == "--rootfs") rootfs = value();
+    else if (a == "--cwd") cwd = value();
+    else if (a == "--env") {
+      std::string kv = value();
+      if (kv.find('=') == std::string::npos) UsageError("do: --env wants KEY=VALUE");
+      env.push_back(kv);
+    } else if (a == "--stats") stats = true;
+    else if (a == "--network=none") {
+    } else if (!a.empty() && a[0] == '-') UsageError("do: unknown flag " + a);
+    else break;
+  }
+  std::vector<std::string> cmd(args.begin() + static_cast<long>(k), args.end());
+  if (cmd.empty()) UsageError("do: which command? (bulkhead do -- CMD [ARG...])");
+  SupervisorOptions o = MakeOptions(g, "do-" + std::to_string(getpid()));
+  o.rootfs = rootfs;
+  o.pass_stdio = true;
+  if (!g.debug) {
+    spdlog::set_level(spdlog::level::warn);
+    o.service_log_level = spdlog::level::warn;
+  }
+  Supervisor sup(o);
+  sup.Start();
+  AppResult r = sup.RunApp(cmd, env, cwd);
+  sup.Stop();
+  if (!r.error.empty()) std::fprintf(stderr, "bulkhead: %s\n", r.error.c_str());
+  if (stats || g.debug) {
+    std::fprintf(stderr, "bulkhead: %llu system calls served", static_cast<unsigned long long>(r.syscalls));
+    if (!r.unimplemented.empty()) std::fprintf(stderr, "; unimplemented (answered ENOSYS):");
+    for (auto& [nr, n] : r.unimplemented) {
+      std::fprintf(stderr, " %s x%llu", harden::SyscallName(nr).c_str(), static_cast<unsigned long long>(n));
+    }
+    std::fprintf(stderr, "\n");
+  }
+  return r.exit_code;
+}
+
 std::string OneArg(const std::vector<std::string>& args, const char* verb) {
   if (args.size() != 1 || args[0].empty() || args[0][0] == '-') UsageError(std::string(verb) + ": expected one sandbox id");
   return args[0];
@@ -225,6 +281,7 @@ int Main(int argc, char** argv) {
     sup.Start();
     return sup.Run();
   }
+  if (verb == "do") return CmdDo(g, args);
   if (verb == "stats") return CmdStats(g, args);
   if (verb == "ping") {
     wire::Received<ctl::CliResponse> resp;

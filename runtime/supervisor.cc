@@ -263,6 +263,10 @@ void Supervisor::SendBootstrap(Proc& p) {
     b.setHasRootfs(true);
     fds.push_back(rootfs_.get());
   }
+  if (p.kind == ServiceKind::SYSCALL_ROUTER && o_.pass_stdio) {
+    b.setHasStdio(true);
+    for (int fd = 0; fd < 3; ++fd) fds.push_back(fd);
+  }
   int rc = wire::SendMessage(p.bootstrap.get(), mb, fds);
   if (rc < 0) throw SysError(-rc, "sendmsg", "bootstrap of " + p.name);
 }
@@ -562,6 +566,59 @@ void Supervisor::WriteStateFile() {
     if (!out) throw std::runtime_error("writing " + tmp + " failed");
   }
   CheckSys(::rename(tmp.c_str(), (state_dir_ + "/state.json").c_str()), "rename", tmp);
+}
+
+AppResult Supervisor::RunApp(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                             const std::string& cwd) {
+  AppResult res;
+  Proc& r = P(ServiceKind::SYSCALL_ROUTER);
+  if (!r.alive) {
+    res.exit_code = 125;
+    res.error = "the syscall-router is not running";
+    return res;
+  }
+  const uint64_t id = r.control->NextId();
+  Status st = r.control->Send<ctl::Request>(id, [&](ctl::Request::Builder b) {
+    auto run = b.initRun();
+    auto a = run.initArgv(static_cast<unsigned>(argv.size()));
+    for (unsigned i = 0; i < argv.size(); ++i) a.set(i, argv[i]);
+    auto e = run.initEnv(static_cast<unsigned>(env.size()));
+    for (unsigned i = 0; i < env.size(); ++i) e.set(i, env[i]);
+    run.setCwd(cwd);
+    run.setHostname(o_.sandbox_id);
+  }, ipc::DeadlineIn(1'000'000'000));
+  if (st != Status::kOk) {
+    res.exit_code = 125;
+    res.error = std::string("sending the command to the syscall-router: ") + ipc::StatusName(st) +
+                (st == Status::kTooLarge ? " (argument list too long for one message)" : "");
+    return res;
+  }
+  ipc::ReceivedMessage m;
+  const pid_t router_pid = r.pid;
+  for (;;) {
+    st = r.control->Receive(&m, ipc::DeadlineIn(20'000'000));
+    if (st == Status::kOk && m.id() == id) break;
+    if (st == Status::kOk || st == Status::kBadMessage) continue;  // a late reply to something else
+    if (st != Status::kTimeout || !PollOnce(0) || !r.alive || r.pid != router_pid) {
+      res.exit_code = stopping_ ? 128 + SIGTERM : 125;
+      res.error = stopping_ ? "the sandbox was stopped" : "the syscall-router died: " + last_death_;
+      return res;
+    }
+  }
+  ipc::Decoded<ctl::Response> resp;
+  if (resp.Decode(m) != Status::kOk || !resp.root().isExited()) {
+    res.exit_code = 125;
+    res.error = resp.Decode(m) == Status::kOk && resp.root().isError()
+                    ? resp.root().getError().getMessage().cStr()
+                    : "malformed answer from the syscall-router";
+    return res;
+  }
+  auto x = resp.root().getExited();
+  res.exit_code = x.getCode();
+  res.error = x.getError().cStr();
+  res.syscalls = x.getSyscalls();
+  for (auto u : x.getUnimplemented()) res.unimplemented.emplace_back(u.getNr(), u.getCount());
+  return res;
 }
 
 PingReport Supervisor::Ping(ServiceKind kind, uint32_t count, size_t payload_bytes) {

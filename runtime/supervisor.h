@@ -28,6 +28,7 @@ struct SupervisorOptions {
   std::string sandbox_id;
   std::string root_dir = "/run/bulkhead";  // state lives in <root_dir>/<sandbox_id>/
   std::string service_dir;                 // empty: found next to the bulkhead binary
+  bool pass_stdio = false;                 // give the sandbox our stdin/stdout/stderr (bulkhead do)
   std::string rootfs = "/";                // the sandbox's root, handed to fs-gofer as a directory descriptor
   LogFormat log_format = LogFormat::kText;
   spdlog::level::level_enum service_log_level = spdlog::level::info;
@@ -46,6 +47,13 @@ struct PingReport {
   uint64_t median_ns = 0;
   uint64_t p99_ns = 0;
   uint64_t min_ns = 0;
+};
+
+struct AppResult {
+  int exit_code = 0;   // 128 + signal for a signal death
+  std::string error;   // set when it could not be started or the sandbox failed
+  uint64_t syscalls = 0;
+  std::vector<std::pair<int, uint64_t>> unimplemented;  // syscall number, count
 };
 
 struct ServiceSnapshot {
@@ -92,6 +100,11 @@ class Supervisor {
   // Shuts every service down (Shutdown request, then SIGKILL after a grace
   // period), reaps them, removes the state directory. Idempotent.
   void Stop();
+
+  // Runs one application in the sandbox to its end while the event loop
+  // keeps watching the services. A stop request (SIGTERM, SIGINT) ends it.
+  AppResult RunApp(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                   const std::string& cwd);
 
   PingReport Ping(ServiceKind kind, uint32_t count, size_t payload_bytes = 0);
   // Asks the router to ping each subsystem over its own data rings.

@@ -17,7 +17,28 @@ struct Request {
     forbiddenSyscall @4 :UInt32;
     # Router only: ping every subsystem over the router's own data rings.
     pingPeers @5 :PingPeers;
+    # Router only: run one application to its end (first light: one process).
+    run @6 :Run;
   }
+}
+
+struct Run {
+  argv @0 :List(Text);
+  env @1 :List(Text);
+  cwd @2 :Text;
+  hostname @3 :Text;
+}
+
+struct Exited {
+  code @0 :Int32;            # exit status, 128 + signal for a signal death
+  error @1 :Text;            # why it could not start, if it did not
+  syscalls @2 :UInt64;       # system calls served
+  unimplemented @3 :List(UnimplementedSyscall);
+}
+
+struct UnimplementedSyscall {
+  nr @0 :Int32;
+  count @1 :UInt64;
 }
 
 struct PingPeers {
@@ -32,6 +53,7 @@ struct Response {
     stats @3 :Common.ServiceStats;
     ok @4 :Void;
     peerPings @5 :List(ServicePing);
+    exited @6 :Exited;
   }
 }
 
@@ -45,6 +67,9 @@ struct Bootstrap {
   # fs-gofer only: a directory descriptor (O_PATH) of the sandbox root follows
   # the channels' descriptors.
   hasRootfs @4 :Bool;
+  # syscall-router only: the host descriptors the sandbox's stdin, stdout and
+  # stderr are, following everything else.
+  hasStdio @5 :Bool;
 }
 
 struct ChannelGrant {

@@ -218,6 +218,14 @@ void Service::ReadBootstrap() {
     if (next >= b.fds.size()) throw std::runtime_error("bootstrap: missing rootfs descriptor");
     context_.rootfs = std::move(b.fds[next++]);
   }
+  if (root.getHasStdio()) {
+    if (next + 3 > b.fds.size()) throw std::runtime_error("bootstrap: missing stdio descriptors");
+    for (auto& fd : context_.stdio) fd = std::move(b.fds[next++]);
+  }
+  context_.peer = [this](ServiceKind k) -> ChannelHolder* {
+    for (auto& p : peers_) if (p->peer == k && !p->server) return &p->holder;
+    return nullptr;
+  };
 }
 
 void Service::Record(uint64_t t0, bool error) {
@@ -334,6 +342,25 @@ void Service::ServeControl() {
         sent = ch->Send<ctl::Response>(m.id(), [&](ctl::Response::Builder b) {
           b.setPeerPings(tmp.getRoot<ctl::Response>().asReader().getPeerPings());
         });
+        break;
+      }
+      case ctl::Request::RUN: {
+        if (!spec_.run_handler) {
+          sent = ch->Send<ctl::Response>(m.id(), [](ctl::Response::Builder b) {
+            auto e = b.initError();
+            e.setErrno(ENOSYS);
+            e.setMessage("this service runs no applications");
+          });
+          break;
+        }
+        capnp::MallocMessageBuilder tmp;
+        auto exited = tmp.initRoot<ctl::Exited>();
+        spec_.run_handler(r.getRun(), exited);
+        sent = ch->Send<ctl::Response>(m.id(), [&](ctl::Response::Builder b) { b.setExited(exited.asReader()); });
+        if (sent == Status::kTooLarge) {
+          exited.initUnimplemented(0);
+          sent = ch->Send<ctl::Response>(m.id(), [&](ctl::Response::Builder b) { b.setExited(exited.asReader()); });
+        }
         break;
       }
       default:

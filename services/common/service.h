@@ -14,7 +14,9 @@
 #include "harden/seccomp_policy.h"
 #include "ipc/channel.h"
 #include "ipc/stats.h"
+#include "schemas/control.capnp.h"
 #include "schemas/gofer.capnp.h"
+#include <array>
 #include "base/fd.h"
 #include "services/common/channel_holder.h"
 #include "services/common/service_kind.h"
@@ -23,8 +25,14 @@ namespace bulkhead::service {
 
 // What a service's own code gets before hardening.
 struct ServiceContext {
-  UniqueFd rootfs;  // fs-gofer: the sandbox root (O_PATH directory)
+  UniqueFd rootfs;                 // fs-gofer: the sandbox root (O_PATH directory)
+  std::array<UniqueFd, 3> stdio;   // syscall-router: the sandbox's stdin, stdout, stderr
+  // syscall-router: its client channel to a subsystem (nullptr if none).
+  std::function<ChannelHolder*(ServiceKind)> peer;
 };
+
+// syscall-router: runs an application to its end and fills in how it ended.
+using RunHandler = std::function<void(schema::control::Run::Reader, schema::control::Exited::Builder)>;
 
 // fs-gofer: answers a request beyond hello/ping/stats on a data channel.
 using GoferHandler = std::function<void(ipc::Channel&, uint64_t id, schema::gofer::Request::Reader)>;
@@ -42,6 +50,7 @@ struct ServiceSpec {
   // needs from the host here, it cannot later.
   std::function<void(ServiceContext&)> setup;
   GoferHandler gofer_handler;
+  RunHandler run_handler;
 };
 
 // Parses the command line the supervisor gives, runs the service; returns

@@ -1,8 +1,56 @@
 // syscall-router: a bulkhead service process (see services/common/service.h).
-#include "services/syscall-router/policy.h"
+// It runs the application: the ptrace platform's stubs, the kernel that
+// serves their system calls, the fs-gofer for files.
+#include <unistd.h>
+
+#include <memory>
+
 #include "services/common/service.h"
+#include "services/syscall-router/kernel/kernel.h"
+#include "services/syscall-router/platform/ptrace_platform.h"
+#include "services/syscall-router/policy.h"
+
+namespace ctl = bulkhead::schema::control;
 
 int main(int argc, char** argv) {
-  bulkhead::service::ServiceSpec spec{bulkhead::ServiceKind::SYSCALL_ROUTER, bulkhead::router::RouterPolicy()};
-  return bulkhead::service::RunService(spec, argc, argv);
+  using namespace bulkhead;
+  std::unique_ptr<router::platform::Platform> platform;
+  std::unique_ptr<router::GoferClient> gofer;
+  std::array<UniqueFd, 3> stdio;
+  service::ServiceSpec spec{ServiceKind::SYSCALL_ROUTER, router::RouterPolicy()};
+  spec.setup = [&](service::ServiceContext& ctx) {
+    // Before hardening: the platform reserves the stub pages every stub inherits.
+    platform = router::platform::NewPtracePlatform(router::platform::PtracePlatformOptions{});
+    if (auto* h = ctx.peer(ServiceKind::FS_GOFER)) gofer = std::make_unique<router::GoferClient>(h);
+    stdio = std::move(ctx.stdio);
+  };
+  spec.run_handler = [&](ctl::Run::Reader r, ctl::Exited::Builder out) {
+    if (!gofer) {
+      out.setCode(126);
+      out.setError("no fs-gofer channel");
+      return;
+    }
+    router::RunRequest req;
+    for (auto a : r.getArgv()) req.argv.emplace_back(a.cStr(), a.size());
+    for (auto e : r.getEnv()) req.envp.emplace_back(e.cStr(), e.size());
+    if (r.hasCwd()) req.cwd = r.getCwd().cStr();
+    if (r.hasHostname()) req.hostname = r.getHostname().cStr();
+    // Without stdio from the supervisor the application writes nowhere.
+    std::array<int, 3> fds;
+    int devnull = -1;
+    for (int i = 0; i < 3; ++i) fds[i] = stdio[i] ? stdio[i].get() : devnull;
+    router::Kernel kernel(*platform, *gofer, fds);
+    router::RunResult res = kernel.Run(req);
+    out.setCode(res.exit_code);
+    out.setError(res.error);
+    out.setSyscalls(res.syscalls);
+    auto list = out.initUnimplemented(static_cast<unsigned>(res.unimplemented.size()));
+    unsigned i = 0;
+    for (auto& [nr, count] : res.unimplemented) {
+      list[i].setNr(static_cast<int32_t>(nr));
+      list[i].setCount(count);
+      ++i;
+    }
+  };
+  return service::RunService(spec, argc, argv);
 }

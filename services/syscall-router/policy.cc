@@ -1,14 +1,18 @@
 #include "services/syscall-router/policy.h"
 
+#include "services/syscall-router/platform/ptrace_platform.h"
+
 namespace bulkhead::router {
 
-// syscall-router owns the only peer of the application (tasks, signals, fds, address spaces). Today it serves its control channel and is the client of the other three services' data rings.
-// It starts from what every service needs (glibc, spdlog, threads, its rings
-// and its bootstrap socket) and adds nothing yet: each subsystem adds the
-// calls its own work needs, one line each, with the reason.
+// syscall-router owns the application: tasks, signals, fds, address spaces.
+// What every service needs (glibc, spdlog, threads, its rings and its
+// bootstrap socket), plus what the ptrace platform needs to create, trace and
+// reap the application's stub processes (each rule restricted by argument:
+// see PtracePlatformRouterRules). It never opens a file or a socket.
 harden::SyscallPolicy RouterPolicy() {
   harden::SyscallPolicy p = harden::BaseServicePolicy();
   p.name = "syscall-router";
+  p.Append(platform::PtracePlatformRouterRules(platform::PtracePlatformOptions{}));
   return p;
 }
 
