@@ -399,6 +399,12 @@ int64_t Kernel::Iov(Task& t, int fd, uint64_t iov_addr, uint64_t iovcnt, bool wr
 
 int64_t Kernel::StatAt(Task& t, int dirfd, uint64_t path_addr, uint64_t statbuf, int flags) {
   struct stat st;
+  if (int64_t rc = LookupStat(t, dirfd, path_addr, flags, &st); rc < 0) return rc;
+  return t.as->CopyOut(statbuf, &st, sizeof(st)) ? 0 : -EFAULT;
+}
+
+int64_t Kernel::LookupStat(Task& t, int dirfd, uint64_t path_addr, int flags, struct stat* out) {
+  struct stat& st = *out;
   std::string path;
   auto s = t.as->ReadCString(path_addr, 4096);
   if (!s) return -EFAULT;
@@ -429,7 +435,7 @@ int64_t Kernel::StatAt(Task& t, int dirfd, uint64_t path_addr, uint64_t statbuf,
       return rc;
     }
   }
-  return t.as->CopyOut(statbuf, &st, sizeof(st)) ? 0 : -EFAULT;
+  return 0;
 }
 
 int64_t Kernel::Brk(Task& t, uint64_t want) {
@@ -531,6 +537,38 @@ int64_t Kernel::Dispatch(Task& t, long nr) {
     case SYS_stat: return StatAt(t, AT_FDCWD, a(0), a(1), 0);
     case SYS_lstat: return StatAt(t, AT_FDCWD, a(0), a(1), AT_SYMLINK_NOFOLLOW);
     case SYS_newfstatat: return StatAt(t, ia(0), a(1), a(2), ia(3));
+    case SYS_statx: {
+      const int flags = ia(2);
+      if (flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE)) return -EINVAL;
+      struct stat st;
+      if (int64_t rc = LookupStat(t, ia(0), a(1), flags, &st); rc < 0) return rc;
+      struct statx x;
+      std::memset(&x, 0, sizeof(x));
+      x.stx_mask = STATX_BASIC_STATS;
+      x.stx_blksize = static_cast<uint32_t>(st.st_blksize);
+      x.stx_nlink = static_cast<uint32_t>(st.st_nlink);
+      x.stx_uid = st.st_uid;
+      x.stx_gid = st.st_gid;
+      x.stx_mode = static_cast<uint16_t>(st.st_mode);
+      x.stx_ino = st.st_ino;
+      x.stx_size = static_cast<uint64_t>(st.st_size);
+      x.stx_blocks = static_cast<uint64_t>(st.st_blocks);
+      auto ts = [](const timespec& t) { return statx_timestamp{t.tv_sec, static_cast<uint32_t>(t.tv_nsec), 0}; };
+      x.stx_atime = ts(st.st_atim);
+      x.stx_mtime = ts(st.st_mtim);
+      x.stx_ctime = ts(st.st_ctim);
+      x.stx_rdev_major = major(st.st_rdev);
+      x.stx_rdev_minor = minor(st.st_rdev);
+      x.stx_dev_major = major(st.st_dev);
+      x.stx_dev_minor = minor(st.st_dev);
+      return t.as->CopyOut(a(4), &x, sizeof(x)) ? 0 : -EFAULT;
+    }
+    case SYS_getxattr:
+    case SYS_lgetxattr:
+    case SYS_fgetxattr:
+      return -ENODATA;  // no extended attributes yet
+    case SYS_socket:
+      return -EAFNOSUPPORT;  // sockets come with the net-stack
     case SYS_access:
     case SYS_faccessat:
     case SYS_faccessat2: {

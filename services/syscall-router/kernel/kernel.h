@@ -51,6 +51,7 @@ class Kernel {
   int64_t Read(Task& t, int fd, uint64_t buf, uint64_t count, int64_t offset);
   int64_t Write(Task& t, int fd, uint64_t buf, uint64_t count);
   int64_t StatAt(Task& t, int dirfd, uint64_t path_addr, uint64_t statbuf, int flags);
+  int64_t LookupStat(Task& t, int dirfd, uint64_t path_addr, int flags, struct stat* out);
   int64_t Mmap(Task& t);
   int64_t Brk(Task& t, uint64_t want);
   int64_t Iov(Task& t, int fd, uint64_t iov, uint64_t iovcnt, bool write);
