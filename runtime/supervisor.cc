@@ -600,6 +600,8 @@ AppResult Supervisor::RunApp(const std::vector<std::string>& argv, const std::ve
     if (st == Status::kOk && m.id() == id) break;
     if (st == Status::kOk || st == Status::kBadMessage) continue;  // a late reply to something else
     if (st != Status::kTimeout || !PollOnce(0) || !r.alive || r.pid != router_pid) {
+      // Let the death be reaped so that its cause can be reported.
+      for (int i = 0; i < 50 && r.alive && r.pid == router_pid && !stopping_; ++i) PollOnce(10);
       res.exit_code = stopping_ ? 128 + SIGTERM : 125;
       res.error = stopping_ ? "the sandbox was stopped" : "the syscall-router died: " + last_death_;
       return res;

@@ -81,7 +81,7 @@ long GoferClient::Pread(uint64_t handle, int64_t offset, std::span<uint8_t> out)
       [&](g::Response::Reader r, const ipc::ReceivedMessage& m) -> long {
         if (!r.isRead()) return -EIO;
         size_t n = std::min<size_t>({r.getRead(), m.bulk().size(), out.size()});
-        std::memcpy(out.data(), m.bulk().data(), n);
+        if (n) std::memcpy(out.data(), m.bulk().data(), n);
         return static_cast<long>(n);
       });
 }
@@ -122,7 +122,7 @@ long GoferClient::Getdents(uint64_t handle, std::span<uint8_t> out) {
       [&](g::Response::Reader r, const ipc::ReceivedMessage& m) -> long {
         if (!r.isDirents()) return -EIO;
         size_t n = std::min<size_t>({r.getDirents().getBytes(), m.bulk().size(), out.size()});
-        std::memcpy(out.data(), m.bulk().data(), n);
+        if (n) std::memcpy(out.data(), m.bulk().data(), n);
         return static_cast<long>(n);
       });
 }
