@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Bounded libFuzzer run of every target in //ipc/fuzz (see ipc/fuzz/README.md).
+# Bounded libFuzzer run of every fuzz target: //ipc/fuzz (ipc/fuzz/README.md)
+# and the ELF loader (services/syscall-router/loader/README.md).
 #
 #   scripts/fuzz.sh [SECONDS]      SECONDS per target (default 60)
 #
@@ -28,7 +29,9 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then
   echo "usage: $0 [SECONDS]   (a positive number of seconds per target)" >&2
   exit 2
 fi
-targets=(${BULKHEAD_FUZZ_TARGETS:-ring_decoder capnp_decode})
+targets=(${BULKHEAD_FUZZ_TARGETS:-ring_decoder capnp_decode elf})
+# Where each target lives: its Bazel package and its checked-in seed corpus.
+pkg_of() { case "$1" in elf) echo services/syscall-router/loader ;; *) echo ipc/fuzz ;; esac; }
 
 # ---- clang and its libFuzzer/ASan runtimes (Debian: clang + libclang-rt-14-dev)
 if ! command -v clang >/dev/null 2>&1; then
@@ -56,25 +59,25 @@ trap 'rm -rf "$work"' EXIT
 # --experimental_convenience_symlinks=ignore: bazel-bin, bazel-testlogs, ... of
 # the workspace keep pointing at the main output base (scripts/test.sh and
 # everybody else read them).
-echo "fuzz: building //ipc/fuzz with clang (--config=fuzz, output base $out_base)" >&2
+echo "fuzz: building the fuzz targets with clang (--config=fuzz, output base $out_base)" >&2
 bins=()
-for t in "${targets[@]}"; do bins+=("//ipc/fuzz:${t}_fuzz"); done
+for t in "${targets[@]}"; do bins+=("//$(pkg_of "$t"):${t}_fuzz"); done
 if ! "${bazel_fuzz[@]}" build --config=fuzz --experimental_convenience_symlinks=ignore "${bins[@]}" >"$work/build.log" 2>&1; then
   grep -v 'linux-sandbox' "$work/build.log" | tail -40 >&2
   echo "fuzz: FAILED: the clang build of the fuzz targets failed (log above)"
   exit 1
 fi
-bin_dir="$("${bazel_fuzz[@]}" info --config=fuzz bazel-bin 2>/dev/null)/ipc/fuzz"
+bin_root="$("${bazel_fuzz[@]}" info --config=fuzz bazel-bin 2>/dev/null)"
 
 # ---- run
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 failed=0
 for t in "${targets[@]}"; do
-  bin="$bin_dir/${t}_fuzz"
+  bin="$bin_root/$(pkg_of "$t")/${t}_fuzz"
   corpus="$work/corpus-$t"
   mkdir -p "$corpus" "$artifacts/$t"
-  cp ipc/fuzz/corpus/"$t"/* "$corpus"/ 2>/dev/null || true
+  cp "$(pkg_of "$t")"/corpus/"$t"/* "$corpus"/ 2>/dev/null || true
   log="$artifacts/$t/last-run.log"
   echo "fuzz: running ${t}_fuzz for ${seconds}s (corpus: $(ls "$corpus" | wc -l) seeds)" >&2
   # -timeout: one input over 10 s is a hang; the outer timeout guards libFuzzer itself.
@@ -95,8 +98,8 @@ for t in "${targets[@]}"; do
     saved="$(sed -n "s/.*Test unit written to \(.*\)$/\1/p" "$log")"
     if [ -n "$saved" ]; then
       echo "fuzz: the input that triggered it was saved to: $saved"
-      echo "fuzz: reproduce: $bin $saved   (or without clang: bazel build //ipc/fuzz:${t}_fuzz_replay_test &&" \
-           "bazel-bin/ipc/fuzz/${t}_fuzz_replay_test --runs=0 $saved)"
+      echo "fuzz: reproduce: $bin $saved   (or without clang: bazel build //$(pkg_of "$t"):${t}_fuzz_replay_test &&" \
+           "bazel-bin/$(pkg_of "$t")/${t}_fuzz_replay_test $saved)"
     else
       echo "fuzz: no crash input was written (see the log)"
     fi

@@ -37,6 +37,8 @@ constexpr uint64_t kMmapTop = 0x7e0000000000;  // non-fixed mmaps grow down from
 constexpr int kMaxFds = 1024;
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+constexpr int kFatalExec = -100000;  // Exec: the image is gone, the task dies by SIGSEGV
+
 uint64_t PageUp(uint64_t v) { return (v + kPage - 1) & ~(kPage - 1); }
 
 }  // namespace
@@ -188,6 +190,9 @@ int Kernel::Exec(Task& t, const RunRequest& req, std::string* error) {
       }
       case loader::ExecPlanner::Step::kFailed:
         *error = path + ": " + planner.error().message;
+        // Past Linux's point of no return the exec cannot fail with an
+        // errno: the process dies with SIGSEGV.
+        if (planner.error().fatal) return kFatalExec;
         return -planner.error().err;
       case loader::ExecPlanner::Step::kDone: {
         loader::ExecImage img = planner.TakeImage();
@@ -253,6 +258,11 @@ RunResult Kernel::Run(const RunRequest& req) {
   }
   std::string why;
   int rc = Exec(t, req, &why);
+  if (rc == kFatalExec) {
+    res.exit_code = 128 + SIGSEGV;
+    res.error = why + " (killed by SIGSEGV, as Linux does after the point of no return)";
+    return res;
+  }
   if (rc < 0) {
     res.exit_code = rc == -ENOENT ? 127 : 126;
     res.error = why.empty() ? req.argv[0] + ": " + strerror(-rc) : why + " (" + strerror(-rc) + ")";

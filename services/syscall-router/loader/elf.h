@@ -107,9 +107,9 @@ struct ElfImage {
   // page-aligned (total_mapping_size()).
   uint64_t span_start = 0;
   uint64_t span_end = 0;
-  // maximum_alignment(): the largest power-of-two p_align of the PT_LOADs,
-  // at least a page.
-  uint64_t max_align = kPageSize;
+  // maximum_alignment(): the largest power-of-two p_align of the PT_LOADs
+  // rounded up to a page; 0 when no PT_LOAD has one.
+  uint64_t max_align = 0;
 
   uint64_t total_size() const { return span_end - span_start; }
 };
