@@ -9,28 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "runtime/supervisor.h"
+
 namespace bulkhead::integration {
 
-// Pids whose command line carries `--sandbox-id ID`.
-inline std::vector<pid_t> ProcessesOf(const std::string& id) {
-  std::vector<pid_t> out;
-  DIR* d = opendir("/proc");
-  if (!d) return out;
-  while (dirent* e = readdir(d)) {
-    pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
-    if (pid <= 0 || pid == getpid()) continue;
-    std::ifstream in("/proc/" + std::string(e->d_name) + "/cmdline", std::ios::binary);
-    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (cmd.find(std::string("--sandbox-id") + '\0' + id + '\0') == std::string::npos &&
-        cmd.find(std::string("--id") + '\0' + id + '\0') == std::string::npos) {
-      continue;
-    }
-    // A zombie has no command line, so everything listed here is alive.
-    out.push_back(pid);
-  }
-  closedir(d);
-  return out;
-}
+// Live processes of sandbox `id` (see runtime::SandboxProcesses).
+inline std::vector<pid_t> ProcessesOf(const std::string& id) { return runtime::SandboxProcesses(id); }
 
 // Number of open descriptors of process `pid` on a bulkhead memfd segment.
 inline int BulkheadMemfds(pid_t pid) {

@@ -33,6 +33,30 @@ int StatusErrno(Status s) {
 }
 
 namespace {
+
+// Reads an index the consumer owns and accepts it only if it is possible:
+// never going back, never passing what we produced. Otherwise the ring is
+// marked corrupt.
+bool AdoptPeerIndex(const std::atomic<uint64_t>& shared, uint64_t* cached, uint64_t limit, bool* corrupt) {
+  uint64_t v = shared.load(std::memory_order_acquire);
+  if (v < *cached || v > limit) {
+    *corrupt = true;
+    return false;
+  }
+  *cached = v;
+  return true;
+}
+
+Status FromWait(WaitResult w) {
+  switch (w) {
+    case WaitResult::kReady: return Status::kOk;
+    case WaitResult::kTimeout: return Status::kTimeout;
+    case WaitResult::kPeerDead: return Status::kPeerDead;
+    case WaitResult::kClosed: return Status::kClosed;
+  }
+  return Status::kCorrupt;
+}
+
 inline void WakeIfWaiting(std::atomic<uint32_t>* waiting, std::atomic<uint32_t>* seq) {
   // Pairs with the waiter's seq_cst store of `waiting` followed by its
   // re-check of the index (see WaitFor).
@@ -56,15 +80,7 @@ RingProducer::RingProducer(RingControl* ctl, uint8_t* slots, uint32_t slot_count
   cached_tail_ = 0;
 }
 
-bool RingProducer::RefreshTail() {
-  uint64_t t = ctl_->tail.load(std::memory_order_acquire);
-  if (t < cached_tail_ || t > head_) {
-    corrupt_ = true;
-    return false;
-  }
-  cached_tail_ = t;
-  return true;
-}
+bool RingProducer::RefreshTail() { return AdoptPeerIndex(ctl_->tail, &cached_tail_, head_, &corrupt_); }
 
 Status RingProducer::Claim(uint8_t** payload, uint64_t deadline, SpinPolicy* spin,
                            const PeerWatch* peer) {
@@ -78,9 +94,7 @@ Status RingProducer::Claim(uint8_t** payload, uint64_t deadline, SpinPolicy* spi
     WaitResult w = WaitFor(has_space, closed, &ctl_->space_waiting, &ctl_->space_seq, spin,
                            deadline, peer);
     if (corrupt_) return Status::kCorrupt;
-    if (w == WaitResult::kTimeout) return Status::kTimeout;
-    if (w == WaitResult::kPeerDead) return Status::kPeerDead;
-    if (w == WaitResult::kClosed) return Status::kClosed;
+    if (w != WaitResult::kReady) return FromWait(w);
   }
   uint8_t* slot = slots_ + (head_ & (slot_count_ - 1)) * static_cast<uint64_t>(slot_size_);
   *payload = slot + sizeof(SlotHeader);
@@ -88,13 +102,7 @@ Status RingProducer::Claim(uint8_t** payload, uint64_t deadline, SpinPolicy* spi
 }
 
 bool RingProducer::RefreshBulkTail() {
-  uint64_t t = ctl_->bulk_tail.load(std::memory_order_acquire);
-  if (t < cached_bulk_tail_ || t > bulk_head_) {
-    corrupt_ = true;
-    return false;
-  }
-  cached_bulk_tail_ = t;
-  return true;
+  return AdoptPeerIndex(ctl_->bulk_tail, &cached_bulk_tail_, bulk_head_, &corrupt_);
 }
 
 Status RingProducer::ClaimBulk(uint64_t len, BulkRef* ref, uint8_t** data, uint64_t deadline,
@@ -122,9 +130,7 @@ Status RingProducer::ClaimBulk(uint64_t len, BulkRef* ref, uint8_t** data, uint6
     WaitResult w = WaitFor(has_space, closed, &ctl_->space_waiting, &ctl_->space_seq, spin,
                            deadline, peer);
     if (corrupt_) return Status::kCorrupt;
-    if (w == WaitResult::kTimeout) return Status::kTimeout;
-    if (w == WaitResult::kPeerDead) return Status::kPeerDead;
-    if (w == WaitResult::kClosed) return Status::kClosed;
+    if (w != WaitResult::kReady) return FromWait(w);
   }
   bulk_head_ += skip;
   ref->pos = bulk_head_;
@@ -233,10 +239,7 @@ Status RingConsumer::Pop(ReceivedMessage* out, uint64_t deadline, SpinPolicy* sp
   };
   auto closed = [&] { return ctl_->producer_closed.load(std::memory_order_acquire) != 0; };
   WaitResult w = WaitFor(ready, closed, &ctl_->data_waiting, &ctl_->data_seq, spin, deadline, peer);
-  if (w == WaitResult::kReady) return TryPop(out);
-  if (w == WaitResult::kTimeout) return Status::kTimeout;
-  if (w == WaitResult::kPeerDead) return Status::kPeerDead;
-  return Status::kClosed;
+  return w == WaitResult::kReady ? TryPop(out) : FromWait(w);
 }
 
 void RingConsumer::ReleaseBulk(const ReceivedMessage& m) {

@@ -1,6 +1,5 @@
 #include "runtime/selftest.h"
 
-#include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -14,24 +13,6 @@
 
 namespace bulkhead::runtime {
 namespace {
-
-// Processes whose command line names this sandbox id (services carry
-// --sandbox-id ID).
-std::vector<pid_t> ProcessesOf(const std::string& id) {
-  std::vector<pid_t> out;
-  DIR* d = opendir("/proc");
-  if (!d) return out;
-  while (dirent* e = readdir(d)) {
-    pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
-    if (pid <= 0 || pid == getpid()) continue;
-    std::ifstream in("/proc/" + std::string(e->d_name) + "/cmdline", std::ios::binary);
-    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::string needle = std::string("--sandbox-id") + '\0' + id + '\0';
-    if (cmd.find(needle) != std::string::npos) out.push_back(pid);
-  }
-  closedir(d);
-  return out;
-}
 
 void PrintStats(const std::vector<ServiceSnapshot>& stats) {
   std::printf("  %-15s %7s %8s %10s %10s %7s %12s %12s\n", "service", "pid", "restarts", "msgs in", "msgs out",
@@ -113,7 +94,7 @@ int RunSelftest(SupervisorOptions opts, bool verbose) {
     bool no_state = !std::filesystem::exists(sup.state_dir());
     check(no_state, "state directory " + sup.state_dir() + " removed");
   }
-  auto left = ProcessesOf(id);
+  auto left = SandboxProcesses(id);
   check(left.empty(), left.empty() ? "no process of the sandbox left" : std::to_string(left.size()) + " processes left behind");
   (void)verbose;
   std::printf("\nselftest %s\n", failures == 0 ? "passed" : "FAILED");

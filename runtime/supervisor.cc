@@ -68,6 +68,24 @@ bool IsExecutable(const std::string& p) { return ::access(p.c_str(), X_OK) == 0;
 
 }  // namespace
 
+std::vector<pid_t> SandboxProcesses(const std::string& id) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    pid_t pid = static_cast<pid_t>(std::atoi(name.c_str()));
+    if (pid <= 0 || pid == ::getpid()) continue;
+    std::ifstream in("/proc/" + name + "/cmdline", std::ios::binary);
+    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // A zombie has an empty command line, so everything listed is alive.
+    if (cmd.find(std::string("--sandbox-id") + '\0' + id + '\0') != std::string::npos ||
+        cmd.find(std::string("--id") + '\0' + id + '\0') != std::string::npos) {
+      out.push_back(pid);
+    }
+  }
+  return out;
+}
+
 bool ValidSandboxId(const std::string& id) {
   if (id.empty() || id.size() > 128) return false;
   if (!std::isalnum(static_cast<unsigned char>(id[0]))) return false;

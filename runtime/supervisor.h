@@ -76,6 +76,11 @@ struct ServiceSnapshot {
 // else next to the running executable, its Bazel runfiles, or ../libexec/bulkhead.
 std::string FindServiceBinary(const std::string& dir, ServiceKind kind);
 
+// Live processes of sandbox `id`: the services (`--sandbox-id ID` on their
+// command line) and a `bulkhead supervise --id ID`. Used to prove that a stop
+// left nothing behind.
+std::vector<pid_t> SandboxProcesses(const std::string& id);
+
 // Sandbox ids name directories: [A-Za-z0-9][A-Za-z0-9_.-]{0,127}.
 bool ValidSandboxId(const std::string& id);
 
