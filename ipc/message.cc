@@ -1,5 +1,8 @@
 #include "ipc/message.h"
 
+#include <unordered_map>
+#include <vector>
+
 namespace bulkhead::ipc {
 
 SlotMessageBuilder::SlotMessageBuilder(uint8_t* space, size_t bytes) : base_(space) {
@@ -43,16 +46,40 @@ bool IsPointerField(capnp::StructSchema::Field f) {
   }
 }
 
+// The pointer fields of one struct type, found once per type and thread
+// (schema walks are the costly part of validation).
+struct PointerFields {
+  std::vector<capnp::StructSchema::Field> plain;  // outside the union
+  std::vector<bool> union_member_is_pointer;      // by Field::getIndex() (all fields)
+};
+
+const PointerFields& PointerFieldsOf(capnp::StructSchema schema) {
+  thread_local std::unordered_map<uint64_t, PointerFields> cache;
+  const uint64_t id = schema.getProto().getId();
+  auto it = cache.find(id);
+  if (it != cache.end()) return it->second;
+  PointerFields pf;
+  for (auto f : schema.getNonUnionFields()) {
+    if (IsPointerField(f)) pf.plain.push_back(f);
+  }
+  if (schema.getUnionFields().size() > 0) {
+    pf.union_member_is_pointer.assign(schema.getFields().size(), false);
+    for (auto f : schema.getUnionFields()) pf.union_member_is_pointer[f.getIndex()] = IsPointerField(f);
+  }
+  return cache.emplace(id, std::move(pf)).first->second;
+}
+
 void ValidateStruct(capnp::DynamicStruct::Reader s) {
   // get() is the typed read: it checks the pointer's kind, the list element
   // size, a Text's NUL, exactly as the generated accessors do.
   // Scalars live in the data section, whose reads are bounds-checked and
   // cannot throw: only pointer fields need the typed read.
-  for (auto f : s.getSchema().getNonUnionFields()) {
-    if (IsPointerField(f)) ValidateValue(s.get(f));
-  }
+  const PointerFields& pf = PointerFieldsOf(s.getSchema());
+  for (const auto& f : pf.plain) ValidateValue(s.get(f));
+  if (pf.union_member_is_pointer.empty()) return;
   KJ_IF_MAYBE(f, s.which()) {
-    if (IsPointerField(*f)) ValidateValue(s.get(*f));
+    uint32_t idx = f->getIndex();
+    if (idx < pf.union_member_is_pointer.size() && pf.union_member_is_pointer[idx]) ValidateValue(s.get(*f));
   }
 }
 

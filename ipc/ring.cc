@@ -61,7 +61,8 @@ inline void WakeIfWaiting(std::atomic<uint32_t>* waiting, std::atomic<uint32_t>*
   // Pairs with the waiter's seq_cst store of `waiting` followed by its
   // re-check of the index (see WaitFor).
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (waiting->load(std::memory_order_relaxed) != 0) {
+  const uint32_t w = waiting->load(std::memory_order_relaxed);
+  if (w != 0 && w == WaitTicket(seq->load(std::memory_order_relaxed))) {
     seq->fetch_add(1, std::memory_order_release);
     FutexWake(seq, 1);
   }

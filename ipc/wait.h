@@ -57,6 +57,12 @@ enum class WaitResult { kReady, kTimeout, kPeerDead, kClosed };
 // How long one futex sleep lasts before liveness is re-checked.
 inline constexpr uint64_t kSleepSliceNs = 20'000'000;  // 20 ms
 
+// What a sleeper stores in its ring's `waiting` word: the futex value it is
+// about to sleep on, tagged. A waker wakes only while the ticket names the
+// current value: once per sleep, not once per message published meanwhile.
+inline constexpr uint32_t kWaitingBit = 0x80000000u;
+inline uint32_t WaitTicket(uint32_t seq) { return kWaitingBit | (seq & ~kWaitingBit); }
+
 inline void CpuRelax() { __builtin_ia32_pause(); }
 
 // Waits until ready() is true. `waiting` and `seq` are the ring's announce

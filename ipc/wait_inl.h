@@ -26,13 +26,14 @@ WaitResult WaitFor(Ready&& ready, Closed&& closed, std::atomic<uint32_t>* waitin
   }
   spin->OnSleep();
   for (;;) {
-    if (closed()) return WaitResult::kClosed;
+    // Messages published before the close are still delivered.
+    if (closed()) return ready() ? WaitResult::kReady : WaitResult::kClosed;
     uint64_t now = NowNs();
     if (now >= deadline) return WaitResult::kTimeout;
     // Announce the sleep, then re-check: the producer publishes, fences, then
     // reads `waiting`; one of the two sides is guaranteed to see the other.
-    waiting->store(1, std::memory_order_seq_cst);
     uint32_t s = seq->load(std::memory_order_seq_cst);
+    waiting->store(WaitTicket(s), std::memory_order_seq_cst);
     if (ready()) {
       waiting->store(0, std::memory_order_relaxed);
       return WaitResult::kReady;
