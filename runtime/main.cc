@@ -264,7 +264,7 @@ int Main(int argc, char** argv) {
       spdlog::set_level(spdlog::level::warn);
       o.service_log_level = spdlog::level::warn;
     }
-    return RunSelftest(o, g.debug);
+    return RunSelftest(o);
   }
   if (verb == "supervise") {
     std::string id;

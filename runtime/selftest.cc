@@ -29,7 +29,7 @@ void PrintStats(const std::vector<ServiceSnapshot>& stats) {
 
 }  // namespace
 
-int RunSelftest(SupervisorOptions opts, bool verbose) {
+int RunSelftest(SupervisorOptions opts) {
   const std::string id = opts.sandbox_id;
   std::printf("bulkhead selftest: sandbox %s, state in %s/%s\n", id.c_str(), opts.root_dir.c_str(), id.c_str());
   int failures = 0;
@@ -96,7 +96,6 @@ int RunSelftest(SupervisorOptions opts, bool verbose) {
   }
   auto left = SandboxProcesses(id);
   check(left.empty(), left.empty() ? "no process of the sandbox left" : std::to_string(left.size()) + " processes left behind");
-  (void)verbose;
   std::printf("\nselftest %s\n", failures == 0 ? "passed" : "FAILED");
   return failures == 0 ? 0 : 1;
 }

@@ -8,6 +8,6 @@ namespace bulkhead::runtime {
 // exchanges messages with each over its ring, kills one service and shows it
 // restarted, prints per-service stats and the measured ring latency, then
 // stops cleanly and checks nothing was left behind. Returns the exit code.
-int RunSelftest(SupervisorOptions opts, bool verbose);
+int RunSelftest(SupervisorOptions opts);
 
 }  // namespace bulkhead::runtime
