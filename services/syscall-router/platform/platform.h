@@ -24,12 +24,14 @@
 // per thread, no ptrace stop per call). Nothing here names ptrace.
 //
 // Threads (CLONE_VM): several Contexts may share one AddressSpace. The
-// design is one stub thread per task, gVisor-style; see the README for what
-// the ptrace platform implements today (one task per address space).
+// design is one stub thread per task, gVisor-style: the ptrace platform makes
+// a stub thread (an injected clone(CLONE_THREAD)) for each further context
+// and keeps it for reuse when that context goes.
 //
 // x86-64 only.
 #pragma once
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <sys/user.h>
@@ -39,8 +41,10 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #if !defined(__x86_64__)
 #error "the bulkhead platform layer is written for x86-64"
@@ -176,8 +180,16 @@ class AddressSpace {
   // nullopt on a fault or when no NUL comes within `max` bytes.
   std::optional<std::string> ReadCString(uint64_t addr, size_t max);
 
+  // A copy of this address space for a forked process: the same mappings,
+  // private pages copy-on-write, shared ones shared (ptrace: a host fork of
+  // the stub, injected). No context comes along: the child's task binds one
+  // at its first run. Throws SysError.
+  virtual std::unique_ptr<AddressSpace> Fork() = 0;
+
   // False once the stub has died.
   virtual bool alive() const = 0;
+  // Host threads backing the address space (one per context that ran in it).
+  virtual size_t stub_threads() const { return 1; }
   // The host process backing this address space (diagnostics, tests).
   virtual pid_t stub_pid() const = 0;
 };
@@ -200,6 +212,19 @@ class Context {
   // kInterrupted soon. Safe from any thread; used to preempt a task, e.g. to
   // deliver a signal to it. May produce one spurious kInterrupted.
   virtual void Interrupt() = 0;
+
+  // Asynchronous running, for a kernel that runs many tasks from one host
+  // thread: starts the task in `as` with *regs and returns at once. The
+  // event comes out of Platform::WaitEvents(), which writes the registers at
+  // that event to *regs (which must stay valid until then). One run at a
+  // time per context. A context may move to another address space (exec);
+  // several contexts may share one (threads).
+  virtual void Resume(AddressSpace& as, Registers* regs) = 0;
+
+  // The task's x87/SSE state (the fxsave area), for signal frames. False if
+  // the context never ran or its address space is gone.
+  virtual bool GetFpRegs(user_fpregs_struct* out) = 0;
+  virtual bool SetFpRegs(const user_fpregs_struct& in) = 0;
 };
 
 // A Platform must outlive the AddressSpaces and Contexts it made.
@@ -216,6 +241,18 @@ class Platform {
   // (stub_range()). Throws SysError.
   virtual std::unique_ptr<AddressSpace> NewAddressSpace() = 0;
   virtual std::unique_ptr<Context> NewContext() = 0;
+
+  // Events of contexts started with Context::Resume.
+  struct Ready {
+    Context* ctx;
+    Event event;
+  };
+  // Appends the events there are to *out, waiting up to timeout_ms (-1:
+  // no limit) for the first one or for one of `fds` to become ready
+  // (revents filled in). Returns the number of events appended (0 after a
+  // timeout or when only fds are ready). Call from the thread that made the
+  // address spaces.
+  virtual size_t WaitEvents(std::vector<Ready>* out, std::span<pollfd> fds, int timeout_ms) = 0;
 
   // Pages the platform's stub code occupies in every address space; the
   // router's VMA manager must never map, unmap or protect anything there.

@@ -38,6 +38,7 @@ class FakeAddressSpace : public AddressSpace {
     std::memcpy(mem_.data() + (addr - base_), src, n);
     return static_cast<ssize_t>(n);
   }
+  std::unique_ptr<AddressSpace> Fork() override { return nullptr; }
   bool alive() const override { return true; }
   pid_t stub_pid() const override { return -1; }
 

@@ -6,11 +6,14 @@
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <stddef.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/rseq.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -21,7 +24,10 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <optional>
+#include <span>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 #include "base/error.h"
@@ -69,11 +75,22 @@ std::string SyscallLabel(long nr) { return harden::SyscallName(static_cast<int>(
 // cache. The call costs tens of nanoseconds against microseconds per Switch.
 pid_t CurrentTid() { return static_cast<pid_t>(::gettid()); }
 
+int64_t MonotonicMs() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
 bool Overlaps(const AddressRange& r, uint64_t start, uint64_t len) {
   const uint64_t end = start + len;
   if (end < start) return true;  // wraps: refuse
   return r.Overlaps(start, end);
 }
+
+// The clone flags of an injected stub thread: a bare thread, no TLS, no tid
+// pointers (the stub thread never runs code of its own).
+constexpr uint64_t kStubThreadCloneFlags =
+    CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
 
 // ---------------------------------------------------------------------------
 // Seccomp wall.
@@ -109,6 +126,16 @@ std::vector<sock_filter> BuildStubFilter(uint64_t syscall_return_ip) {
     jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 1);
     stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
   }
+  // clone: only a fork (flags exactly SIGCHLD, for AddressSpace::Fork) or a
+  // bare stub thread (kStubThreadCloneFlags, for a second context). Both
+  // 32-bit halves of the flags are compared.
+  jump(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 6);
+  stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args[0]) + 4);
+  jump(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 4);
+  stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args[0]));
+  jump(BPF_JMP | BPF_JEQ | BPF_K, SIGCHLD, 1, 0);
+  jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(kStubThreadCloneFlags), 0, 1);
+  stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
   stmt(BPF_RET | BPF_K, SECCOMP_RET_TRAP | kStubWallRefusedTag);
   return f;
 }
@@ -181,6 +208,7 @@ enum ChildStep : int {
   kStepCloseRange,
   kStepRseq,
   kStepAltstack,
+  kStepSigchld,
 };
 
 const char* ChildStepName(int step) {
@@ -209,6 +237,8 @@ const char* ChildStepName(int step) {
       return "rseq(RSEQ_FLAG_UNREGISTER)";
     case kStepAltstack:
       return "sigaltstack(SS_DISABLE)";
+    case kStepSigchld:
+      return "rt_sigaction(SIGCHLD, SIG_IGN)";
   }
   return "?";
 }
@@ -289,6 +319,16 @@ struct ChildPlan {
   stack_t no_altstack{};
   no_altstack.ss_flags = SS_DISABLE;
   if (::syscall(SYS_sigaltstack, &no_altstack, nullptr) != 0) ChildFail(plan, kStepAltstack);
+  // Stubs forked from this one (AddressSpace::Fork) are reaped by the host
+  // as soon as their tracer has seen the exit: no zombies pile up under a
+  // shell's stub, and no SIGCHLD stops it. (Traced, it still reports the
+  // router's interrupt signal, SIGCHLD too: ignored signals reach a tracer.)
+  struct {
+    uint64_t handler, flags, restorer, mask;
+  } ign{1 /* SIG_IGN */, 0, 0, 0};
+  if (::syscall(SYS_rt_sigaction, SIGCHLD, &ign, nullptr, sizeof(uint64_t)) != 0) {
+    ChildFail(plan, kStepSigchld);
+  }
   // Close every descriptor but the platform's files (and the report pipe).
   unsigned lo = 0;
   for (int i = 0; i < plan.nkeep; ++i) {
@@ -306,58 +346,71 @@ struct ChildPlan {
 }
 
 // ---------------------------------------------------------------------------
-// The stub process: killed and reaped when its owner goes, whatever happened.
-
-class StubProcess {
- public:
-  explicit StubProcess(pid_t pid) : pid_(pid) {}
-  StubProcess(const StubProcess&) = delete;
-  StubProcess& operator=(const StubProcess&) = delete;
-  StubProcess(StubProcess&& o) noexcept
-      : pid_(std::exchange(o.pid_, -1)), reaped_(o.reaped_), status_(o.status_) {}
-  ~StubProcess() { KillAndReap(); }
-
-  pid_t pid() const { return pid_; }
-  bool reaped() const { return reaped_; }
-  int status() const { return status_; }
-  void MarkReaped(int status) {
-    reaped_ = true;
-    status_ = status;
-  }
-
-  // SIGKILL, then waitpid until the exit is collected. Any thread of the
-  // router may do this (waitpid without __WNOTHREAD sees the children and
-  // tracees of every thread of the process).
-  void KillAndReap() noexcept {
-    if (pid_ <= 0 || reaped_) return;
-    ::kill(pid_, SIGKILL);  // ESRCH: already a zombie; reap it below.
-    for (;;) {
-      int status = 0;
-      pid_t r = ::waitpid(pid_, &status, __WALL);
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0) break;  // ECHILD: someone else reaped it (a router bug); nothing left to do.
-      if (WIFEXITED(status) || WIFSIGNALED(status)) {
-        MarkReaped(status);
-        return;
-      }
-    }
-    reaped_ = true;
-  }
-
- private:
-  pid_t pid_ = -1;
-  bool reaped_ = false;
-  int status_ = 0;
-};
+// Stub threads and address spaces.
 
 class PtraceContext;
+class PtraceAddressSpace;
+
+// One host thread of a stub. The first is the stub process itself; more are
+// made by an injected clone(CLONE_THREAD) when several contexts share one
+// address space, and are kept (pooled) when their context goes.
+struct StubThread {
+  pid_t tid = -1;
+  PtraceContext* owner = nullptr;  // the context bound to it, or null
+  bool exited = false;             // its exit was collected
+  bool running = false;            // resumed asynchronously, its event not yet taken
+  Registers* target = nullptr;     // asynchronous run: where the event's registers go
+  int stub_cpu = -1;
+};
+
+// Host thread id -> stub thread, for the events WaitEvents() collects.
+using Registry = std::unordered_map<pid_t, std::pair<PtraceAddressSpace*, StubThread*>>;
+
+class PtraceContext final : public Context {
+ public:
+  PtraceContext(uint64_t id, std::vector<Platform::Ready>* pending_sink)
+      : pending_sink(pending_sink), id_(id) {}
+  ~PtraceContext() override;
+
+  Event Switch(AddressSpace& as, Registers& regs) override;
+  void Resume(AddressSpace& as, Registers* regs) override;
+  bool GetFpRegs(user_fpregs_struct* out) override;
+  bool SetFpRegs(const user_fpregs_struct& in) override;
+
+  void Interrupt() override {
+    interrupt_pending_.store(true);
+    const uint64_t key = running_.load();
+    if (key != 0) {
+      // ESRCH: the stub died or the run ended; the flag covers the rest.
+      ::syscall(SYS_tgkill, static_cast<pid_t>(key >> 32), static_cast<pid_t>(key & 0xffffffffu),
+                kInterruptSignal);
+    }
+  }
+
+  bool TakeInterrupt() { return interrupt_pending_.exchange(false); }
+  void SetRunning(uint64_t key) { running_.store(key); }
+
+  // The binding: set by PtraceAddressSpace::Bind, cleared by Unbind.
+  PtraceAddressSpace* bound_as = nullptr;
+  StubThread* bound_thread = nullptr;
+  std::weak_ptr<int> bound_life;
+  std::vector<Platform::Ready>* const pending_sink;
+
+ private:
+  StubThread& BindTo(AddressSpace& as, const char* what);
+
+  const uint64_t id_;
+  std::atomic<bool> interrupt_pending_{false};
+  std::atomic<uint64_t> running_{0};
+};
 
 class PtraceAddressSpace final : public AddressSpace {
  public:
-  PtraceAddressSpace(StubProcess proc, AddressRange stub, std::vector<int> files, pid_t router_pid,
-                     const user_regs_struct& templ, bool follow_tracer_cpu)
-      : follow_tracer_cpu_(follow_tracer_cpu),
-        proc_(std::move(proc)),
+  PtraceAddressSpace(pid_t pid, Registry& registry, AddressRange stub, std::vector<int> files,
+                     pid_t router_pid, const user_regs_struct& templ, bool follow_tracer_cpu)
+      : registry_(registry),
+        follow_tracer_cpu_(follow_tracer_cpu),
+        pid_(pid),
         stub_(stub),
         files_(std::move(files)),
         router_pid_(router_pid),
@@ -367,9 +420,19 @@ class PtraceAddressSpace final : public AddressSpace {
     template_.fs_base = 0;
     template_.gs_base = 0;
     template_.rsp = 0;  // the stub code never touches a stack
+    AddThread(pid);
   }
 
-  ~PtraceAddressSpace() override { proc_.KillAndReap(); }
+  ~PtraceAddressSpace() override {
+    KillAndReap();
+    for (auto& t : threads_) {
+      registry_.erase(t->tid);
+      if (t->owner != nullptr) {
+        t->owner->bound_as = nullptr;
+        t->owner->bound_thread = nullptr;
+      }
+    }
+  }
 
   long Syscall(long nr, const SyscallArgs& args) override {
     CheckTracer("Syscall");
@@ -382,6 +445,8 @@ class PtraceAddressSpace final : public AddressSpace {
     return Mmap(addr, len, prot, MAP_SHARED | MAP_FIXED, file_fd, offset);
   }
 
+  std::unique_ptr<AddressSpace> Fork() override;
+
   // A reaped stub's pid may be reused: never copy once the death was seen.
   // (A copy racing with the reap on the tracer thread can still reach a
   // reused pid; the memory-file path that replaces this has no such race.)
@@ -390,7 +455,7 @@ class PtraceAddressSpace final : public AddressSpace {
     if (len == 0) return 0;
     iovec local{dst, len};
     iovec remote{reinterpret_cast<void*>(addr), len};
-    ssize_t n = ::process_vm_readv(proc_.pid(), &local, 1, &remote, 1, 0);
+    ssize_t n = ::process_vm_readv(pid_, &local, 1, &remote, 1, 0);
     return n < 0 ? -errno : n;
   }
 
@@ -399,99 +464,183 @@ class PtraceAddressSpace final : public AddressSpace {
     if (len == 0) return 0;
     iovec local{const_cast<void*>(src), len};
     iovec remote{reinterpret_cast<void*>(addr), len};
-    ssize_t n = ::process_vm_writev(proc_.pid(), &local, 1, &remote, 1, 0);
+    ssize_t n = ::process_vm_writev(pid_, &local, 1, &remote, 1, 0);
     return n < 0 ? -errno : n;
   }
 
   bool alive() const override { return !dead_.load(std::memory_order_acquire); }
-  pid_t stub_pid() const override { return proc_.pid(); }
+  pid_t stub_pid() const override { return pid_; }
+  size_t stub_threads() const override { return threads_.size(); }
 
   // Unmaps everything but the stub region and loads the seccomp wall.
   void Bootstrap() {
     long rc = Inject(SYS_munmap, {0, stub_.start, 0, 0, 0, 0});
     if (rc != 0)
-      throw SysError(static_cast<int>(-rc), "munmap", Ctx(stub_pid(), "below the stub region"));
+      throw SysError(static_cast<int>(-rc), "munmap", Ctx(pid_, "below the stub region"));
     rc = Inject(SYS_munmap, {stub_.end, kTaskSizeMax - stub_.end, 0, 0, 0, 0});
     if (rc != 0)
-      throw SysError(static_cast<int>(-rc), "munmap", Ctx(stub_pid(), "above the stub region"));
+      throw SysError(static_cast<int>(-rc), "munmap", Ctx(pid_, "above the stub region"));
     rc = Inject(SYS_seccomp, {SECCOMP_SET_MODE_FILTER, 0, stub_.start + kFprogOffset, 0, 0, 0});
     if (rc != 0)
-      throw SysError(static_cast<int>(-rc), "seccomp",
-                     Ctx(stub_pid(), "loading the stub's filter"));
+      throw SysError(static_cast<int>(-rc), "seccomp", Ctx(pid_, "loading the stub's filter"));
   }
 
   void CheckTracer(const char* what) const {
     const pid_t me = CurrentTid();
     if (me != tracer_tid_) {
-      throw std::logic_error(std::string("ptrace platform: ") + what + " on " + Ctx(stub_pid()) +
+      throw std::logic_error(std::string("ptrace platform: ") + what + " on " + Ctx(pid_) +
                              " from host thread " + std::to_string(me) +
                              "; only its tracer, thread " + std::to_string(tracer_tid_) +
                              " (the one that created the address space), may do this");
     }
   }
 
-  void Bind(uint64_t context_id) {
-    if (bound_context_ == 0) bound_context_ = context_id;
-    if (bound_context_ != context_id) {
-      throw SysError(ENOSYS, "Switch",
-                     Ctx(stub_pid(),
-                         "a second task in one address space (CLONE_VM): not implemented "
-                         "by the ptrace platform yet"));
+  // The stub thread that runs `ctx`: the one it is bound to, else a free one,
+  // else a new one (an injected clone).
+  StubThread& Bind(PtraceContext& ctx) {
+    if (ctx.bound_as == this && ctx.bound_thread != nullptr) return *ctx.bound_thread;
+    Unbind(ctx);
+    StubThread* t = nullptr;
+    for (auto& th : threads_) {
+      if (th->owner == nullptr && !th->exited) {
+        t = th.get();
+        break;
+      }
     }
+    if (t == nullptr) t = NewThread();
+    t->owner = &ctx;
+    ctx.bound_as = this;
+    ctx.bound_thread = t;
+    ctx.bound_life = life_;
+    return *t;
   }
 
-  // (tgid << 32) | tid of the stub thread, for tgkill from other threads.
-  uint64_t thread_key() const {
-    return (static_cast<uint64_t>(proc_.pid()) << 32) | static_cast<uint32_t>(proc_.pid());
+  static void Unbind(PtraceContext& ctx) {
+    if (ctx.bound_as != nullptr && !ctx.bound_life.expired() && ctx.bound_thread != nullptr) {
+      ctx.bound_thread->owner = nullptr;
+      ctx.bound_thread->running = false;
+      ctx.bound_thread->target = nullptr;
+    }
+    ctx.bound_as = nullptr;
+    ctx.bound_thread = nullptr;
+    ctx.bound_life.reset();
   }
+
+  static uint64_t ThreadKey(pid_t pid, const StubThread& t) {
+    return (static_cast<uint64_t>(pid) << 32) | static_cast<uint32_t>(t.tid);
+  }
+  uint64_t thread_key(const StubThread& t) const { return ThreadKey(pid_, t); }
 
   Event ExitedEvent() const {
     Event ev;
     ev.kind = EventKind::kExited;
-    ev.wait_status = proc_.status();
+    ev.wait_status = exit_status_;
     return ev;
   }
 
-  Event Run(Registers& regs, PtraceContext& ctx);
+  // Synchronous run of one thread until its next event.
+  Event Run(StubThread& t, Registers& regs, PtraceContext& ctx);
+  // Asynchronous: sets the registers and resumes; false if the stub is gone
+  // (the exit event is then due at once).
+  bool Start(StubThread& t, Registers* regs);
+  // What a wait status of a stopped (or exited) thread means. nullopt: not
+  // for the router (a stale interrupt, a fork event): resume with SYSEMU.
+  std::optional<Event> HandleStatus(StubThread& t, int status, Registers& regs,
+                                    PtraceContext* ctx);
+  bool ResumeSysemu(StubThread& t) {
+    if (::ptrace(PTRACE_SYSEMU, t.tid, nullptr, nullptr) == 0) return true;
+    if (errno == ESRCH) return false;
+    throw SysError(errno, "ptrace(PTRACE_SYSEMU)", Ctx(t.tid));
+  }
+
+  void MarkExit(StubThread& t, int status) {
+    if (!dead_.load(std::memory_order_relaxed)) exit_status_ = status;
+    t.exited = true;
+    dead_.store(true, std::memory_order_release);
+  }
+
+  // SIGKILL, then collect the exit of every thread (the others before the
+  // leader, whose exit the host reports last).
+  void KillAndReap() noexcept {
+    bool all = true;
+    for (auto& t : threads_) all = all && t->exited;
+    if (all) return;
+    ::kill(pid_, SIGKILL);  // ESRCH: already a zombie; reap it below.
+    for (size_t i = threads_.size(); i-- > 0;) {
+      StubThread& t = *threads_[i];
+      while (!t.exited) {
+        int status = 0;
+        pid_t r = ::waitpid(t.tid, &status, __WALL);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {  // ECHILD: collected elsewhere
+          MarkExit(t, exit_status_);
+          break;
+        }
+        if (WIFEXITED(status) || WIFSIGNALED(status)) MarkExit(t, status);
+      }
+    }
+  }
 
  private:
-  pid_t tid() const { return proc_.pid(); }
+  void AddThread(pid_t tid) {
+    auto t = std::make_unique<StubThread>();
+    t->tid = tid;
+    registry_[tid] = {this, t.get()};
+    threads_.push_back(std::move(t));
+  }
 
-  // Waits for the next stop or the exit of the stub thread. An exit is
-  // recorded (the stub is then reaped).
-  int Wait() {
-    int status = 0;
-    pid_t r = RetryEintr([&] { return ::waitpid(tid(), &status, __WALL); });
-    if (r < 0) throw SysError(errno, "waitpid", Ctx(tid()));
-    if (WIFEXITED(status) || WIFSIGNALED(status)) {
-      proc_.MarkReaped(status);
-      dead_.store(true, std::memory_order_release);
+  StubThread* NewThread() {
+    long rc = Inject(SYS_clone, {kStubThreadCloneFlags, 0, 0, 0, 0, 0});
+    if (rc <= 0) {
+      throw SysError(rc < 0 ? static_cast<int>(-rc) : EIO, "injected clone(CLONE_THREAD)",
+                     Ctx(pid_, "a stub thread for another context"));
     }
+    WaitInitialStop(static_cast<pid_t>(rc), "new stub thread");
+    AddThread(static_cast<pid_t>(rc));
+    return threads_.back().get();
+  }
+
+  // A host thread or process the stub made with an injected clone starts
+  // traced (PTRACE_O_TRACEFORK / TRACECLONE) with a SIGSTOP.
+  void WaitInitialStop(pid_t tid, const char* what) {
+    int status = 0;
+    if (RetryEintr([&] { return ::waitpid(tid, &status, __WALL); }) < 0) {
+      throw SysError(errno, "waitpid", Ctx(tid, what));
+    }
+    if (!WIFSTOPPED(status)) {
+      throw SysError(ECHILD, "waitpid", Ctx(tid, std::string(what) + ": " + DescribeWaitStatus(status)));
+    }
+  }
+
+  // Waits for the next stop or the exit of one thread.
+  int Wait(StubThread& t) {
+    int status = 0;
+    pid_t r = RetryEintr([&] { return ::waitpid(t.tid, &status, __WALL); });
+    if (r < 0) throw SysError(errno, "waitpid", Ctx(t.tid));
+    if (WIFEXITED(status) || WIFSIGNALED(status)) MarkExit(t, status);
     return status;
   }
 
-  // After a ptrace request failed with ESRCH: the stub was killed while
+  // After a ptrace request failed with ESRCH: the thread was killed while
   // stopped and is exiting. Collects the exit.
-  Event CollectExit() {
-    for (;;) {
-      int status = Wait();
-      if (WIFEXITED(status) || WIFSIGNALED(status)) return ExitedEvent();
-      throw std::logic_error("ptrace platform: " + Ctx(tid()) +
-                             " refused a request with ESRCH but then " +
-                             DescribeWaitStatus(status));
+  Event CollectExit(StubThread& t) {
+    while (!t.exited) {
+      int status = Wait(t);
+      if (WIFEXITED(status) || WIFSIGNALED(status)) break;
+    }
+    return ExitedEvent();
+  }
+
+  void GetRegs(pid_t tid, user_regs_struct& out, const char* why) {
+    if (::ptrace(PTRACE_GETREGS, tid, nullptr, &out) < 0) {
+      throw SysError(errno, "ptrace(PTRACE_GETREGS)", Ctx(tid, why));
     }
   }
 
-  void GetRegs(user_regs_struct& out, const char* why) {
-    if (::ptrace(PTRACE_GETREGS, tid(), nullptr, &out) < 0) {
-      throw SysError(errno, "ptrace(PTRACE_GETREGS)", Ctx(tid(), why));
-    }
-  }
-
-  uint32_t SyscallArch() {
+  uint32_t SyscallArch(pid_t tid) {
     __ptrace_syscall_info info{};
-    if (::ptrace(PTRACE_GET_SYSCALL_INFO, tid(), sizeof info, &info) < 0) {
-      throw SysError(errno, "ptrace(PTRACE_GET_SYSCALL_INFO)", Ctx(tid()));
+    if (::ptrace(PTRACE_GET_SYSCALL_INFO, tid, sizeof info, &info) < 0) {
+      throw SysError(errno, "ptrace(PTRACE_GET_SYSCALL_INFO)", Ctx(tid));
     }
     return info.arch;
   }
@@ -508,6 +657,8 @@ class PtraceAddressSpace final : public AddressSpace {
       case SYS_mremap:
         return Overlaps(stub_, a[0], a[1]) ||
                ((a[3] & MREMAP_FIXED) != 0 && Overlaps(stub_, a[4], a[2]));
+      case SYS_clone:
+        return true;  // only Fork() and Bind() inject clone
       default:
         return false;
     }
@@ -515,39 +666,55 @@ class PtraceAddressSpace final : public AddressSpace {
 
   long Inject(long nr, const SyscallArgs& a);
 
-  // Pins the stub thread to the CPU the tracer runs on now. A system call
-  // round trip is two wake-ups between tracer and stub; on one CPU they are
-  // plain context switches, across CPUs each needs an inter-processor
-  // interrupt (costly in a VM). Re-pinned when the tracer has migrated; a
-  // refusal (e.g. a cpuset that excludes the CPU) only costs speed.
-  void FollowTracerCpu() {
+  // Pins the stub thread to the CPU the tracer runs on now (synchronous
+  // runs only). A system call round trip is two wake-ups between tracer and
+  // stub; on one CPU they are plain context switches, across CPUs each needs
+  // an inter-processor interrupt (costly in a VM). Re-pinned when the tracer
+  // has migrated; a refusal (e.g. a cpuset that excludes the CPU) only costs
+  // speed. Asynchronous runs are not pinned: many tasks must spread.
+  void FollowTracerCpu(StubThread& t) {
     if (!follow_tracer_cpu_) return;
     const int cpu = ::sched_getcpu();  // vDSO, no system call
-    if (cpu < 0 || cpu == stub_cpu_) return;
-    stub_cpu_ = cpu;
+    if (cpu < 0 || cpu == t.stub_cpu) return;
+    t.stub_cpu = cpu;
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
-    ::sched_setaffinity(tid(), sizeof set, &set);
+    ::sched_setaffinity(t.tid, sizeof set, &set);
   }
 
+  Registry& registry_;
   const bool follow_tracer_cpu_;
-  int stub_cpu_ = -1;
-  StubProcess proc_;
+  const pid_t pid_;
+  std::vector<std::unique_ptr<StubThread>> threads_;
   const AddressRange stub_;
   const std::vector<int> files_;
   const pid_t router_pid_;
   const pid_t tracer_tid_;
   user_regs_struct template_;
-  uint64_t bound_context_ = 0;
+  int exit_status_ = 0;
   std::atomic<bool> dead_{false};
+  std::shared_ptr<int> life_ = std::make_shared<int>(0);
 };
 
 long PtraceAddressSpace::Inject(long nr, const SyscallArgs& a) {
   if (!alive()) {
     throw SysError(ESRCH, "injected " + SyscallLabel(nr),
-                   Ctx(tid(), "the stub is dead: " + DescribeWaitStatus(proc_.status())));
+                   Ctx(pid_, "the stub is dead: " + DescribeWaitStatus(exit_status_)));
   }
+  // Any stopped thread will do: the address space is shared.
+  StubThread* tp = nullptr;
+  for (auto& th : threads_) {
+    if (!th->running && !th->exited) {
+      tp = th.get();
+      break;
+    }
+  }
+  if (tp == nullptr) {
+    throw std::logic_error("ptrace platform: injected " + SyscallLabel(nr) + " on " + Ctx(pid_) +
+                           " while every stub thread runs application code");
+  }
+  StubThread& t = *tp;
   user_regs_struct r = template_;
   r.rip = stub_.start + kSyscallInsnOffset;
   r.rax = static_cast<uint64_t>(nr);
@@ -560,46 +727,45 @@ long PtraceAddressSpace::Inject(long nr, const SyscallArgs& a) {
   r.r10 = a[3];
   r.r8 = a[4];
   r.r9 = a[5];
-  if (::ptrace(PTRACE_SETREGS, tid(), nullptr, &r) < 0) {
+  if (::ptrace(PTRACE_SETREGS, t.tid, nullptr, &r) < 0) {
     if (errno == ESRCH)
-      CollectExit();
+      CollectExit(t);
     else
-      throw SysError(errno, "ptrace(PTRACE_SETREGS)", Ctx(tid(), "injecting " + SyscallLabel(nr)));
+      throw SysError(errno, "ptrace(PTRACE_SETREGS)", Ctx(t.tid, "injecting " + SyscallLabel(nr)));
   }
   // PTRACE_CONT, not SYSEMU: the call must run. If the thread sat in a
   // SYSEMU syscall-entry stop, that (application) call stays skipped: the
   // kernel decided so before the stop.
-  long rc = alive() ? ::ptrace(PTRACE_CONT, tid(), nullptr, nullptr) : 0;
+  long rc = alive() ? ::ptrace(PTRACE_CONT, t.tid, nullptr, nullptr) : 0;
   if (rc < 0) {
     if (errno == ESRCH)
-      CollectExit();
+      CollectExit(t);
     else
-      throw SysError(errno, "ptrace(PTRACE_CONT)", Ctx(tid(), "injecting " + SyscallLabel(nr)));
+      throw SysError(errno, "ptrace(PTRACE_CONT)", Ctx(t.tid, "injecting " + SyscallLabel(nr)));
   }
   int trapped_by_router = -1;  // si_syscall of a SIGSYS from the router's inherited filter
   bool refused_by_wall = false;
   while (alive()) {
-    const int status = Wait();
+    const int status = Wait(t);
     if (!WIFSTOPPED(status)) continue;  // exit: the loop ends
     const int sig = WSTOPSIG(status);
     if (sig == SIGTRAP && (status >> 16) == 0) {
       user_regs_struct out{};
-      GetRegs(out, "after an injected call");
+      GetRegs(t.tid, out, "after an injected call");
       if (out.rip == stub_.start + kAfterTrapOffset) {
         if (refused_by_wall) {
           // Fail closed: the router asked for something the stub must never
           // do. The address space is gone.
-          proc_.KillAndReap();
-          dead_.store(true, std::memory_order_release);
+          KillAndReap();
           throw SysError(EPERM, "injected " + SyscallLabel(nr),
-                         Ctx(tid(),
+                         Ctx(pid_,
                              "refused by the stub's seccomp wall (only StubAllowedSyscalls() "
                              "may be injected); the stub was killed"));
         }
         if (trapped_by_router >= 0) {
           throw SysError(
               ENOSYS, "injected " + SyscallLabel(nr),
-              Ctx(tid(),
+              Ctx(pid_,
                   "refused by a seccomp filter the stub inherited from the router "
                   "(si_syscall " +
                       SyscallLabel(trapped_by_router) + "); see PtracePlatformRouterRules()"));
@@ -609,7 +775,7 @@ long PtraceAddressSpace::Inject(long nr, const SyscallArgs& a) {
       // A SIGTRAP sent from outside: discard.
     } else if (sig == SIGSYS) {
       siginfo_t si{};
-      if (::ptrace(PTRACE_GETSIGINFO, tid(), nullptr, &si) == 0 && si.si_code == kSiCodeSeccomp) {
+      if (::ptrace(PTRACE_GETSIGINFO, t.tid, nullptr, &si) == 0 && si.si_code == kSiCodeSeccomp) {
         if (si.si_errno == kStubWallRefusedTag) {
           refused_by_wall = true;
         } else {
@@ -617,139 +783,185 @@ long PtraceAddressSpace::Inject(long nr, const SyscallArgs& a) {
         }
       }
     }
-    // Anything else (a stale interrupt, a signal from outside) is discarded:
-    // host signals carry nothing for the application.
-    if (::ptrace(PTRACE_CONT, tid(), nullptr, nullptr) < 0) {
+    // Anything else (a PTRACE_EVENT_FORK / CLONE stop of an injected clone,
+    // a stale interrupt, a signal from outside) is discarded: host signals
+    // carry nothing for the application.
+    if (::ptrace(PTRACE_CONT, t.tid, nullptr, nullptr) < 0) {
       if (errno == ESRCH) {
-        CollectExit();
+        CollectExit(t);
         break;
       }
-      throw SysError(errno, "ptrace(PTRACE_CONT)", Ctx(tid(), "injecting " + SyscallLabel(nr)));
+      throw SysError(errno, "ptrace(PTRACE_CONT)", Ctx(t.tid, "injecting " + SyscallLabel(nr)));
     }
   }
   throw SysError(ESRCH, "injected " + SyscallLabel(nr),
-                 Ctx(tid(), "the stub died: " + DescribeWaitStatus(proc_.status())));
+                 Ctx(pid_, "the stub died: " + DescribeWaitStatus(exit_status_)));
 }
 
-class PtraceContext final : public Context {
- public:
-  explicit PtraceContext(uint64_t id) : id_(id) {}
-
-  Event Switch(AddressSpace& as, Registers& regs) override {
-    auto* pas = dynamic_cast<PtraceAddressSpace*>(&as);
-    if (pas == nullptr) {
-      throw std::invalid_argument(
-          "ptrace platform: Switch into an address space of another platform");
-    }
-    pas->CheckTracer("Switch");
-    pas->Bind(id_);
-    if (!pas->alive()) return pas->ExitedEvent();
-    // Publish the running thread, then look for an interrupt: with Interrupt()
-    // storing the flag before reading running_ (both seq_cst) at least one side
-    // sees the other, so no interrupt is lost.
-    running_.store(pas->thread_key());
-    struct ClearRunning {
-      std::atomic<uint64_t>& r;
-      ~ClearRunning() { r.store(0); }
-    } clear{running_};
-    if (TakeInterrupt()) {
-      Event ev;
-      ev.kind = EventKind::kInterrupted;
-      return ev;
-    }
-    return pas->Run(regs, *this);
+std::unique_ptr<AddressSpace> PtraceAddressSpace::Fork() {
+  CheckTracer("Fork");
+  // A host fork of the stub: the child has the same mappings, private pages
+  // copy-on-write, shared ones shared. It starts traced by this thread
+  // (PTRACE_O_TRACEFORK, options inherited: EXITKILL too) and stopped.
+  long rc = Inject(SYS_clone, {SIGCHLD, 0, 0, 0, 0, 0});
+  if (rc <= 0) {
+    throw SysError(rc < 0 ? static_cast<int>(-rc) : EIO, "injected clone(SIGCHLD)",
+                   Ctx(pid_, "forking the address space"));
   }
-
-  void Interrupt() override {
-    interrupt_pending_.store(true);
-    const uint64_t key = running_.load();
-    if (key != 0) {
-      // ESRCH: the stub died or the Switch ended; the flag covers the rest.
-      ::syscall(SYS_tgkill, static_cast<pid_t>(key >> 32), static_cast<pid_t>(key & 0xffffffffu),
-                kInterruptSignal);
-    }
+  const pid_t child = static_cast<pid_t>(rc);
+  try {
+    WaitInitialStop(child, "forked stub");
+  } catch (...) {
+    ::kill(child, SIGKILL);
+    int st;
+    ::waitpid(child, &st, __WALL);
+    throw;
   }
+  return std::make_unique<PtraceAddressSpace>(child, registry_, stub_, files_, router_pid_,
+                                              template_, follow_tracer_cpu_);
+}
 
-  bool TakeInterrupt() { return interrupt_pending_.exchange(false); }
+std::optional<Event> PtraceAddressSpace::HandleStatus(StubThread& t, int status, Registers& regs,
+                                                      PtraceContext* ctx) {
+  if (WIFEXITED(status) || WIFSIGNALED(status)) {
+    MarkExit(t, status);
+    return ExitedEvent();
+  }
+  if (!WIFSTOPPED(status)) return std::nullopt;
+  const int sig = WSTOPSIG(status);
+  if (sig == kSyscallStopSignal) {
+    Event ev;
+    ev.kind = EventKind::kSyscall;
+    GetRegs(t.tid, regs.gp, "at a system call");
+    // The `syscall` instruction leaves rcx = return address and r11 =
+    // rflags, and the kernel saves them as rip and flags: when both match
+    // it is a 64-bit call, no extra request needed. Otherwise (int $0x80,
+    // or a coincidence) ask the kernel. An application that forges the
+    // match around int $0x80 only gets its own call read with x86-64
+    // numbers: every call is served by the router either way.
+    if (regs.gp.rcx == regs.gp.rip && regs.gp.r11 == regs.gp.eflags) {
+      ev.syscall_arch = AUDIT_ARCH_X86_64;
+    } else {
+      ev.syscall_arch = SyscallArch(t.tid);
+    }
+    return ev;
+  }
+  if ((status >> 16) != 0) return std::nullopt;  // a PTRACE_EVENT stop
+  siginfo_t si{};
+  if (::ptrace(PTRACE_GETSIGINFO, t.tid, nullptr, &si) < 0) {
+    if (errno == ESRCH) return std::nullopt;  // killed: the exit comes next
+    // EINVAL: a group-stop, not a signal. Cannot happen (stop signals are
+    // suppressed at delivery, so no group-stop starts); resume.
+    if (errno == EINVAL) return std::nullopt;
+    throw SysError(errno, "ptrace(PTRACE_GETSIGINFO)", Ctx(t.tid));
+  }
+  if (sig == kInterruptSignal && si.si_code == SI_TKILL && si.si_pid == router_pid_) {
+    if (ctx == nullptr || !ctx->TakeInterrupt()) return std::nullopt;  // stale
+    Event ev;
+    ev.kind = EventKind::kInterrupted;
+    GetRegs(t.tid, regs.gp, "at an interrupt");
+    return ev;
+  }
+  Event ev;
+  ev.signo = sig;
+  ev.info = si;
+  GetRegs(t.tid, regs.gp, "at a signal");
+  const bool from_kernel = si.si_code > 0;
+  if (from_kernel &&
+      (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGTRAP)) {
+    ev.kind = EventKind::kFault;
+    ev.fault_addr = reinterpret_cast<uint64_t>(si.si_addr);
+  } else if (sig == SIGSYS && si.si_code == kSiCodeSeccomp) {
+    ev.kind = EventKind::kFault;
+    ev.fault_addr = reinterpret_cast<uint64_t>(si.si_call_addr);
+  } else {
+    ev.kind = EventKind::kSignal;
+  }
+  // The host signal is dropped: the next resume passes signal 0.
+  return ev;
+}
 
- private:
-  const uint64_t id_;
-  std::atomic<bool> interrupt_pending_{false};
-  std::atomic<uint64_t> running_{0};
-};
-
-Event PtraceAddressSpace::Run(Registers& regs, PtraceContext& ctx) {
+Event PtraceAddressSpace::Run(StubThread& t, Registers& regs, PtraceContext& ctx) {
   user_regs_struct w = regs.gp;
   // No host syscall-restart logic on an emulated call: restarts are the
   // router's business (it rewinds rip itself).
   w.orig_rax = ~0ULL;
-  if (::ptrace(PTRACE_SETREGS, tid(), nullptr, &w) < 0) {
-    if (errno == ESRCH) return CollectExit();
+  if (::ptrace(PTRACE_SETREGS, t.tid, nullptr, &w) < 0) {
+    if (errno == ESRCH) return CollectExit(t);
     throw SysError(
         errno, "ptrace(PTRACE_SETREGS)",
-        Ctx(tid(), "task registers (selectors, rip, fs_base must be valid user values)"));
+        Ctx(t.tid, "task registers (selectors, rip, fs_base must be valid user values)"));
   }
-  FollowTracerCpu();
+  FollowTracerCpu(t);
   for (;;) {
-    if (::ptrace(PTRACE_SYSEMU, tid(), nullptr, nullptr) < 0) {
-      if (errno == ESRCH) return CollectExit();
-      throw SysError(errno, "ptrace(PTRACE_SYSEMU)", Ctx(tid()));
+    if (!ResumeSysemu(t)) return CollectExit(t);
+    const int status = Wait(t);
+    if (auto ev = HandleStatus(t, status, regs, &ctx)) return *ev;
+  }
+}
+
+bool PtraceAddressSpace::Start(StubThread& t, Registers* regs) {
+  if (t.exited || !alive()) return false;
+  user_regs_struct w = regs->gp;
+  w.orig_rax = ~0ULL;
+  if (::ptrace(PTRACE_SETREGS, t.tid, nullptr, &w) < 0) {
+    if (errno != ESRCH) {
+      throw SysError(
+          errno, "ptrace(PTRACE_SETREGS)",
+          Ctx(t.tid, "task registers (selectors, rip, fs_base must be valid user values)"));
     }
-    const int status = Wait();
-    if (WIFEXITED(status) || WIFSIGNALED(status)) return ExitedEvent();
-    if (!WIFSTOPPED(status)) continue;
-    const int sig = WSTOPSIG(status);
-    if (sig == kSyscallStopSignal) {
-      Event ev;
-      ev.kind = EventKind::kSyscall;
-      GetRegs(regs.gp, "at a system call");
-      // The `syscall` instruction leaves rcx = return address and r11 =
-      // rflags, and the kernel saves them as rip and flags: when both match
-      // it is a 64-bit call, no extra request needed. Otherwise (int $0x80,
-      // or a coincidence) ask the kernel. An application that forges the
-      // match around int $0x80 only gets its own call read with x86-64
-      // numbers: every call is served by the router either way.
-      if (regs.gp.rcx == regs.gp.rip && regs.gp.r11 == regs.gp.eflags) {
-        ev.syscall_arch = AUDIT_ARCH_X86_64;
-      } else {
-        ev.syscall_arch = SyscallArch();
-      }
-      return ev;
-    }
-    if ((status >> 16) != 0) continue;  // a PTRACE_EVENT stop: none is enabled
-    siginfo_t si{};
-    if (::ptrace(PTRACE_GETSIGINFO, tid(), nullptr, &si) < 0) {
-      if (errno == ESRCH) return CollectExit();
-      // EINVAL: a group-stop, not a signal. Cannot happen (stop signals are
-      // suppressed at delivery, so no group-stop starts); resume.
-      if (errno == EINVAL) continue;
-      throw SysError(errno, "ptrace(PTRACE_GETSIGINFO)", Ctx(tid()));
-    }
-    if (sig == kInterruptSignal && si.si_code == SI_TKILL && si.si_pid == router_pid_) {
-      if (!ctx.TakeInterrupt()) continue;  // stale: its interrupt was already reported
-      Event ev;
-      ev.kind = EventKind::kInterrupted;
-      GetRegs(regs.gp, "at an interrupt");
-      return ev;
-    }
+    // Killed while stopped: its exit arrives through waitpid like any event.
+  } else if (!ResumeSysemu(t)) {
+    // Same.
+  }
+  t.running = true;
+  t.target = regs;
+  return true;
+}
+
+PtraceContext::~PtraceContext() { PtraceAddressSpace::Unbind(*this); }
+
+StubThread& PtraceContext::BindTo(AddressSpace& as, const char* what) {
+  auto* pas = dynamic_cast<PtraceAddressSpace*>(&as);
+  if (pas == nullptr) {
+    throw std::invalid_argument(std::string("ptrace platform: ") + what +
+                                " into an address space of another platform");
+  }
+  pas->CheckTracer(what);
+  return pas->Bind(*this);
+}
+
+Event PtraceContext::Switch(AddressSpace& as, Registers& regs) {
+  if (!as.alive()) {
+    auto* dead = dynamic_cast<PtraceAddressSpace*>(&as);
+    if (dead != nullptr) return dead->ExitedEvent();
+  }
+  StubThread& t = BindTo(as, "Switch");
+  auto* pas = static_cast<PtraceAddressSpace*>(&as);
+  // Publish the running thread, then look for an interrupt: with Interrupt()
+  // storing the flag before reading running_ (both seq_cst) at least one side
+  // sees the other, so no interrupt is lost.
+  running_.store(pas->thread_key(t));
+  struct ClearRunning {
+    std::atomic<uint64_t>& r;
+    ~ClearRunning() { r.store(0); }
+  } clear{running_};
+  if (TakeInterrupt()) {
     Event ev;
-    ev.signo = sig;
-    ev.info = si;
-    GetRegs(regs.gp, "at a signal");
-    const bool from_kernel = si.si_code > 0;
-    if (from_kernel &&
-        (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGTRAP)) {
-      ev.kind = EventKind::kFault;
-      ev.fault_addr = reinterpret_cast<uint64_t>(si.si_addr);
-    } else if (sig == SIGSYS && si.si_code == kSiCodeSeccomp) {
-      ev.kind = EventKind::kFault;
-      ev.fault_addr = reinterpret_cast<uint64_t>(si.si_call_addr);
-    } else {
-      ev.kind = EventKind::kSignal;
-    }
-    // The host signal is dropped: the next resume passes signal 0.
+    ev.kind = EventKind::kInterrupted;
     return ev;
   }
+  return pas->Run(t, regs, *this);
+}
+
+bool PtraceContext::GetFpRegs(user_fpregs_struct* out) {
+  if (bound_thread == nullptr || bound_life.expired()) return false;
+  return ::ptrace(PTRACE_GETFPREGS, bound_thread->tid, nullptr, out) == 0;
+}
+
+bool PtraceContext::SetFpRegs(const user_fpregs_struct& in) {
+  if (bound_thread == nullptr || bound_life.expired()) return false;
+  return ::ptrace(PTRACE_SETFPREGS, bound_thread->tid, nullptr, &in) == 0;
 }
 
 class PtracePlatform final : public Platform {
@@ -762,90 +974,212 @@ class PtracePlatform final : public Platform {
     if (f.size() > kMaxFiles) throw std::invalid_argument("ptrace platform: more than 64 files");
     for (int fd : f)
       CheckSys(::fcntl(fd, F_GETFD), "fcntl(F_GETFD)", "platform file " + std::to_string(fd));
+    // A forked stub's parent is another stub; when that one goes first, the
+    // orphan is re-parented here (not to the host's init) and reaped by
+    // WaitEvents. Best effort: only costs a zombie until the router exits.
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   }
 
   std::string_view name() const override { return "ptrace"; }
 
-  std::unique_ptr<AddressSpace> NewAddressSpace() override {
-    int p[2];
-    CheckSys(::pipe2(p, O_CLOEXEC), "pipe2", "stub set-up report");
-    UniqueFd report_read(p[0]);
-    UniqueFd report_write(p[1]);
-
-    ChildPlan plan;
-    plan.parent = router_pid_;
-    plan.report_fd = report_write.get();
-    plan.dumpable = options_.dumpable_stubs;
-    for (int fd : options_.files) plan.keep[plan.nkeep++] = fd;
-    plan.keep[plan.nkeep++] = report_write.get();
-    std::sort(plan.keep, plan.keep + plan.nkeep);
-    if (__rseq_size > 0) {
-      plan.rseq_area = static_cast<char*>(__builtin_thread_pointer()) + __rseq_offset;
-      // glibc registers 32 bytes (the original struct rseq); newer glibc may
-      // register more and report the feature size in __rseq_size.
-      plan.rseq_lens[0] = 32;
-      plan.rseq_lens[1] = __rseq_size;
-      plan.rseq_lens[2] = (__rseq_size + 31) & ~31u;
-    }
-
-    // clone(SIGCHLD) is fork without glibc's atfork handlers: the child only
-    // makes raw system calls (StubChild).
-    const long pid = ::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-    if (pid < 0) throw SysError(errno, "clone", "stub process");
-    if (pid == 0) StubChild(plan);
-
-    StubProcess proc(static_cast<pid_t>(pid));  // from here, any throw kills and reaps it
-    report_write.Reset();
-    int status = 0;
-    if (RetryEintr([&] { return ::waitpid(proc.pid(), &status, __WALL); }) < 0) {
-      throw SysError(errno, "waitpid", Ctx(proc.pid(), "set-up"));
-    }
-    if (!WIFSTOPPED(status) || WSTOPSIG(status) != SIGSTOP) {
-      if (WIFEXITED(status) || WIFSIGNALED(status)) proc.MarkReaped(status);
-      ChildReport report{};
-      ssize_t n = RetryEintr([&] { return ::read(report_read.get(), &report, sizeof report); });
-      if (n == static_cast<ssize_t>(sizeof report)) {
-        throw SysError(report.err, ChildStepName(report.step),
-                       Ctx(proc.pid(), "set-up in the forked child"));
-      }
-      std::string why = DescribeWaitStatus(status);
-      if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
-        why +=
-            " (a set-up call the router's seccomp policy lacks? see PtracePlatformRouterRules())";
-      }
-      throw SysError(ECHILD, "stub set-up", Ctx(proc.pid(), why));
-    }
-    // From now on the stub dies with its tracer thread, and system-call stops
-    // are told apart from SIGTRAPs.
-    if (::ptrace(PTRACE_SETOPTIONS, proc.pid(), nullptr,
-                 reinterpret_cast<void*>(PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD)) < 0) {
-      throw SysError(errno, "ptrace(PTRACE_SETOPTIONS)", Ctx(proc.pid()));
-    }
-    user_regs_struct templ{};
-    if (::ptrace(PTRACE_GETREGS, proc.pid(), nullptr, &templ) < 0) {
-      throw SysError(errno, "ptrace(PTRACE_GETREGS)", Ctx(proc.pid(), "set-up"));
-    }
-    auto as = std::make_unique<PtraceAddressSpace>(std::move(proc), region_.range(), options_.files,
-                                                   router_pid_, templ, options_.follow_tracer_cpu);
-    as->Bootstrap();
-    return as;
-  }
+  std::unique_ptr<AddressSpace> NewAddressSpace() override;
 
   std::unique_ptr<Context> NewContext() override {
-    return std::make_unique<PtraceContext>(next_context_id_.fetch_add(1) + 1);
+    return std::make_unique<PtraceContext>(next_context_id_.fetch_add(1) + 1, &pending_);
   }
+
+  size_t WaitEvents(std::vector<Ready>* out, std::span<pollfd> fds, int timeout_ms) override;
 
   AddressRange stub_range() const override { return region_.range(); }
   // Linux's usual vm.mmap_min_addr; the host's own value may be lower.
   uint64_t min_user_address() const override { return 0x10000; }
   uint64_t max_user_address() const override { return kTaskSizeMax; }
 
+  std::vector<Ready> pending_;  // events due without a wait (Resume of a dead stub)
+
  private:
+  // Collects every wait status there is, without blocking.
+  void Drain(std::vector<Ready>* out);
+
   PtracePlatformOptions options_;
   StubRegion region_;
   const pid_t router_pid_;
   std::atomic<uint64_t> next_context_id_{0};
+  Registry registry_;
+  UniqueFd sigfd_;
 };
+
+void PtraceContext::Resume(AddressSpace& as, Registers* regs) {
+  if (!as.alive()) {
+    if (auto* dead = dynamic_cast<PtraceAddressSpace*>(&as)) {
+      pending_sink->push_back({this, dead->ExitedEvent()});
+      return;
+    }
+  }
+  StubThread& t = BindTo(as, "Resume");
+  auto* pas = static_cast<PtraceAddressSpace*>(&as);
+  if (t.running) throw std::logic_error("ptrace platform: Resume of a context that runs");
+  running_.store(pas->thread_key(t));
+  if (!pas->Start(t, regs)) {
+    running_.store(0);
+    // PtracePlatform is the only kind that makes PtraceAddressSpaces; its
+    // pending list takes the exit event.
+    pending_sink->push_back({this, pas->ExitedEvent()});
+  }
+}
+
+std::unique_ptr<AddressSpace> PtracePlatform::NewAddressSpace() {
+  int p[2];
+  CheckSys(::pipe2(p, O_CLOEXEC), "pipe2", "stub set-up report");
+  UniqueFd report_read(p[0]);
+  UniqueFd report_write(p[1]);
+
+  ChildPlan plan;
+  plan.parent = router_pid_;
+  plan.report_fd = report_write.get();
+  plan.dumpable = options_.dumpable_stubs;
+  for (int fd : options_.files) plan.keep[plan.nkeep++] = fd;
+  plan.keep[plan.nkeep++] = report_write.get();
+  std::sort(plan.keep, plan.keep + plan.nkeep);
+  if (__rseq_size > 0) {
+    plan.rseq_area = static_cast<char*>(__builtin_thread_pointer()) + __rseq_offset;
+    // glibc registers 32 bytes (the original struct rseq); newer glibc may
+    // register more and report the feature size in __rseq_size.
+    plan.rseq_lens[0] = 32;
+    plan.rseq_lens[1] = __rseq_size;
+    plan.rseq_lens[2] = (__rseq_size + 31) & ~31u;
+  }
+
+  // clone(SIGCHLD) is fork without glibc's atfork handlers: the child only
+  // makes raw system calls (StubChild).
+  const long pid = ::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  if (pid < 0) throw SysError(errno, "clone", "stub process");
+  if (pid == 0) StubChild(plan);
+
+  // From here, any throw kills and reaps the child.
+  struct Guard {
+    pid_t pid;
+    bool armed = true;
+    ~Guard() {
+      if (!armed) return;
+      ::kill(pid, SIGKILL);
+      int st;
+      while (::waitpid(pid, &st, __WALL) < 0 && errno == EINTR) {
+      }
+    }
+  } guard{static_cast<pid_t>(pid)};
+  report_write.Reset();
+  int status = 0;
+  if (RetryEintr([&] { return ::waitpid(guard.pid, &status, __WALL); }) < 0) {
+    throw SysError(errno, "waitpid", Ctx(guard.pid, "set-up"));
+  }
+  if (!WIFSTOPPED(status) || WSTOPSIG(status) != SIGSTOP) {
+    if (WIFEXITED(status) || WIFSIGNALED(status)) guard.armed = false;
+    ChildReport report{};
+    ssize_t n = RetryEintr([&] { return ::read(report_read.get(), &report, sizeof report); });
+    if (n == static_cast<ssize_t>(sizeof report)) {
+      throw SysError(report.err, ChildStepName(report.step),
+                     Ctx(guard.pid, "set-up in the forked child"));
+    }
+    std::string why = DescribeWaitStatus(status);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
+      why += " (a set-up call the router's seccomp policy lacks? see PtracePlatformRouterRules())";
+    }
+    throw SysError(ECHILD, "stub set-up", Ctx(guard.pid, why));
+  }
+  // From now on the stub dies with its tracer thread, system-call stops are
+  // told apart from SIGTRAPs, and the stub's own injected forks and threads
+  // (Fork(), more contexts) start traced.
+  if (::ptrace(PTRACE_SETOPTIONS, guard.pid, nullptr,
+               reinterpret_cast<void*>(PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD |
+                                       PTRACE_O_TRACEFORK | PTRACE_O_TRACECLONE)) < 0) {
+    throw SysError(errno, "ptrace(PTRACE_SETOPTIONS)", Ctx(guard.pid));
+  }
+  user_regs_struct templ{};
+  if (::ptrace(PTRACE_GETREGS, guard.pid, nullptr, &templ) < 0) {
+    throw SysError(errno, "ptrace(PTRACE_GETREGS)", Ctx(guard.pid, "set-up"));
+  }
+  guard.armed = false;  // the address space owns the stub now
+  auto as = std::make_unique<PtraceAddressSpace>(guard.pid, registry_, region_.range(),
+                                                 options_.files, router_pid_, templ,
+                                                 options_.follow_tracer_cpu);
+  as->Bootstrap();
+  return as;
+}
+
+void PtracePlatform::Drain(std::vector<Ready>* out) {
+  for (;;) {
+    int status = 0;
+    const pid_t r = ::waitpid(-1, &status, __WALL | WNOHANG);
+    if (r <= 0) return;  // 0: nothing more; ECHILD: no children at all
+    auto it = registry_.find(r);
+    if (it == registry_.end()) continue;  // an orphaned stub's zombie, already accounted for
+    PtraceAddressSpace* as = it->second.first;
+    StubThread& t = *it->second.second;
+    const bool exit = WIFEXITED(status) || WIFSIGNALED(status);
+    if (!t.running || t.target == nullptr || t.owner == nullptr) {
+      if (exit) as->MarkExit(t, status);
+      continue;  // not running for anyone: nothing to report
+    }
+    PtraceContext* ctx = t.owner;
+    std::optional<Event> ev = as->HandleStatus(t, status, *t.target, ctx);
+    if (!ev) {
+      if (!as->ResumeSysemu(t)) continue;  // killed: its exit follows
+      continue;
+    }
+    t.running = false;
+    t.target = nullptr;
+    ctx->SetRunning(0);
+    out->push_back({ctx, *ev});
+  }
+}
+
+size_t PtracePlatform::WaitEvents(std::vector<Ready>* out, std::span<pollfd> fds, int timeout_ms) {
+  if (!sigfd_) {
+    // SIGCHLD tells of every stop and exit of a tracee. It is blocked here
+    // and read through a signalfd; the router blocks it in every thread
+    // (a thread that did not would swallow it: the default action ignores).
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    CheckSys(::pthread_sigmask(SIG_BLOCK, &set, nullptr) == 0 ? 0 : -1, "pthread_sigmask",
+             "blocking SIGCHLD for WaitEvents");
+    sigfd_.Reset(CheckSys(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC), "signalfd",
+                          "SIGCHLD for WaitEvents"));
+  }
+  const size_t before = out->size();
+  for (auto& r : pending_) out->push_back(r);
+  pending_.clear();
+  Drain(out);
+  const int64_t deadline = timeout_ms < 0 ? -1 : MonotonicMs() + timeout_ms;
+  std::vector<pollfd> pfds(fds.size() + 1);
+  for (;;) {
+    pfds[0] = {sigfd_.get(), POLLIN, 0};
+    for (size_t i = 0; i < fds.size(); ++i) pfds[i + 1] = {fds[i].fd, fds[i].events, 0};
+    int wait = -1;
+    if (out->size() > before) {
+      wait = 0;
+    } else if (deadline >= 0) {
+      wait = static_cast<int>(std::max<int64_t>(0, deadline - MonotonicMs()));
+    }
+    int n = ::poll(pfds.data(), pfds.size(), wait);
+    if (n < 0 && errno != EINTR) throw SysError(errno, "poll", "WaitEvents");
+    bool fd_ready = false;
+    for (size_t i = 0; i < fds.size(); ++i) {
+      fds[i].revents = n > 0 ? pfds[i + 1].revents : 0;
+      fd_ready = fd_ready || fds[i].revents != 0;
+    }
+    if (n > 0 && (pfds[0].revents & POLLIN)) {
+      signalfd_siginfo si[16];
+      while (::read(sigfd_.get(), si, sizeof si) > 0) {
+      }
+    }
+    Drain(out);
+    if (out->size() > before || fd_ready) break;
+    if (deadline >= 0 && MonotonicMs() >= deadline) break;
+  }
+  return out->size() - before;
+}
 
 }  // namespace
 
@@ -865,14 +1199,21 @@ harden::SyscallPolicy PtracePlatformRouterRules(const PtracePlatformOptions& opt
   // --- The router itself.
   // Fork a stub: exactly clone(SIGCHLD, 0, ...), no namespace or thread flags.
   p.Allow(SYS_clone, {ArgCondition::Equal(0, SIGCHLD)});
+  // Injected into a stub: a bare stub thread for a second context.
+  p.Allow(SYS_clone, {ArgCondition::Equal(0, kStubThreadCloneFlags)});
   // Only the requests the platform makes. Not PTRACE_ATTACH / SEIZE / PEEK /
   // POKE: a compromised router cannot attach to anything it did not fork.
   // PTRACE_TRACEME is made by the child.
   for (long req : {PTRACE_TRACEME, PTRACE_SETOPTIONS, PTRACE_GETREGS, PTRACE_SETREGS, PTRACE_CONT,
-                   PTRACE_SYSEMU, PTRACE_GETSIGINFO, PTRACE_GET_SYSCALL_INFO}) {
+                   PTRACE_SYSEMU, PTRACE_GETSIGINFO, PTRACE_GET_SYSCALL_INFO, PTRACE_GETFPREGS,
+                   PTRACE_SETFPREGS}) {
     p.Allow(SYS_ptrace, {ArgCondition::Equal(0, static_cast<uint64_t>(req))});
   }
   p.Allow(SYS_wait4);
+  // WaitEvents(): SIGCHLD through a signalfd, polled with the kernel's fds;
+  // orphaned stubs re-parented to the router.
+  p.Allow(SYS_signalfd4).Allow(SYS_poll).Allow(SYS_ppoll);
+  p.Allow(SYS_prctl, {ArgCondition::Equal(0, PR_SET_CHILD_SUBREAPER), ArgCondition::Equal(1, 1)});
   // Application memory (interim, until the memory-file mapping replaces it).
   p.Allow(SYS_process_vm_readv).Allow(SYS_process_vm_writev);
   // Destroying a stub; the child's SIGSTOP to itself.
@@ -897,6 +1238,7 @@ harden::SyscallPolicy PtracePlatformRouterRules(const PtracePlatformOptions& opt
     p.Allow(SYS_prctl, {ArgCondition::Equal(0, PR_SET_DUMPABLE), ArgCondition::Equal(1, 1)});
   }
   p.Allow(SYS_prlimit64, {ArgCondition::Equal(0, 0), ArgCondition::Equal(1, RLIMIT_CORE)});
+  p.Allow(SYS_rt_sigaction, {ArgCondition::Equal(0, SIGCHLD)});
   // --- Injected into the stub (they pass the router's filter there too).
   // mmap/munmap/mprotect/madvise/mremap are in BaseServicePolicy already.
   p.Allow(SYS_seccomp,

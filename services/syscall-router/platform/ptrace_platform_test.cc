@@ -674,17 +674,68 @@ TEST_F(PtracePlatformTest, OnlyTheTracerThreadMayDriveTheStub) {
   reader.join();
 }
 
-TEST_F(PtracePlatformTest, SecondTaskInOneAddressSpaceIsNotImplemented) {
+TEST_F(PtracePlatformTest, SecondContextGetsItsOwnStubThread) {
   ToyKernel k(*platform_, RawApp(), {"test_app_raw", "getpid"});
   ASSERT_EQ(k.ctx().Switch(k.as(), k.regs()).kind, EventKind::kSyscall);
+  EXPECT_EQ(k.as().stub_threads(), 1u);
   auto second = platform_->NewContext();
   Registers regs = k.regs();
-  try {
-    second->Switch(k.as(), regs);
-    FAIL() << "a second context switched into the address space";
-  } catch (const SysError& e) {
-    EXPECT_EQ(e.err(), ENOSYS);
+  Event ev = second->Switch(k.as(), regs);
+  EXPECT_EQ(ev.kind, EventKind::kSyscall) << DescribeEvent(ev, &regs);
+  EXPECT_EQ(k.as().stub_threads(), 2u);
+  // A context that goes leaves its thread for the next one.
+  second.reset();
+  auto third = platform_->NewContext();
+  regs = k.regs();
+  EXPECT_EQ(third->Switch(k.as(), regs).kind, EventKind::kSyscall);
+  EXPECT_EQ(k.as().stub_threads(), 2u);
+}
+
+TEST_F(PtracePlatformTest, ForkCopiesTheAddressSpace) {
+  ToyKernel k(*platform_, RawApp(), {"test_app_raw", "getpid"});
+  ASSERT_EQ(k.as().Mmap(0x10000000, kPage, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0),
+            0x10000000);
+  ASSERT_TRUE(k.as().CopyOut(0x10000000, "parent", 7));
+  auto child = k.as().Fork();
+  ASSERT_NE(child->stub_pid(), k.as().stub_pid());
+  EXPECT_EQ(child->ReadCString(0x10000000, 16), "parent");
+  // Private pages: a write on one side is not seen on the other.
+  ASSERT_TRUE(child->CopyOut(0x10000000, "child!", 7));
+  EXPECT_EQ(k.as().ReadCString(0x10000000, 16), "parent");
+  EXPECT_EQ(child->ReadCString(0x10000000, 16), "child!");
+  // The child runs the same program on its own.
+  auto ctx = platform_->NewContext();
+  Registers regs = k.regs();
+  Event ev = ctx->Switch(*child, regs);
+  EXPECT_EQ(ev.kind, EventKind::kSyscall) << DescribeEvent(ev, &regs);
+  const pid_t stub = child->stub_pid();
+  child.reset();
+  EXPECT_EQ(::kill(stub, 0), -1);  // killed and reaped with its address space
+}
+
+TEST_F(PtracePlatformTest, AsynchronousRunsReportThroughWaitEvents) {
+  ToyKernel a(*platform_, RawApp(), {"test_app_raw", "getpid"});
+  ToyKernel b(*platform_, RawApp(), {"test_app_raw", "getpid"});
+  Registers ra = a.regs(), rb = b.regs();
+  a.ctx().Resume(a.as(), &ra);
+  b.ctx().Resume(b.as(), &rb);
+  std::vector<Platform::Ready> events;
+  while (events.size() < 2) {
+    platform_->WaitEvents(&events, {}, 5000);
   }
+  for (auto& r : events) EXPECT_EQ(r.event.kind, EventKind::kSyscall);
+  EXPECT_TRUE((events[0].ctx == &a.ctx() && events[1].ctx == &b.ctx()) ||
+              (events[0].ctx == &b.ctx() && events[1].ctx == &a.ctx()));
+  EXPECT_EQ(ra.syscall_nr(), SYS_getpid);
+  // A timeout with nothing running returns no event.
+  events.clear();
+  EXPECT_EQ(platform_->WaitEvents(&events, {}, 10), 0u);
+  // A killed stub reports its exit.
+  a.ctx().Resume(a.as(), &ra);
+  ::kill(a.as().stub_pid(), SIGKILL);
+  while (events.empty()) platform_->WaitEvents(&events, {}, 5000);
+  EXPECT_EQ(events[0].event.kind, EventKind::kExited);
 }
 
 // ---------------------------------------------------------------------------
