@@ -3,7 +3,7 @@
 set -euo pipefail
 PKGS=(bazel-bootstrap g++ clang libclang-rt-14-dev libcapnp-dev capnproto libboost-dev libseccomp-dev
       libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev
-      nlohmann-json3-dev python3)
+      nlohmann-json3-dev python3 busybox-static)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

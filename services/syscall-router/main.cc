@@ -1,6 +1,7 @@
 // syscall-router: a bulkhead service process (see services/common/service.h).
 // It runs the application: the ptrace platform's stubs, the kernel that
 // serves their system calls, the fs-gofer for files.
+#include <signal.h>
 #include <unistd.h>
 
 #include <memory>
@@ -14,11 +15,19 @@ namespace ctl = bulkhead::schema::control;
 
 int main(int argc, char** argv) {
   using namespace bulkhead;
+  // The kernel learns of its stubs' stops through SIGCHLD on a signalfd
+  // (Platform::WaitEvents): blocked here, before any thread starts, so that
+  // every thread inherits the mask and none swallows the signal.
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, nullptr);
   std::unique_ptr<router::platform::Platform> platform;
   std::unique_ptr<router::GoferClient> gofer;
   std::array<UniqueFd, 3> stdio;
   service::ServiceSpec spec{ServiceKind::SYSCALL_ROUTER, router::RouterPolicy()};
   spec.setup = [&](service::ServiceContext& ctx) {
+    router::Kernel::CaptureHostFacts();
     // Before hardening: the platform reserves the stub pages every stub inherits.
     platform = router::platform::NewPtracePlatform(router::platform::PtracePlatformOptions{});
     if (auto* h = ctx.peer(ServiceKind::FS_GOFER)) gofer = std::make_unique<router::GoferClient>(h);

@@ -1,5 +1,8 @@
 #include "services/syscall-router/policy.h"
 
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+
 #include "services/syscall-router/platform/ptrace_platform.h"
 
 namespace bulkhead::router {
@@ -13,6 +16,11 @@ harden::SyscallPolicy RouterPolicy() {
   harden::SyscallPolicy p = harden::BaseServicePolicy();
   p.name = "syscall-router";
   p.Append(platform::PtracePlatformRouterRules(platform::PtracePlatformOptions{}));
+  // The terminal the sandbox was started on (kernel.cc, Ioctl): its settings
+  // and window size pass through; nothing else reaches a host descriptor.
+  for (unsigned long cmd : {TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCSWINSZ, FIONREAD}) {
+    p.Allow(SYS_ioctl, {harden::ArgCondition::Equal(1, cmd)});
+  }
   return p;
 }
 

@@ -5,24 +5,36 @@
 #include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/futex.h>
+#include <linux/sched.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/auxv.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/sysmacros.h>
+#include <sys/prctl.h>
+#include <sys/sysinfo.h>
+#include <sys/times.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/user.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
+#include <optional>
 
 #include "harden/seccomp_policy.h"
 #include "services/syscall-router/loader/exec.h"
@@ -31,796 +43,2938 @@
 namespace bulkhead::router {
 namespace {
 
+using platform::Registers;
+
 constexpr uint64_t kPage = 4096;
+constexpr uint64_t kSaRestorer = 0x04000000;  // kSaRestorer (not exported by glibc)
+constexpr int kSsAutodisarm = 1 << 31;        // kSsAutodisarm
 constexpr size_t kChunk = 256 * 1024;          // bytes moved per gofer round trip / memory copy
 constexpr uint64_t kMmapTop = 0x7e0000000000;  // non-fixed mmaps grow down from here
 constexpr int kMaxFds = 1024;
+constexpr size_t kPipeCapacity = 65536;
+constexpr int kMaxPid = 4194304;
+constexpr size_t kMaxArgBytes = 2 * 1024 * 1024;  // argv + envp of execve (Linux: stack/4)
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 constexpr int kFatalExec = -100000;  // Exec: the image is gone, the task dies by SIGSEGV
 
+// Dispatch results that are not a return value.
+constexpr int64_t kBlock = INT64_MIN;         // the call waits; it is re-tried later
+constexpr int64_t kNoReturn = INT64_MIN + 1;  // registers already set (sigreturn, execve)
+constexpr int64_t kGone = INT64_MIN + 2;      // the task is gone (exit, killed)
+
 uint64_t PageUp(uint64_t v) { return (v + kPage - 1) & ~(kPage - 1); }
+uint64_t Bit(int sig) { return 1ull << (sig - 1); }
+constexpr uint64_t kUnblockable = (1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1));
+
+// Read once, before the router is hardened (sysconf reads /sys and calls
+// sysinfo, neither of which the router's policy allows later).
+struct HostFacts {
+  long cpus = 1;
+  long phys_pages = 262144;
+  long avail_pages = 131072;
+};
+HostFacts& Facts() {
+  static HostFacts f;
+  return f;
+}
+
+int64_t NowNs(clockid_t clock = CLOCK_MONOTONIC) {
+  timespec ts;
+  ::clock_gettime(clock, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+int64_t TsNs(const timespec& ts) { return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec; }
+bool ValidTs(const timespec& ts) { return ts.tv_sec >= 0 && ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000; }
+
+// Lexical normalization of an absolute path: no ".", "..", "//", trailing "/".
+std::string Normalize(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    std::string p = path.substr(i, j - i);
+    if (p == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!p.empty() && p != ".") {
+      parts.push_back(std::move(p));
+    }
+    i = j + 1;
+  }
+  std::string out;
+  for (auto& p : parts) out += "/" + p;
+  return out.empty() ? "/" : out;
+}
+
+enum class DefaultAction { kTerm, kIgnore, kStop, kCont };
+DefaultAction DefaultFor(int sig) {
+  switch (sig) {
+    case SIGCHLD: case SIGURG: case SIGWINCH: return DefaultAction::kIgnore;
+    case SIGCONT: return DefaultAction::kCont;
+    case SIGSTOP: case SIGTSTP: case SIGTTIN: case SIGTTOU: return DefaultAction::kStop;
+    default: return sig >= SIGRTMIN && sig <= 64 ? DefaultAction::kTerm : DefaultAction::kTerm;
+  }
+}
+
+// The kernel's struct sigaction on x86-64 (what rt_sigaction copies).
+struct KSigaction {
+  uint64_t handler = 0;  // SIG_DFL 0, SIG_IGN 1
+  uint64_t flags = 0;
+  uint64_t restorer = 0;
+  uint64_t mask = 0;
+};
+
+// The x86-64 signal frame (arch/x86/include/asm/sigframe.h): the handler
+// returns into pretcode (sa_restorer), which calls rt_sigreturn with %rsp at uc.
+struct KUcontext {
+  uint64_t uc_flags;
+  uint64_t uc_link;
+  stack_t uc_stack;
+  // struct sigcontext
+  uint64_t r8, r9, r10, r11, r12, r13, r14, r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags;
+  uint16_t cs, gs, fs, ss;
+  uint64_t err, trapno, oldmask, cr2, fpstate;
+  uint64_t reserved1[8];
+  uint64_t uc_sigmask;
+};
+static_assert(sizeof(KUcontext) == 304);
+struct RtSigframe {
+  uint64_t pretcode;
+  KUcontext uc;
+  siginfo_t info;
+};
+
+struct Pipe {
+  std::deque<uint8_t> buf;
+  int readers = 0;
+  int writers = 0;
+};
 
 }  // namespace
 
-struct Kernel::File {
-  enum class Kind { kHost, kGofer, kNull } kind = Kind::kNull;
+struct File {
+  enum class Kind { kHost, kGofer, kNull, kZero, kFull, kRandom, kPipe, kEventfd, kEpoll, kMem, kDir };
+  Kind kind = Kind::kNull;
+  uint32_t flags = 0;  // O_ACCMODE | O_APPEND | O_NONBLOCK ... as the application set them
   GoferClient* gofer = nullptr;
   int host_fd = -1;
   uint64_t handle = 0;
   int64_t offset = 0;
-  uint32_t flags = 0;  // O_ACCMODE | O_APPEND | O_NONBLOCK ... as the application set them
   std::string path;
   struct stat st {};
+  std::shared_ptr<Pipe> pipe;
+  bool pipe_write = false;
+  uint64_t counter = 0;  // eventfd
+  bool semaphore = false;
+  std::string data;  // kMem: the contents; kDir: synthesized dirents already encoded
+  struct EpollItem {
+    std::weak_ptr<File> file;
+    uint32_t events = 0;
+    uint64_t data = 0;
+    bool disabled = false;
+  };
+  std::map<int, EpollItem> epoll;
+
+  File() = default;
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
   ~File() {
     if (kind == Kind::kGofer && gofer) gofer->Close(handle);
+    if (pipe) (pipe_write ? pipe->writers : pipe->readers)--;
   }
 };
 
-struct Kernel::Task {
-  std::unique_ptr<platform::AddressSpace> as;
-  std::unique_ptr<platform::Context> ctx;
-  platform::Registers regs;
-  std::map<int, std::shared_ptr<File>> fds;
-  std::map<int, bool> cloexec;
+struct FdEntry {
+  std::shared_ptr<File> file;
+  bool cloexec = false;
+};
+using FdTable = std::map<int, FdEntry>;
+
+struct Task;
+
+struct Process {
+  int pid = 0, ppid = 0, pgid = 0, sid = 0;
+  std::shared_ptr<platform::AddressSpace> as;
+  std::shared_ptr<FdTable> fds;
   std::string cwd = "/";
+  uint32_t umask = 022;
+  std::shared_ptr<std::array<KSigaction, 65>> act = std::make_shared<std::array<KSigaction, 65>>();
   uint64_t brk_start = 0, brk = 0, brk_mapped = 0;
   uint64_t mmap_next = kMmapTop;
-  uint32_t umask = 022;
-  bool exited = false;
-  int exit_code = 0;
-  std::map<int, std::array<uint64_t, 4>> sigactions;  // k_sigaction as stored by the app
-  uint64_t sigmask = 0;
-  RunResult* result = nullptr;
+  std::vector<Task*> tasks;
+  bool zombie = false;
+  int wait_status = 0;
+  bool stopped = false, report_stop = false, report_cont = false;
+  int stop_sig = 0;
+  int exit_signal = SIGCHLD;
+  std::string exe;
+  std::vector<std::string> argv;
+  bool vfork_done = false;  // exec'd or exited: a vfork parent may go on
+  bool execed = false;
+  int64_t itimer_deadline = -1, itimer_interval = 0;  // ITIMER_REAL, monotonic ns
+};
+
+struct Task {
+  int tid = 0;
+  Process* proc = nullptr;
+  std::unique_ptr<platform::Context> ctx;
+  Registers regs;
+  enum class State { kRunnable, kRunning, kBlocked, kStopped, kDead } state = State::kRunnable;
+  uint64_t sigmask = 0, pending = 0;
+  std::array<siginfo_t, 65> info{};
+  uint64_t clear_tid = 0;
+  stack_t altstack{nullptr, SS_DISABLE, 0};
+  // A waiting call: re-tried until it completes.
+  bool retry = false;
+  int64_t deadline = -1;  // monotonic ns, -1: none
+  bool futex_woken = false;
+  uint64_t futex_addr = 0;
+  uint32_t futex_bitset = 0;
+  std::vector<pollfd> host_waits;  // host fds the waiting call needs
+  bool restore_mask = false;       // sigsuspend / ppoll / pselect6 set a temporary mask
+  uint64_t saved_mask = 0;
+  int vfork_child = 0;
+  uint64_t io_done = 0;
+  uint64_t saved_rem = 0;  // a blocking pipe write: bytes already written
   uint64_t arg(int i) const { return regs.syscall_arg(i); }
 };
 
-Kernel::Kernel(platform::Platform& platform, GoferClient& gofer, std::array<int, 3> stdio)
-    : platform_(platform), gofer_(gofer), stdio_(stdio) {}
-Kernel::~Kernel() = default;
+struct Kernel::Impl {
+  Impl(platform::Platform& p, GoferClient& g, std::array<int, 3> s) : platform_(p), gofer_(g), stdio_(s) {}
 
-std::string Kernel::Absolute(const Task& t, const std::string& path) const {
-  if (!path.empty() && path[0] == '/') return path;
-  return t.cwd == "/" ? "/" + path : t.cwd + "/" + path;
-}
+  platform::Platform& platform_;
+  GoferClient& gofer_;
+  std::array<int, 3> stdio_;
+  std::string hostname_ = "bulkhead";
+  RunResult* res_ = nullptr;
+  std::map<int, std::unique_ptr<Process>> procs_;
+  std::map<int, std::unique_ptr<Task>> tasks_;
+  std::map<platform::Context*, Task*> by_ctx_;
+  std::vector<std::unique_ptr<Task>> graveyard_;
+  std::vector<std::shared_ptr<platform::AddressSpace>> dead_as_;
+  int next_pid_ = 1;
+  int fg_pgrp_ = 1;
+  bool init_exited_ = false;
+  const int64_t start_ns_ = NowNs();
 
-bool Kernel::ReadPath(Task& t, uint64_t addr, std::string* out, int64_t* err) {
-  auto s = t.as->ReadCString(addr, 4096);
-  if (!s) {
-    // Either a fault or no NUL within PATH_MAX.
-    char probe;
-    *err = t.as->CopyIn(addr, &probe, 1) ? -ENAMETOOLONG : -EFAULT;
-    return false;
+  // ------------------------------------------------------------ helpers
+
+  template <typename T>
+  bool In(Task& t, uint64_t addr, T* out) { return t.proc->as->CopyIn(addr, out, sizeof(T)); }
+  template <typename T>
+  bool Out(Task& t, uint64_t addr, const T& v) { return t.proc->as->CopyOut(addr, &v, sizeof(T)); }
+
+  std::string Absolute(const Process& p, const std::string& path) const {
+    if (!path.empty() && path[0] == '/') return Normalize(path);
+    return Normalize(p.cwd + "/" + path);
   }
-  if (s->empty()) {
-    *err = -ENOENT;
-    return false;
-  }
-  *out = std::move(*s);
-  return true;
-}
 
-int Kernel::NewFd(Task& t, std::shared_ptr<File> f, int min_fd) {
-  for (int fd = std::max(min_fd, 0); fd < kMaxFds; ++fd) {
-    if (!t.fds.count(fd)) {
-      t.fds[fd] = std::move(f);
-      t.cloexec[fd] = false;
-      return fd;
+  bool ReadPath(Task& t, uint64_t addr, std::string* out, int64_t* err) {
+    auto s = t.proc->as->ReadCString(addr, 4096);
+    if (!s) {
+      char probe;
+      *err = t.proc->as->CopyIn(addr, &probe, 1) ? -ENAMETOOLONG : -EFAULT;
+      return false;
     }
-  }
-  return -EMFILE;
-}
-
-std::shared_ptr<Kernel::File> Kernel::GetFile(Task& t, int fd) {
-  auto it = t.fds.find(fd);
-  return it == t.fds.end() ? nullptr : it->second;
-}
-
-// ------------------------------------------------------------------ exec
-
-int Kernel::Exec(Task& t, const RunRequest& req, std::string* error) {
-  std::string path = req.argv[0];
-  if (path.find('/') == std::string::npos) {
-    // execvp-style lookup in the application's PATH.
-    std::string search = kDefaultPath;
-    for (auto& e : req.envp) if (e.rfind("PATH=", 0) == 0) search = e.substr(5);
-    std::string found;
-    size_t start = 0;
-    while (start <= search.size() && found.empty()) {
-      size_t end = search.find(':', start);
-      if (end == std::string::npos) end = search.size();
-      std::string dir = search.substr(start, end - start);
-      std::string cand = (dir.empty() ? "." : dir) + "/" + path;
-      struct stat st;
-      if (gofer_.Stat(Absolute(t, cand), true, &st) == 0 && S_ISREG(st.st_mode)) found = cand;
-      start = end + 1;
+    if (s->empty()) {
+      *err = -ENOENT;
+      return false;
     }
-    if (found.empty()) {
-      *error = path + ": command not found";
-      return -ENOENT;
-    }
-    path = found;
+    *out = std::move(*s);
+    return true;
   }
-  loader::ExecRequest er;
-  er.filename = path;
-  er.argv = req.argv;
-  er.envp = req.envp;
-  er.aux.hwcap = getauxval(AT_HWCAP);
-  er.aux.hwcap2 = getauxval(AT_HWCAP2);
-  if (unsigned long m = getauxval(AT_MINSIGSTKSZ)) er.aux.minsigstksz = m;
-  if (getrandom(er.random.data(), er.random.size(), 0) != static_cast<ssize_t>(er.random.size())) return -EIO;
-  loader::ExecPlanner planner(er);
-  std::map<loader::FileRole, std::shared_ptr<File>> files;
-  std::shared_ptr<File> last;
-  std::vector<uint8_t> buf;
-  for (;;) {
-    switch (planner.step()) {
-      case loader::ExecPlanner::Step::kOpen: {
-        auto f = std::make_shared<File>();
-        f->kind = File::Kind::kGofer;
-        f->gofer = &gofer_;
-        f->path = Absolute(t, planner.open_path());
-        int rc = gofer_.Open(f->path, O_RDONLY, 0, &f->handle, &f->st);
-        if (rc == 0 && !S_ISREG(f->st.st_mode)) rc = -EACCES;
-        if (rc == 0 && !(f->st.st_mode & 0111)) rc = -EACCES;
-        if (rc < 0) {
-          f->kind = File::Kind::kNull;  // nothing to close if the open failed
-          planner.OpenFailed(-rc);
-          break;
-        }
-        files[planner.open_role()] = f;
-        last = f;
-        planner.Opened(static_cast<uint64_t>(f->st.st_size));
-        break;
-      }
-      case loader::ExecPlanner::Step::kRead: {
-        buf.assign(planner.read_length(), 0);
-        uint64_t got = 0;
-        int err = 0;
-        while (got < buf.size()) {
-          long n = gofer_.Pread(last->handle, static_cast<int64_t>(planner.read_offset() + got),
-                                {buf.data() + got, std::min(kChunk, buf.size() - got)});
-          if (n < 0) { err = static_cast<int>(-n); break; }
-          if (n == 0) break;
-          got += static_cast<uint64_t>(n);
-        }
-        if (err) planner.ReadFailed(err);
-        else planner.ReadDone({buf.data(), got});
-        break;
-      }
-      case loader::ExecPlanner::Step::kFailed:
-        *error = path + ": " + planner.error().message;
-        // Past Linux's point of no return the exec cannot fail with an
-        // errno: the process dies with SIGSEGV.
-        if (planner.error().fatal) return kFatalExec;
-        return -planner.error().err;
-      case loader::ExecPlanner::Step::kDone: {
-        loader::ExecImage img = planner.TakeImage();
-        for (const auto& m : img.plan.mappings) {
-          long r = t.as->Mmap(m.addr, m.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
-          if (r < 0) { *error = "mapping the image failed"; return static_cast<int>(r); }
-          if (m.file_bytes) {
-            auto& src = files[m.source == loader::MapSource::kInterpreter ? loader::FileRole::kInterpreter
-                                                                          : loader::FileRole::kExecutable];
-            if (!src) { *error = "no file for a mapping"; return -EIO; }
-            for (uint64_t done = 0; done < m.file_bytes;) {
-              size_t want = std::min<uint64_t>(kChunk, m.file_bytes - done);
-              buf.resize(want);
-              long n = gofer_.Pread(src->handle, static_cast<int64_t>(m.file_offset + done), {buf.data(), want});
-              if (n <= 0) { *error = "reading the image failed"; return n < 0 ? static_cast<int>(n) : -EIO; }
-              if (!t.as->CopyOut(m.addr + done, buf.data(), static_cast<size_t>(n))) return -EFAULT;
-              done += static_cast<uint64_t>(n);
-            }
-          }
-          if (m.prot != (PROT_READ | PROT_WRITE)) t.as->Mprotect(m.addr, m.len, m.prot);
-        }
-        const auto& st = img.stack;
-        int sprot = PROT_READ | PROT_WRITE | (img.plan.executable_stack ? PROT_EXEC : 0);
-        long r = t.as->Mmap(st.vma_start, st.top - st.vma_start, sprot, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
-        if (r < 0) { *error = "mapping the stack failed"; return static_cast<int>(r); }
-        if (!t.as->CopyOut(st.rsp, st.bytes.data(), st.bytes.size())) return -EFAULT;
-        t.brk_start = t.brk = t.brk_mapped = img.plan.brk;
-        t.mmap_next = std::min<uint64_t>(kMmapTop, st.vma_start - (1ull << 30));
-        t.regs = platform::Registers::ForEntry(img.plan.entry, st.rsp);
+
+  // Resolves (dirfd, path) to an absolute normalized path.
+  int64_t PathAt(Task& t, int dirfd, uint64_t addr, std::string* out, bool allow_empty = false) {
+    int64_t err = 0;
+    std::string path;
+    if (!ReadPath(t, addr, &path, &err)) {
+      if (!(err == -ENOENT && allow_empty)) return err;
+    }
+    if (path.empty() || path[0] != '/') {
+      if (dirfd != AT_FDCWD) {
+        auto d = GetFile(t, dirfd);
+        if (!d) return -EBADF;
+        if (!path.empty() && !S_ISDIR(d->st.st_mode)) return -ENOTDIR;
+        *out = path.empty() ? d->path : Normalize(d->path + "/" + path);
         return 0;
       }
     }
+    *out = path.empty() ? t.proc->cwd : Absolute(*t.proc, path);
+    return 0;
   }
-}
 
-// ------------------------------------------------------------------ run
+  std::shared_ptr<File> GetFile(Task& t, int fd) {
+    if (!t.proc->fds) return nullptr;
+    auto it = t.proc->fds->find(fd);
+    return it == t.proc->fds->end() ? nullptr : it->second.file;
+  }
 
-RunResult Kernel::Run(const RunRequest& req) {
-  RunResult res;
-  if (req.argv.empty()) {
-    res.exit_code = 127;
-    res.error = "no command";
+  int NewFd(Task& t, std::shared_ptr<File> f, int min_fd = 0, bool cloexec = false) {
+    auto& fds = *t.proc->fds;
+    for (int fd = std::max(min_fd, 0); fd < kMaxFds; ++fd) {
+      if (!fds.count(fd)) {
+        fds[fd] = {std::move(f), cloexec};
+        return fd;
+      }
+    }
+    return -EMFILE;
+  }
+
+  int AllocPid() {
+    for (int i = 0; i < kMaxPid; ++i) {
+      int pid = next_pid_++;
+      if (next_pid_ >= kMaxPid) next_pid_ = 2;
+      if (!tasks_.count(pid) && !procs_.count(pid)) return pid;
+    }
+    return -EAGAIN;
+  }
+
+  Task* NewTask(Process* p, int tid) {
+    auto t = std::make_unique<Task>();
+    t->tid = tid;
+    t->proc = p;
+    t->ctx = platform_.NewContext();
+    Task* raw = t.get();
+    by_ctx_[raw->ctx.get()] = raw;
+    tasks_[tid] = std::move(t);
+    p->tasks.push_back(raw);
+    return raw;
+  }
+
+  // Takes a task out of the kernel; the object lives until the loop's next
+  // turn (events of this turn may still name its context).
+  void RemoveTask(Task* t) {
+    t->state = Task::State::kDead;
+    by_ctx_.erase(t->ctx.get());
+    auto& v = t->proc->tasks;
+    v.erase(std::remove(v.begin(), v.end(), t), v.end());
+    auto it = tasks_.find(t->tid);
+    if (it != tasks_.end()) {
+      graveyard_.push_back(std::move(it->second));
+      tasks_.erase(it);
+    }
+  }
+
+  void Unimplemented(long nr) {
+    if (res_->unimplemented[nr]++ == 0) {
+      spdlog::info("unimplemented system call {} ({}): answered ENOSYS",
+                   harden::SyscallName(static_cast<int>(nr)), nr);
+    }
+  }
+
+  // ------------------------------------------------------------ the loop
+
+  RunResult Run(const RunRequest& req) {
+    RunResult res;
+    res_ = &res;
+    if (req.argv.empty()) {
+      res.exit_code = 127;
+      res.error = "no command";
+      return res;
+    }
+    hostname_ = req.hostname;
+    auto proc = std::make_unique<Process>();
+    Process* p = proc.get();
+    p->pid = p->pgid = p->sid = AllocPid();
+    p->ppid = 0;
+    p->cwd = req.cwd.empty() ? "/" : Normalize(req.cwd);
+    p->fds = std::make_shared<FdTable>();
+    for (int i = 0; i < 3; ++i) {
+      auto f = std::make_shared<File>();
+      f->kind = File::Kind::kHost;
+      f->host_fd = stdio_[i];
+      f->flags = i == 0 ? O_RDONLY : O_WRONLY;
+      if (::fstat(stdio_[i], &f->st) != 0) f->kind = File::Kind::kNull;
+      (*p->fds)[i] = {f, false};
+    }
+    procs_[p->pid] = std::move(proc);
+    res.processes = 1;
+    Task* t = nullptr;
+    try {
+      t = NewTask(p, p->pid);
+    } catch (const std::exception& e) {
+      res.exit_code = 126;
+      res.error = std::string("cannot create the application's task: ") + e.what();
+      return res;
+    }
+    std::string why;
+    int rc = ExecFirst(*t, req, &why);
+    if (rc == kFatalExec) {
+      res.exit_code = 128 + SIGSEGV;
+      res.error = why + " (killed by SIGSEGV, as Linux does after the point of no return)";
+      return Finish(res);
+    }
+    if (rc < 0) {
+      res.exit_code = rc == -ENOENT ? 127 : 126;
+      res.error = why.empty() ? req.argv[0] + ": " + strerror(-rc) : why + " (" + strerror(-rc) + ")";
+      return Finish(res);
+    }
+    Loop();
+    const int st = procs_.count(1) ? procs_[1]->wait_status : 0;
+    res.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return Finish(res);
+  }
+
+  RunResult Finish(RunResult& res) {
+    // Everything left dies with process 1.
+    for (auto& [pid, p] : procs_) {
+      if (!p->zombie) ExitProcess(*p, SIGKILL, false);
+    }
+    graveyard_.clear();
+    dead_as_.clear();
+    procs_.clear();
     return res;
   }
-  Task t;
-  t.result = &res;
-  t.cwd = req.cwd.empty() ? "/" : req.cwd;
-  hostname_ = req.hostname;
-  for (int i = 0; i < 3; ++i) {
-    auto f = std::make_shared<File>();
-    f->kind = File::Kind::kHost;
-    f->host_fd = stdio_[i];
-    f->flags = i == 0 ? O_RDONLY : O_WRONLY;
-    t.fds[i] = f;
+
+  void Loop() {
+    std::vector<platform::Platform::Ready> events;
+    std::vector<pollfd> host_fds;
+    while (!init_exited_) {
+      graveyard_.clear();
+      dead_as_.clear();
+      ReapOrphans();
+      // 1. Run what can run.
+      for (auto& [tid, tp] : tasks_) {
+        Task& t = *tp;
+        if (t.state != Task::State::kRunnable) continue;
+        if (t.proc->stopped) {
+          t.state = Task::State::kStopped;
+          continue;
+        }
+        if (!DeliverSignals(t)) continue;  // stopped or gone
+        if (t.state != Task::State::kRunnable) continue;
+        t.state = Task::State::kRunning;
+        t.ctx->Resume(*t.proc->as, &t.regs);
+      }
+      if (init_exited_) break;
+      // 2. Wait for events, host fds and the nearest deadline.
+      host_fds.clear();
+      int64_t deadline = -1;
+      for (auto& [tid, tp] : tasks_) {
+        if (tp->state == Task::State::kBlocked) {
+          for (auto& pfd : tp->host_waits) host_fds.push_back(pfd);
+          if (tp->deadline >= 0 && (deadline < 0 || tp->deadline < deadline)) deadline = tp->deadline;
+        }
+      }
+      for (auto& [pid, p] : procs_) {
+        if (p->itimer_deadline >= 0 && (deadline < 0 || p->itimer_deadline < deadline)) deadline = p->itimer_deadline;
+      }
+      int timeout = -1;
+      if (deadline >= 0) timeout = static_cast<int>(std::clamp<int64_t>((deadline - NowNs() + 999999) / 1000000, 0, 60000));
+      events.clear();
+      platform_.WaitEvents(&events, host_fds, timeout);
+      // 3. Serve the events.
+      for (auto& ev : events) {
+        auto it = by_ctx_.find(ev.ctx);
+        if (it == by_ctx_.end()) continue;
+        HandleEvent(*it->second, ev.event);
+        if (init_exited_) return;
+      }
+      // 4. Timers, then every waiting call again.
+      FireTimers();
+      RetryBlocked();
+    }
   }
-  try {
-    t.as = platform_.NewAddressSpace();
-    t.ctx = platform_.NewContext();
-  } catch (const std::exception& e) {
-    res.exit_code = 126;
-    res.error = std::string("cannot create the application's address space: ") + e.what();
-    return res;
+
+  void RetryBlocked() {
+    // Completing one call may unblock another (a pipe write, an exit):
+    // repeat until nothing changes, a few rounds at most.
+    for (int round = 0; round < 4; ++round) {
+      bool progress = false;
+      std::vector<Task*> blocked;
+      for (auto& [tid, tp] : tasks_) if (tp->state == Task::State::kBlocked) blocked.push_back(tp.get());
+      for (Task* t : blocked) {
+        if (t->state != Task::State::kBlocked) continue;
+        if (HasDeliverable(*t)) {
+          InterruptCall(*t);
+          progress = true;
+          continue;
+        }
+        t->retry = true;
+        int64_t r = Dispatch(*t, t->regs.syscall_nr());
+        if (r == kBlock) continue;
+        Complete(*t, r);
+        progress = true;
+        if (init_exited_) return;
+      }
+      if (!progress) break;
+    }
   }
-  std::string why;
-  int rc = Exec(t, req, &why);
-  if (rc == kFatalExec) {
-    res.exit_code = 128 + SIGSEGV;
-    res.error = why + " (killed by SIGSEGV, as Linux does after the point of no return)";
-    return res;
+
+  void FireTimers() {
+    const int64_t now = NowNs();
+    for (auto& [pid, p] : procs_) {
+      if (p->zombie || p->itimer_deadline < 0 || p->itimer_deadline > now) continue;
+      p->itimer_deadline = p->itimer_interval > 0 ? now + p->itimer_interval : -1;
+      SignalProcess(*p, SIGALRM, SI_KERNEL, 0);
+    }
   }
-  if (rc < 0) {
-    res.exit_code = rc == -ENOENT ? 127 : 126;
-    res.error = why.empty() ? req.argv[0] + ": " + strerror(-rc) : why + " (" + strerror(-rc) + ")";
-    return res;
+
+  // The end of a system call: its result, and the task runs again.
+  void Complete(Task& t, int64_t r) {
+    t.retry = false;
+    t.deadline = -1;
+    t.host_waits.clear();
+    if (t.restore_mask && r != -EINTR) {
+      t.sigmask = t.saved_mask;
+      t.restore_mask = false;
+    }
+    if (r == kGone || t.state == Task::State::kDead) return;
+    if (r != kNoReturn) t.regs.set_syscall_return(r);
+    if (t.state == Task::State::kBlocked || t.state == Task::State::kRunning) t.state = Task::State::kRunnable;
   }
-  while (!t.exited) {
-    platform::Event e = t.ctx->Switch(*t.as, t.regs);
+
+  void HandleEvent(Task& t, const platform::Event& e) {
+    if (t.state == Task::State::kDead) return;
+    t.state = Task::State::kRunnable;
     switch (e.kind) {
       case platform::EventKind::kSyscall: {
-        ++res.syscalls;
-        long nr = t.regs.syscall_nr();
-        int64_t r = e.syscall_arch == AUDIT_ARCH_X86_64 && nr >= 0 ? Dispatch(t, nr) : -ENOSYS;
-        if (!t.exited) t.regs.set_syscall_return(r);
+        ++res_->syscalls;
+        const long nr = t.regs.syscall_nr();
+        int64_t r;
+        t.retry = false;
+        if (e.syscall_arch != AUDIT_ARCH_X86_64 || nr < 0) {
+          r = -ENOSYS;
+        } else {
+          r = Dispatch(t, nr);
+        }
+        if (r == kBlock) {
+          t.state = Task::State::kBlocked;
+          return;
+        }
+        Complete(t, r);
+        return;
+      }
+      case platform::EventKind::kFault: {
+        siginfo_t si = e.info;
+        si.si_signo = e.signo;
+        ForceSignal(t, e.signo, si);
+        return;
+      }
+      case platform::EventKind::kSignal:      // a host signal sent to the stub: nothing for the app
+      case platform::EventKind::kInterrupted:  // a signal is due: DeliverSignals runs next
+        return;
+      case platform::EventKind::kExited:
+        // The stub died under the task (killed from outside).
+        if (!t.proc->zombie) {
+          spdlog::warn("process {}: its stub died ({})", t.proc->pid, platform::DescribeWaitStatus(e.wait_status));
+          ExitProcess(*t.proc, WIFSIGNALED(e.wait_status) ? WTERMSIG(e.wait_status) : SIGKILL, false);
+        }
+        return;
+    }
+  }
+
+  // ------------------------------------------------------------ signals
+
+  bool Ignored(Process& p, int sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) return false;
+    const KSigaction& a = (*p.act)[sig];
+    if (a.handler == reinterpret_cast<uint64_t>(SIG_IGN)) return true;
+    if (a.handler != reinterpret_cast<uint64_t>(SIG_DFL)) return false;
+    auto d = DefaultFor(sig);
+    return d == DefaultAction::kIgnore || d == DefaultAction::kCont;
+  }
+
+  void QueueSignal(Task& t, int sig, const siginfo_t& si) {
+    if (Ignored(*t.proc, sig) && !(t.sigmask & Bit(sig))) return;
+    if (t.pending & Bit(sig)) return;  // one of each pending (no queued real-time signals yet)
+    t.pending |= Bit(sig);
+    t.info[sig] = si;
+    Kick(t);
+  }
+
+  void Kick(Task& t) {
+    if (t.state == Task::State::kRunning && (t.pending & ~t.sigmask)) t.ctx->Interrupt();
+    if ((t.pending & Bit(SIGKILL)) && t.proc->stopped) ContinueProcess(*t.proc, false);
+  }
+
+  static siginfo_t Info(int sig, int code, int pid) {
+    siginfo_t si;
+    std::memset(&si, 0, sizeof si);
+    si.si_signo = sig;
+    si.si_code = code;
+    si.si_pid = pid;
+    si.si_uid = 0;
+    return si;
+  }
+
+  void SignalProcess(Process& p, int sig, int code, int from_pid, const siginfo_t* info = nullptr) {
+    if (p.zombie || sig <= 0 || sig > 64 || p.tasks.empty()) return;
+    siginfo_t si = info ? *info : Info(sig, code, from_pid);
+    if (sig == SIGCONT) ContinueProcess(p, true);
+    if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) {
+      for (Task* t : p.tasks) t->pending &= ~Bit(SIGCONT);
+    }
+    if (sig == SIGCONT) {
+      for (Task* t : p.tasks) t->pending &= ~(Bit(SIGSTOP) | Bit(SIGTSTP) | Bit(SIGTTIN) | Bit(SIGTTOU));
+    }
+    Task* target = p.tasks.front();
+    for (Task* t : p.tasks) {
+      if (!(t->sigmask & Bit(sig))) {
+        target = t;
         break;
       }
-      case platform::EventKind::kFault:
-        spdlog::info("application {}: {}", req.argv[0], platform::DescribeEvent(e, &t.regs));
-        t.exited = true;
-        t.exit_code = 128 + e.signo;
-        break;
-      case platform::EventKind::kSignal:
-        // A host signal aimed at the stub (a terminal's ^C, say): default action.
-        if (e.signo == SIGCHLD || e.signo == SIGWINCH || e.signo == SIGURG) break;
-        t.exited = true;
-        t.exit_code = 128 + e.signo;
-        break;
-      case platform::EventKind::kInterrupted:
-        break;
-      case platform::EventKind::kExited:
-        t.exited = true;
-        t.exit_code = WIFEXITED(e.wait_status) ? WEXITSTATUS(e.wait_status) : 128 + WTERMSIG(e.wait_status);
-        break;
+    }
+    QueueSignal(*target, sig, si);
+  }
+
+  void NotifyParent(Process& p, int code, int status) {
+    auto it = procs_.find(p.ppid);
+    if (it == procs_.end() || it->second->zombie) return;
+    Process& parent = *it->second;
+    const KSigaction& a = (*parent.act)[SIGCHLD];
+    if ((code == CLD_STOPPED || code == CLD_CONTINUED) && (a.flags & SA_NOCLDSTOP)) return;
+    siginfo_t si = Info(SIGCHLD, code, p.pid);
+    si.si_status = status;
+    SignalProcess(parent, SIGCHLD, code, p.pid, &si);
+  }
+
+  void StopProcess(Process& p, int sig) {
+    if (p.stopped) return;
+    p.stopped = true;
+    p.report_stop = true;
+    p.report_cont = false;
+    p.stop_sig = sig;
+    for (Task* t : p.tasks) {
+      if (t->state == Task::State::kRunning) t->ctx->Interrupt();
+      if (t->state == Task::State::kRunnable) t->state = Task::State::kStopped;
+    }
+    NotifyParent(p, CLD_STOPPED, sig);
+  }
+
+  void ContinueProcess(Process& p, bool notify) {
+    if (!p.stopped) return;
+    p.stopped = false;
+    p.report_stop = false;
+    p.report_cont = true;
+    for (Task* t : p.tasks) {
+      if (t->state == Task::State::kStopped) t->state = Task::State::kRunnable;
+    }
+    if (notify) NotifyParent(p, CLD_CONTINUED, SIGCONT);
+  }
+
+  bool HasDeliverable(Task& t) {
+    uint64_t d = t.pending & ~t.sigmask;
+    while (d) {
+      int sig = __builtin_ctzll(d) + 1;
+      if (!Ignored(*t.proc, sig)) return true;
+      t.pending &= ~Bit(sig);  // ignored by now: discard
+      d &= ~Bit(sig);
+    }
+    return false;
+  }
+
+  static bool Restartable(long nr) {
+    switch (nr) {
+      case SYS_read: case SYS_write: case SYS_readv: case SYS_writev: case SYS_pread64:
+      case SYS_pwrite64: case SYS_wait4: case SYS_waitid: case SYS_futex: case SYS_ioctl:
+      case SYS_fcntl: case SYS_open: case SYS_openat: case SYS_accept: case SYS_accept4:
+      case SYS_connect: case SYS_recvfrom: case SYS_sendto: case SYS_recvmsg: case SYS_sendmsg:
+        return true;
+      default:
+        return false;
     }
   }
-  res.exit_code = t.exit_code;
-  return res;
-}
 
-// ------------------------------------------------------------------ syscalls
-
-int64_t Kernel::OpenAt(Task& t, int dirfd, uint64_t path_addr, uint32_t flags, uint32_t mode) {
-  std::string path;
-  int64_t err;
-  if (!ReadPath(t, path_addr, &path, &err)) return err;
-  if (path[0] != '/' && dirfd != AT_FDCWD) {
-    auto d = GetFile(t, dirfd);
-    if (!d) return -EBADF;
-    if (!S_ISDIR(d->st.st_mode)) return -ENOTDIR;
-    path = d->path + "/" + path;
-  }
-  path = Absolute(t, path);
-  auto f = std::make_shared<File>();
-  if (path == "/dev/null") {
-    f->kind = File::Kind::kNull;
-    f->st.st_mode = S_IFCHR | 0666;
-    f->st.st_rdev = makedev(1, 3);
-  } else {
-    f->kind = File::Kind::kGofer;
-    f->gofer = &gofer_;
-    int rc = gofer_.Open(path, flags & ~O_CLOEXEC, mode & ~t.umask, &f->handle, &f->st);
-    if (rc < 0) {
-      f->kind = File::Kind::kNull;
-      return rc;
+  // A waiting call meets a signal: EINTR, or a restart after the handler
+  // (SA_RESTART), or a restart outright when no handler runs.
+  void InterruptCall(Task& t) {
+    uint64_t d = t.pending & ~t.sigmask;
+    int sig = (d & Bit(SIGKILL)) ? SIGKILL : __builtin_ctzll(d) + 1;
+    const KSigaction& a = (*t.proc->act)[sig];
+    const long nr = t.regs.syscall_nr();
+    const bool handler = a.handler > 1;
+    t.futex_addr = 0;
+    if (!handler || ((a.flags & SA_RESTART) && Restartable(nr))) {
+      t.regs.gp.rip -= 2;  // back onto the `syscall` instruction
+      t.regs.gp.rax = static_cast<uint64_t>(nr);
+      Complete(t, kNoReturn);
+    } else {
+      Complete(t, -EINTR);
     }
   }
-  f->path = path;
-  f->flags = flags & ~(O_CLOEXEC | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC);
-  int fd = NewFd(t, f);
-  if (fd >= 0) t.cloexec[fd] = (flags & O_CLOEXEC) != 0;
-  return fd;
-}
 
-int64_t Kernel::Read(Task& t, int fd, uint64_t buf, uint64_t count, int64_t offset) {
-  auto f = GetFile(t, fd);
-  if (!f) return -EBADF;
-  if ((f->flags & O_ACCMODE) == O_WRONLY) return -EBADF;
-  if (count > 0x7ffff000) count = 0x7ffff000;
-  std::vector<uint8_t> tmp(std::min<uint64_t>(count, kChunk));
-  switch (f->kind) {
-    case File::Kind::kNull:
-      return 0;
-    case File::Kind::kHost: {
-      ssize_t n = ::read(f->host_fd, tmp.data(), tmp.size());
-      if (n < 0) return -errno;
-      if (n > 0 && !t.as->CopyOut(buf, tmp.data(), static_cast<size_t>(n))) return -EFAULT;
+  // Synchronous faults: a blocked or ignored signal is forced to its default.
+  void ForceSignal(Task& t, int sig, const siginfo_t& si) {
+    KSigaction& a = (*t.proc->act)[sig];
+    if (a.handler == reinterpret_cast<uint64_t>(SIG_IGN) || (t.sigmask & Bit(sig))) {
+      a = KSigaction{};
+      t.sigmask &= ~Bit(sig);
+    }
+    t.pending |= Bit(sig);
+    t.info[sig] = si;
+  }
+
+  // Before a task runs: act on its pending signals. False if it must not run.
+  bool DeliverSignals(Task& t) {
+    Process& p = *t.proc;
+    for (;;) {
+      uint64_t d = t.pending & ~t.sigmask;
+      if (!d) break;
+      int sig = (d & Bit(SIGKILL)) ? SIGKILL : (d & Bit(SIGSTOP)) ? SIGSTOP : __builtin_ctzll(d) + 1;
+      t.pending &= ~Bit(sig);
+      siginfo_t si = t.info[sig];
+      KSigaction a = (*p.act)[sig];
+      if (sig == SIGKILL) {
+        ExitProcess(p, SIGKILL, false);
+        return false;
+      }
+      if (a.handler == reinterpret_cast<uint64_t>(SIG_IGN)) continue;
+      if (a.handler == reinterpret_cast<uint64_t>(SIG_DFL) || sig == SIGSTOP) {
+        switch (DefaultFor(sig)) {
+          case DefaultAction::kIgnore:
+          case DefaultAction::kCont:
+            continue;
+          case DefaultAction::kStop:
+            StopProcess(p, sig);
+            t.state = Task::State::kStopped;
+            return false;
+          case DefaultAction::kTerm:
+            ExitProcess(p, sig, false);
+            return false;
+        }
+      }
+      if (!SetupFrame(t, sig, si, a)) {
+        spdlog::info("process {}: cannot build the frame for signal {}: killed by SIGSEGV", p.pid, sig);
+        ExitProcess(p, SIGSEGV, false);
+        return false;
+      }
+      if (a.flags & SA_RESETHAND) (*p.act)[sig] = KSigaction{};
+      break;  // one handler frame per resume
+    }
+    if (t.restore_mask) {
+      t.sigmask = t.saved_mask;
+      t.restore_mask = false;
+    }
+    return true;
+  }
+
+  bool SetupFrame(Task& t, int sig, const siginfo_t& si, const KSigaction& a) {
+    if (!(a.flags & kSaRestorer)) return false;  // x86-64 requires a restorer
+    auto& g = t.regs.gp;
+    uint64_t sp = g.rsp;
+    const bool has_alt = !(t.altstack.ss_flags & SS_DISABLE) && t.altstack.ss_size > 0;
+    const uint64_t alt_lo = reinterpret_cast<uint64_t>(t.altstack.ss_sp);
+    const bool on_alt = has_alt && sp > alt_lo && sp <= alt_lo + t.altstack.ss_size;
+    if ((a.flags & SA_ONSTACK) && has_alt && !on_alt) {
+      sp = alt_lo + t.altstack.ss_size;
+    } else {
+      sp -= 128;  // the red zone
+    }
+    user_fpregs_struct fp{};
+    const bool have_fp = t.ctx->GetFpRegs(&fp);
+    sp -= sizeof fp;
+    sp &= ~63ull;
+    const uint64_t fp_addr = sp;
+    sp -= sizeof(RtSigframe);
+    sp = (sp & ~15ull) - 8;  // as after a call: (%rsp + 8) is 16-aligned
+    RtSigframe f;
+    std::memset(&f, 0, sizeof f);
+    f.pretcode = a.restorer;
+    f.uc.uc_stack = t.altstack;
+    f.uc.uc_stack.ss_flags = has_alt ? (on_alt ? SS_ONSTACK : 0) : SS_DISABLE;
+    f.uc.r8 = g.r8; f.uc.r9 = g.r9; f.uc.r10 = g.r10; f.uc.r11 = g.r11;
+    f.uc.r12 = g.r12; f.uc.r13 = g.r13; f.uc.r14 = g.r14; f.uc.r15 = g.r15;
+    f.uc.rdi = g.rdi; f.uc.rsi = g.rsi; f.uc.rbp = g.rbp; f.uc.rbx = g.rbx;
+    f.uc.rdx = g.rdx; f.uc.rax = g.rax; f.uc.rcx = g.rcx; f.uc.rsp = g.rsp;
+    f.uc.rip = g.rip; f.uc.eflags = g.eflags;
+    f.uc.cs = platform::kUserCs;
+    f.uc.ss = platform::kUserDs;
+    if (sig == SIGSEGV || sig == SIGBUS) f.uc.cr2 = reinterpret_cast<uint64_t>(si.si_addr);
+    f.uc.fpstate = have_fp ? fp_addr : 0;
+    f.uc.uc_sigmask = t.restore_mask ? t.saved_mask : t.sigmask;
+    f.uc.oldmask = f.uc.uc_sigmask;
+    f.info = si;
+    auto& as = *t.proc->as;
+    if (have_fp && !as.CopyOut(fp_addr, &fp, sizeof fp)) return false;
+    if (!as.CopyOut(sp, &f, sizeof f)) return false;
+    g.rsp = sp;
+    g.rip = a.handler;
+    g.rdi = static_cast<uint64_t>(sig);
+    g.rsi = sp + offsetof(RtSigframe, info);
+    g.rdx = sp + offsetof(RtSigframe, uc);
+    g.rax = 0;
+    g.eflags &= ~0x500ull;  // DF, TF
+    t.sigmask = f.uc.uc_sigmask | a.mask | ((a.flags & SA_NODEFER) ? 0 : Bit(sig));
+    t.sigmask &= ~kUnblockable;
+    t.restore_mask = false;
+    return true;
+  }
+
+  int64_t Sigreturn(Task& t) {
+    auto& g = t.regs.gp;
+    KUcontext uc;
+    if (!In(t, g.rsp, &uc)) {
+      ExitProcess(*t.proc, SIGSEGV, false);
+      return kGone;
+    }
+    g.r8 = uc.r8; g.r9 = uc.r9; g.r10 = uc.r10; g.r11 = uc.r11;
+    g.r12 = uc.r12; g.r13 = uc.r13; g.r14 = uc.r14; g.r15 = uc.r15;
+    g.rdi = uc.rdi; g.rsi = uc.rsi; g.rbp = uc.rbp; g.rbx = uc.rbx;
+    g.rdx = uc.rdx; g.rax = uc.rax; g.rcx = uc.rcx; g.rsp = uc.rsp;
+    g.rip = uc.rip;
+    constexpr uint64_t kUserFlags = 0x40DD5;  // CF PF AF ZF SF TF DF OF AC
+    g.eflags = (g.eflags & ~kUserFlags) | (uc.eflags & kUserFlags);
+    g.cs = platform::kUserCs;
+    g.ss = platform::kUserDs;
+    if (uc.fpstate) {
+      user_fpregs_struct fp;
+      if (!t.proc->as->CopyIn(uc.fpstate, &fp, sizeof fp)) {
+        ExitProcess(*t.proc, SIGSEGV, false);
+        return kGone;
+      }
+      fp.mxcsr &= 0xffff;  // reserved bits would make the host refuse the state
+      t.ctx->SetFpRegs(fp);
+    }
+    t.sigmask = uc.uc_sigmask & ~kUnblockable;
+    return kNoReturn;
+  }
+
+  // ------------------------------------------------------------ processes
+
+  void ExitProcess(Process& p, int code_or_sig, bool normal) {
+    if (p.zombie) return;
+    const int status = normal ? ((code_or_sig & 0xff) << 8) : (code_or_sig & 0x7f);
+    std::vector<Task*> tasks = p.tasks;
+    for (Task* t : tasks) RemoveTask(t);
+    p.zombie = true;
+    p.wait_status = status;
+    p.itimer_deadline = -1;
+    p.vfork_done = true;
+    if (p.as) dead_as_.push_back(std::move(p.as));
+    p.fds.reset();
+    for (auto& [pid, c] : procs_) {
+      if (c->ppid == p.pid && c.get() != &p) c->ppid = 1;
+    }
+    if (p.pid == 1) {
+      init_exited_ = true;
+      return;
+    }
+    auto it = procs_.find(p.ppid);
+    if (it != procs_.end() && !it->second->zombie) {
+      const KSigaction& a = (*it->second->act)[SIGCHLD];
+      if (a.handler == reinterpret_cast<uint64_t>(SIG_IGN) || (a.flags & SA_NOCLDWAIT)) {
+        p.ppid = -1;  // nobody will wait: reaped at once (below, by ReapOrphans)
+      } else if (p.exit_signal > 0) {
+        siginfo_t si = Info(p.exit_signal, normal ? CLD_EXITED : CLD_KILLED, p.pid);
+        si.si_status = normal ? (code_or_sig & 0xff) : code_or_sig;
+        SignalProcess(*it->second, p.exit_signal, si.si_code, p.pid, &si);
+      }
+    }
+  }
+
+  // Zombies nobody will wait for.
+  void ReapOrphans() {
+    for (auto it = procs_.begin(); it != procs_.end();) {
+      if (it->second->zombie && it->second->ppid == -1) {
+        it = procs_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ exec
+
+  struct Loaded {
+    Registers regs;
+    uint64_t brk = 0;
+    uint64_t mmap_next = kMmapTop;
+    std::string exe;
+    std::vector<std::string> argv;
+  };
+
+  // Loads `path` into the fresh address space `as`. 0, -errno (nothing
+  // changed for the caller), or kFatalExec.
+  int Load(Process& p, platform::AddressSpace& as, const std::string& path, const std::vector<std::string>& argv,
+           const std::vector<std::string>& envp, Loaded* out, std::string* error) {
+    loader::ExecRequest er;
+    er.filename = path;
+    er.argv = argv;
+    er.envp = envp;
+    er.aux.hwcap = getauxval(AT_HWCAP);
+    er.aux.hwcap2 = getauxval(AT_HWCAP2);
+    if (unsigned long m = getauxval(AT_MINSIGSTKSZ)) er.aux.minsigstksz = m;
+    if (getrandom(er.random.data(), er.random.size(), 0) != static_cast<ssize_t>(er.random.size())) return -EIO;
+    loader::ExecPlanner planner(er);
+    std::map<loader::FileRole, std::shared_ptr<File>> files;
+    std::shared_ptr<File> last;
+    std::vector<uint8_t> buf;
+    for (;;) {
+      switch (planner.step()) {
+        case loader::ExecPlanner::Step::kOpen: {
+          auto f = std::make_shared<File>();
+          f->path = Absolute(p, planner.open_path());
+          if (IsVirtual(f->path)) {
+            planner.OpenFailed(EACCES);
+            break;
+          }
+          int rc = gofer_.Open(f->path, O_RDONLY, 0, &f->handle, &f->st);
+          if (rc == 0) {
+            f->kind = File::Kind::kGofer;
+            f->gofer = &gofer_;
+          }
+          if (rc == 0 && S_ISDIR(f->st.st_mode)) rc = -EACCES;
+          if (rc == 0 && !S_ISREG(f->st.st_mode)) rc = -EACCES;
+          if (rc == 0 && !(f->st.st_mode & 0111)) rc = -EACCES;
+          if (rc < 0) {
+            planner.OpenFailed(-rc);
+            break;
+          }
+          files[planner.open_role()] = f;
+          last = f;
+          planner.Opened(static_cast<uint64_t>(f->st.st_size));
+          break;
+        }
+        case loader::ExecPlanner::Step::kRead: {
+          buf.assign(planner.read_length(), 0);
+          uint64_t got = 0;
+          int err = 0;
+          while (got < buf.size()) {
+            long n = gofer_.Pread(last->handle, static_cast<int64_t>(planner.read_offset() + got),
+                                  {buf.data() + got, std::min(kChunk, buf.size() - got)});
+            if (n < 0) { err = static_cast<int>(-n); break; }
+            if (n == 0) break;
+            got += static_cast<uint64_t>(n);
+          }
+          if (err) planner.ReadFailed(err);
+          else planner.ReadDone({buf.data(), got});
+          break;
+        }
+        case loader::ExecPlanner::Step::kFailed:
+          *error = path + ": " + planner.error().message;
+          if (planner.error().fatal) return kFatalExec;
+          return -planner.error().err;
+        case loader::ExecPlanner::Step::kDone: {
+          loader::ExecImage img = planner.TakeImage();
+          for (const auto& m : img.plan.mappings) {
+            long r = as.Mmap(m.addr, m.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
+            if (r < 0) { *error = "mapping the image failed"; return static_cast<int>(r); }
+            if (m.file_bytes) {
+              auto& src = files[m.source == loader::MapSource::kInterpreter ? loader::FileRole::kInterpreter
+                                                                            : loader::FileRole::kExecutable];
+              if (!src) { *error = "no file for a mapping"; return -EIO; }
+              for (uint64_t done = 0; done < m.file_bytes;) {
+                size_t want = std::min<uint64_t>(kChunk, m.file_bytes - done);
+                buf.resize(want);
+                long n = gofer_.Pread(src->handle, static_cast<int64_t>(m.file_offset + done), {buf.data(), want});
+                if (n <= 0) { *error = "reading the image failed"; return n < 0 ? static_cast<int>(n) : -EIO; }
+                if (!as.CopyOut(m.addr + done, buf.data(), static_cast<size_t>(n))) return -EFAULT;
+                done += static_cast<uint64_t>(n);
+              }
+            }
+            if (m.prot != (PROT_READ | PROT_WRITE)) as.Mprotect(m.addr, m.len, m.prot);
+          }
+          const auto& st = img.stack;
+          int sprot = PROT_READ | PROT_WRITE | (img.plan.executable_stack ? PROT_EXEC : 0);
+          long r = as.Mmap(st.vma_start, st.top - st.vma_start, sprot, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
+          if (r < 0) { *error = "mapping the stack failed"; return static_cast<int>(r); }
+          if (!as.CopyOut(st.rsp, st.bytes.data(), st.bytes.size())) return -EFAULT;
+          out->brk = img.plan.brk;
+          out->mmap_next = std::min<uint64_t>(kMmapTop, st.vma_start - (1ull << 30));
+          out->regs = Registers::ForEntry(img.plan.entry, st.rsp);
+          out->exe = img.exe_path.empty() ? path : Absolute(p, img.exe_path);
+          out->argv = img.argv;
+          return 0;
+        }
+      }
+    }
+  }
+
+  // Loads into a new address space and, on success, makes it the process's.
+  int ExecInto(Task& t, const std::string& path, const std::vector<std::string>& argv,
+               const std::vector<std::string>& envp, std::string* error) {
+    std::shared_ptr<platform::AddressSpace> as;
+    try {
+      as = platform_.NewAddressSpace();
+    } catch (const std::exception& e) {
+      *error = std::string("cannot create an address space: ") + e.what();
+      return -ENOMEM;
+    }
+    Loaded l;
+    int rc = Load(*t.proc, *as, path, argv, envp, &l, error);
+    if (rc < 0) return rc;
+    Process& p = *t.proc;
+    // Past the point of no return: the other threads go, the image changes.
+    std::vector<Task*> others;
+    for (Task* o : p.tasks) if (o != &t) others.push_back(o);
+    for (Task* o : others) RemoveTask(o);
+    if (p.as) dead_as_.push_back(std::move(p.as));
+    p.as = std::move(as);
+    p.brk_start = p.brk = p.brk_mapped = l.brk;
+    p.mmap_next = l.mmap_next;
+    p.exe = l.exe;
+    p.argv = l.argv;
+    t.regs = l.regs;
+    if (p.fds.use_count() > 1) p.fds = std::make_shared<FdTable>(*p.fds);
+    for (auto it = p.fds->begin(); it != p.fds->end();) {
+      if (it->second.cloexec) it = p.fds->erase(it);
+      else ++it;
+    }
+    if (p.act.use_count() > 1) p.act = std::make_shared<std::array<KSigaction, 65>>(*p.act);
+    for (auto& a : *p.act) {
+      if (a.handler != reinterpret_cast<uint64_t>(SIG_IGN)) a = KSigaction{};
+    }
+    t.altstack = {nullptr, SS_DISABLE, 0};
+    t.clear_tid = 0;
+    p.execed = true;
+    p.vfork_done = true;
+    return 0;
+  }
+
+  int ExecFirst(Task& t, const RunRequest& req, std::string* error) {
+    std::string path = req.argv[0];
+    if (path.find('/') == std::string::npos) {
+      std::string search = kDefaultPath;
+      for (auto& e : req.envp) if (e.rfind("PATH=", 0) == 0) search = e.substr(5);
+      std::string found;
+      size_t start = 0;
+      while (start <= search.size() && found.empty()) {
+        size_t end = search.find(':', start);
+        if (end == std::string::npos) end = search.size();
+        std::string dir = search.substr(start, end - start);
+        std::string cand = (dir.empty() ? "." : dir) + "/" + path;
+        struct stat st;
+        if (gofer_.Stat(Absolute(*t.proc, cand), true, &st) == 0 && S_ISREG(st.st_mode)) found = cand;
+        start = end + 1;
+      }
+      if (found.empty()) {
+        *error = path + ": command not found";
+        return -ENOENT;
+      }
+      path = found;
+    }
+    return ExecInto(t, path, req.argv, req.envp, error);
+  }
+
+  // Reads a NULL-terminated array of strings (argv, envp).
+  int64_t ReadStrings(Task& t, uint64_t addr, std::vector<std::string>* out, size_t* total) {
+    if (addr == 0) return 0;
+    for (size_t i = 0;; ++i) {
+      uint64_t ptr;
+      if (!In(t, addr + i * 8, &ptr)) return -EFAULT;
+      if (ptr == 0) return 0;
+      if (i >= 0x7fffffff / 8) return -E2BIG;
+      auto s = t.proc->as->ReadCString(ptr, 128 * 1024);  // MAX_ARG_STRLEN
+      if (!s) {
+        char probe;
+        return t.proc->as->CopyIn(ptr, &probe, 1) ? -E2BIG : -EFAULT;
+      }
+      *total += s->size() + 1 + 8;
+      if (*total > kMaxArgBytes) return -E2BIG;
+      out->push_back(std::move(*s));
+    }
+  }
+
+  int64_t Execve(Task& t, int dirfd, uint64_t path_addr, uint64_t argv_addr, uint64_t envp_addr, int flags) {
+    if (flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)) return -EINVAL;
+    std::string path;
+    if (int64_t rc = PathAt(t, dirfd, path_addr, &path, (flags & AT_EMPTY_PATH) != 0); rc < 0) return rc;
+    std::vector<std::string> argv, envp;
+    size_t total = 0;
+    if (int64_t rc = ReadStrings(t, argv_addr, &argv, &total); rc < 0) return rc;
+    if (int64_t rc = ReadStrings(t, envp_addr, &envp, &total); rc < 0) return rc;
+    std::string why;
+    int rc = ExecInto(t, path, argv, envp, &why);
+    if (rc == kFatalExec) {
+      spdlog::info("process {}: execve {}: {} (killed by SIGSEGV)", t.proc->pid, path, why);
+      ExitProcess(*t.proc, SIGSEGV, false);
+      return kGone;
+    }
+    if (rc < 0) return rc;
+    return kNoReturn;
+  }
+
+  // ------------------------------------------------------------ clone, wait
+
+  int64_t Clone(Task& t, uint64_t flags, uint64_t newsp, uint64_t ptid, uint64_t ctid, uint64_t tls) {
+    if (t.retry) {  // a vfork parent waits for its child to exec or exit
+      auto it = procs_.find(t.vfork_child);
+      if (it != procs_.end() && !it->second->vfork_done) return kBlock;
+      int child = t.vfork_child;
+      t.vfork_child = 0;
+      return child;
+    }
+    const uint64_t known = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_PIDFD | CLONE_PTRACE |
+                           CLONE_VFORK | CLONE_PARENT | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS |
+                           CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_DETACHED | CLONE_UNTRACED |
+                           CLONE_CHILD_SETTID | CSIGNAL | CLONE_IO;
+    if (flags & ~known) return -EINVAL;  // namespaces and the rest: not in a sandbox
+    if ((flags & CLONE_THREAD) && !(flags & CLONE_SIGHAND)) return -EINVAL;
+    if ((flags & CLONE_SIGHAND) && !(flags & CLONE_VM)) return -EINVAL;
+    if (flags & CLONE_PIDFD) return -EINVAL;  // no pidfds yet
+    if ((flags & CLONE_SETTLS) && tls >= platform::kTaskSizeMax) return -EPERM;
+    const int pid = AllocPid();
+    if (pid < 0) return pid;
+    Process& parent = *t.proc;
+    Task* c = nullptr;
+    if (flags & CLONE_THREAD) {
+      c = NewTask(&parent, pid);
+    } else {
+      std::unique_ptr<platform::AddressSpace> as;
+      try {
+        as = parent.as->Fork();
+      } catch (const std::exception& e) {
+        spdlog::warn("process {}: fork failed: {}", parent.pid, e.what());
+        return -EAGAIN;
+      }
+      auto proc = std::make_unique<Process>();
+      Process* p = proc.get();
+      p->pid = pid;
+      p->ppid = (flags & CLONE_PARENT) ? parent.ppid : parent.pid;
+      p->pgid = parent.pgid;
+      p->sid = parent.sid;
+      p->as = std::move(as);
+      p->fds = (flags & CLONE_FILES) ? parent.fds : std::make_shared<FdTable>(*parent.fds);
+      p->cwd = parent.cwd;
+      p->umask = parent.umask;
+      p->act = (flags & CLONE_SIGHAND) ? parent.act : std::make_shared<std::array<KSigaction, 65>>(*parent.act);
+      p->brk_start = parent.brk_start;
+      p->brk = parent.brk;
+      p->brk_mapped = parent.brk_mapped;
+      p->mmap_next = parent.mmap_next;
+      p->exe = parent.exe;
+      p->argv = parent.argv;
+      p->exit_signal = static_cast<int>(flags & CSIGNAL);
+      procs_[pid] = std::move(proc);
+      ++res_->processes;
+      c = NewTask(p, pid);
+    }
+    c->regs = t.regs;
+    c->regs.set_syscall_return(0);
+    if (newsp) c->regs.gp.rsp = newsp;
+    if (flags & CLONE_SETTLS) c->regs.gp.fs_base = tls;
+    c->sigmask = t.sigmask;
+    c->altstack = (flags & CLONE_VM) && !(flags & CLONE_VFORK) ? stack_t{nullptr, SS_DISABLE, 0} : t.altstack;
+    const int32_t tid32 = pid;
+    if (flags & CLONE_PARENT_SETTID) Out(t, ptid, tid32);
+    if (flags & CLONE_CHILD_SETTID) c->proc->as->CopyOut(ctid, &tid32, 4);
+    if (flags & CLONE_CHILD_CLEARTID) c->clear_tid = ctid;
+    if (flags & CLONE_THREAD) {
+      // Bound now, while this task's stub thread is stopped: the platform
+      // makes the new stub thread with a call injected through it.
+      c->state = Task::State::kRunning;
+      c->ctx->Resume(*parent.as, &c->regs);
+    }
+    if (flags & CLONE_VFORK) {
+      t.vfork_child = pid;
+      return kBlock;
+    }
+    return pid;
+  }
+
+  bool WaitMatches(Task& t, Process& c, int idtype, int id) {
+    if (c.ppid != t.proc->pid) return false;
+    switch (idtype) {
+      case P_ALL: return true;
+      case P_PID: return c.pid == id;
+      case P_PGID: return c.pgid == (id == 0 ? t.proc->pgid : id);
+      default: return false;
+    }
+  }
+
+  // wait4 and waitid. *pid_out / *status_out / *code_out describe the child.
+  int64_t WaitChild(Task& t, int idtype, int id, int options, int* status_out, siginfo_t* info_out) {
+    bool any = false;
+    for (auto it = procs_.begin(); it != procs_.end(); ++it) {
+      Process& c = *it->second;
+      if (!WaitMatches(t, c, idtype, id)) continue;
+      any = true;
+      if (c.zombie && (options & WEXITED)) {
+        const int pid = c.pid;
+        const int st = c.wait_status;
+        *status_out = st;
+        if (info_out) {
+          *info_out = Info(SIGCHLD, WIFEXITED(st) ? CLD_EXITED : CLD_KILLED, pid);
+          info_out->si_status = WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st);
+        }
+        if (!(options & WNOWAIT)) procs_.erase(it);
+        return pid;
+      }
+      if (c.stopped && c.report_stop && (options & WUNTRACED)) {
+        if (!(options & WNOWAIT)) c.report_stop = false;
+        *status_out = (c.stop_sig << 8) | 0x7f;
+        if (info_out) {
+          *info_out = Info(SIGCHLD, CLD_STOPPED, c.pid);
+          info_out->si_status = c.stop_sig;
+        }
+        return c.pid;
+      }
+      if (c.report_cont && (options & WCONTINUED)) {
+        if (!(options & WNOWAIT)) c.report_cont = false;
+        *status_out = 0xffff;
+        if (info_out) {
+          *info_out = Info(SIGCHLD, CLD_CONTINUED, c.pid);
+          info_out->si_status = SIGCONT;
+        }
+        return c.pid;
+      }
+    }
+    if (!any) return -ECHILD;
+    if (options & WNOHANG) return 0;
+    return kBlock;
+  }
+
+  int64_t Kill(Task& t, int pid, int sig) {
+    if (sig < 0 || sig > 64) return -EINVAL;
+    std::vector<Process*> targets;
+    if (pid > 0) {
+      auto it = procs_.find(pid);
+      if (it == procs_.end()) {
+        auto tt = tasks_.find(pid);  // a thread id names its process too
+        if (tt == tasks_.end()) return -ESRCH;
+        targets.push_back(tt->second->proc);
+      } else {
+        targets.push_back(it->second.get());
+      }
+    } else {
+      const int pgid = pid == 0 ? t.proc->pgid : -pid;
+      for (auto& [id, p] : procs_) {
+        if (p->zombie) continue;
+        if (pid == -1 ? (p->pid != 1 && p.get() != t.proc) : p->pgid == pgid) targets.push_back(p.get());
+      }
+      if (targets.empty()) return -ESRCH;
+    }
+    for (Process* p : targets) {
+      if (sig != 0) SignalProcess(*p, sig, SI_USER, t.proc->pid);
+    }
+    return 0;
+  }
+
+  int64_t Tgkill(Task& t, int tgid, int tid, int sig) {
+    if (sig < 0 || sig > 64 || tid <= 0 || (tgid != -1 && tgid <= 0)) return -EINVAL;
+    auto it = tasks_.find(tid);
+    if (it == tasks_.end() || (tgid != -1 && it->second->proc->pid != tgid)) return -ESRCH;
+    if (sig == 0) return 0;
+    Task& target = *it->second;
+    siginfo_t si = Info(sig, SI_TKILL, t.proc->pid);
+    if (sig == SIGCONT) ContinueProcess(*target.proc, true);
+    QueueSignal(target, sig, si);
+    return 0;
+  }
+
+  void ExitThread(Task& t, int code) {
+    Process& p = *t.proc;
+    if (p.tasks.size() <= 1) {
+      ExitProcess(p, code, true);
+      return;
+    }
+    if (t.clear_tid) {
+      const int32_t zero = 0;
+      if (p.as->CopyOut(t.clear_tid, &zero, 4)) FutexWake(p, t.clear_tid, 1, FUTEX_BITSET_MATCH_ANY);
+    }
+    RemoveTask(&t);
+  }
+
+  int FutexWake(Process& p, uint64_t addr, int n, uint32_t bitset) {
+    int woken = 0;
+    for (auto& [tid, tp] : tasks_) {
+      if (woken >= n) break;
+      Task& w = *tp;
+      if (w.state != Task::State::kBlocked || w.futex_addr != addr || w.futex_woken) continue;
+      if (w.proc->as != p.as || !(w.futex_bitset & bitset)) continue;
+      w.futex_woken = true;
+      ++woken;
+    }
+    return woken;
+  }
+
+  int64_t Futex(Task& t) {
+    const uint64_t addr = t.arg(0);
+    const int op = static_cast<int>(t.arg(1)) & FUTEX_CMD_MASK;
+    const uint32_t val = static_cast<uint32_t>(t.arg(2));
+    if (addr % 4) return -EINVAL;
+    switch (op) {
+      case FUTEX_WAIT:
+      case FUTEX_WAIT_BITSET: {
+        if (t.retry) {
+          if (t.futex_woken) {
+            t.futex_addr = 0;
+            return 0;
+          }
+          if (t.deadline >= 0 && NowNs() >= t.deadline) {
+            t.futex_addr = 0;
+            return -ETIMEDOUT;
+          }
+          return kBlock;
+        }
+        const uint32_t bitset = op == FUTEX_WAIT ? FUTEX_BITSET_MATCH_ANY : static_cast<uint32_t>(t.arg(5));
+        if (bitset == 0) return -EINVAL;
+        uint32_t cur;
+        if (!In(t, addr, &cur)) return -EFAULT;
+        if (cur != val) return -EAGAIN;
+        t.deadline = -1;
+        if (t.arg(3)) {
+          timespec ts;
+          if (!In(t, t.arg(3), &ts)) return -EFAULT;
+          if (!ValidTs(ts)) return -EINVAL;
+          if (op == FUTEX_WAIT) {
+            t.deadline = NowNs() + TsNs(ts);
+          } else {
+            const bool realtime = static_cast<int>(t.arg(1)) & FUTEX_CLOCK_REALTIME;
+            t.deadline = NowNs() + (TsNs(ts) - NowNs(realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC));
+          }
+        }
+        t.futex_addr = addr;
+        t.futex_bitset = bitset;
+        t.futex_woken = false;
+        return kBlock;
+      }
+      case FUTEX_WAKE:
+      case FUTEX_WAKE_BITSET: {
+        const uint32_t bitset = op == FUTEX_WAKE ? FUTEX_BITSET_MATCH_ANY : static_cast<uint32_t>(t.arg(5));
+        if (bitset == 0) return -EINVAL;
+        return FutexWake(*t.proc, addr, static_cast<int>(std::min<uint32_t>(val, INT32_MAX)), bitset);
+      }
+      case FUTEX_REQUEUE:
+      case FUTEX_CMP_REQUEUE: {
+        const uint64_t addr2 = t.arg(4);
+        if (addr2 % 4) return -EINVAL;
+        if (op == FUTEX_CMP_REQUEUE) {
+          uint32_t cur;
+          if (!In(t, addr, &cur)) return -EFAULT;
+          if (cur != static_cast<uint32_t>(t.arg(5))) return -EAGAIN;
+        }
+        int woken = FutexWake(*t.proc, addr, static_cast<int>(std::min<uint32_t>(val, INT32_MAX)), FUTEX_BITSET_MATCH_ANY);
+        int64_t moved = 0;
+        const int64_t limit = static_cast<int64_t>(t.arg(3) & 0x7fffffff);
+        for (auto& [tid, tp] : tasks_) {
+          if (moved >= limit) break;
+          Task& w = *tp;
+          if (w.state == Task::State::kBlocked && w.futex_addr == addr && !w.futex_woken && w.proc->as == t.proc->as) {
+            w.futex_addr = addr2;
+            ++moved;
+          }
+        }
+        return woken + (op == FUTEX_CMP_REQUEUE ? moved : 0);
+      }
+      case FUTEX_WAKE_OP: {
+        // *addr2 = *addr2 OP oparg; wake on addr; if (old CMP cmparg) wake on addr2.
+        const uint64_t addr2 = t.arg(4);
+        const uint32_t enc = static_cast<uint32_t>(t.arg(5));
+        int opk = (enc >> 28) & 7, cmp = (enc >> 24) & 15;
+        int32_t oparg = static_cast<int32_t>((enc >> 12) & 0xfff), cmparg = static_cast<int32_t>(enc & 0xfff);
+        if (oparg & 0x800) oparg |= ~0xfff;
+        if (cmparg & 0x800) cmparg |= ~0xfff;
+        if ((enc >> 28) & 8) oparg = 1 << (oparg & 31);
+        int32_t old;
+        if (!In(t, addr2, &old)) return -EFAULT;
+        int32_t nv;
+        switch (opk) {
+          case FUTEX_OP_SET: nv = oparg; break;
+          case FUTEX_OP_ADD: nv = old + oparg; break;
+          case FUTEX_OP_OR: nv = old | oparg; break;
+          case FUTEX_OP_ANDN: nv = old & ~oparg; break;
+          case FUTEX_OP_XOR: nv = old ^ oparg; break;
+          default: return -ENOSYS;
+        }
+        if (!Out(t, addr2, nv)) return -EFAULT;
+        int woken = FutexWake(*t.proc, addr, static_cast<int>(val), FUTEX_BITSET_MATCH_ANY);
+        bool c = false;
+        switch (cmp) {
+          case FUTEX_OP_CMP_EQ: c = old == cmparg; break;
+          case FUTEX_OP_CMP_NE: c = old != cmparg; break;
+          case FUTEX_OP_CMP_LT: c = old < cmparg; break;
+          case FUTEX_OP_CMP_LE: c = old <= cmparg; break;
+          case FUTEX_OP_CMP_GT: c = old > cmparg; break;
+          case FUTEX_OP_CMP_GE: c = old >= cmparg; break;
+          default: return -ENOSYS;
+        }
+        if (c) woken += FutexWake(*t.proc, addr2, static_cast<int>(t.arg(3)), FUTEX_BITSET_MATCH_ANY);
+        return woken;
+      }
+      default:
+        return -ENOSYS;
+    }
+  }
+
+  // ------------------------------------------------------------ /dev, /proc, /sys
+
+  static bool IsVirtual(const std::string& path) {
+    auto under = [&](const char* root) {
+      size_t n = std::strlen(root);
+      return path.compare(0, n, root) == 0 && (path.size() == n || path[n] == '/');
+    };
+    return under("/proc") || under("/sys") || under("/dev");
+  }
+
+  struct VNode {
+    mode_t mode = S_IFREG | 0444;
+    dev_t rdev = 0;
+    File::Kind kind = File::Kind::kMem;
+    std::string content;
+    std::string link;                 // a symlink's target
+    std::vector<std::string> entries;  // a directory's names
+    std::shared_ptr<File> same;        // /proc/PID/fd/N, /dev/stdin: the open file itself
+  };
+
+  std::string StatusOf(Process& p) {
+    std::string name = p.exe.substr(p.exe.rfind('/') + 1);
+    return "Name:\t" + name.substr(0, 15) + "\nUmask:\t" + std::to_string(p.umask) + "\nState:\tR (running)\nTgid:\t" +
+           std::to_string(p.pid) + "\nPid:\t" + std::to_string(p.pid) + "\nPPid:\t" + std::to_string(std::max(p.ppid, 0)) +
+           "\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nThreads:\t" + std::to_string(p.tasks.size()) + "\n";
+  }
+
+  std::optional<VNode> Virtual(Task& t, const std::string& path, bool follow = true) {
+    VNode n;
+    auto dir = [&](std::vector<std::string> e) {
+      n.mode = S_IFDIR | 0555;
+      n.kind = File::Kind::kDir;
+      n.entries = std::move(e);
+      return n;
+    };
+    auto chr = [&](File::Kind k, int maj, int min) {
+      n.mode = S_IFCHR | 0666;
+      n.kind = k;
+      n.rdev = makedev(maj, min);
+      return n;
+    };
+    auto text = [&](std::string s) {
+      n.content = std::move(s);
+      return n;
+    };
+    if (path == "/dev") return dir({"null", "zero", "full", "random", "urandom", "tty", "stdin", "stdout", "stderr", "fd"});
+    if (path == "/dev/null") return chr(File::Kind::kNull, 1, 3);
+    if (path == "/dev/zero") return chr(File::Kind::kZero, 1, 5);
+    if (path == "/dev/full") return chr(File::Kind::kFull, 1, 7);
+    if (path == "/dev/random") return chr(File::Kind::kRandom, 1, 8);
+    if (path == "/dev/urandom") return chr(File::Kind::kRandom, 1, 9);
+    if (path == "/dev/tty") {
+      for (int fd : stdio_) {
+        if (::isatty(fd)) {
+          auto f = std::make_shared<File>();
+          f->kind = File::Kind::kHost;
+          f->host_fd = fd;
+          f->flags = O_RDWR;
+          ::fstat(fd, &f->st);
+          n.same = f;
+          n.mode = S_IFCHR | 0666;
+          n.rdev = makedev(5, 0);
+          return n;
+        }
+      }
+      return std::nullopt;  // no controlling terminal: ENXIO below
+    }
+    if (path == "/dev/fd" || path == "/dev/stdin" || path == "/dev/stdout" || path == "/dev/stderr") {
+      std::string target = path == "/dev/fd" ? "/proc/self/fd" : "/proc/self/fd/" + std::to_string(path == "/dev/stdin" ? 0 : path == "/dev/stdout" ? 1 : 2);
+      if (!follow) {
+        n.mode = S_IFLNK | 0777;
+        n.link = target;
+        return n;
+      }
+      return Virtual(t, Normalize("/proc/" + std::to_string(t.proc->pid) + target.substr(10)), true);
+    }
+    if (path == "/sys") return dir({"devices"});
+    if (path == "/sys/devices/system/cpu/online" || path == "/sys/devices/system/cpu/possible") {
+      long n_cpu = Facts().cpus;
+      return text(n_cpu > 1 ? "0-" + std::to_string(n_cpu - 1) + "\n" : "0\n");
+    }
+    if (path.rfind("/sys", 0) == 0 || path.rfind("/dev", 0) == 0) return std::nullopt;
+    // /proc
+    if (path == "/proc") {
+      std::vector<std::string> e = {"self", "cpuinfo", "meminfo", "mounts", "stat", "uptime", "loadavg", "version", "filesystems"};
+      for (auto& [pid, p] : procs_) if (!p->zombie) e.push_back(std::to_string(pid));
+      return dir(e);
+    }
+    if (path == "/proc/self" || path.rfind("/proc/self/", 0) == 0 || path == "/proc/thread-self") {
+      if (!follow && (path == "/proc/self" || path == "/proc/thread-self")) {
+        n.mode = S_IFLNK | 0777;
+        n.link = std::to_string(t.proc->pid);
+        return n;
+      }
+      return Virtual(t, "/proc/" + std::to_string(t.proc->pid) + path.substr(path == "/proc/thread-self" ? 17 : 10), follow);
+    }
+    if (path == "/proc/cpuinfo") {
+      std::string s;
+      long n_cpu = Facts().cpus;
+      for (long i = 0; i < n_cpu; ++i)
+        s += "processor\t: " + std::to_string(i) + "\nvendor_id\t: bulkhead\nmodel name\t: bulkhead virtual CPU\nflags\t\t: fpu sse sse2\n\n";
+      return text(s);
+    }
+    if (path == "/proc/meminfo") {
+      long pages = Facts().phys_pages, avail = Facts().avail_pages;
+      auto kb = [](long p) { return std::to_string(p * 4) + " kB\n"; };
+      return text("MemTotal:       " + kb(pages) + "MemFree:        " + kb(avail) + "MemAvailable:   " + kb(avail) +
+                  "Buffers:        0 kB\nCached:         0 kB\nSwapTotal:      0 kB\nSwapFree:       0 kB\n");
+    }
+    if (path == "/proc/mounts") return text("none / bulkhead ro 0 0\nproc /proc proc rw 0 0\n");
+    if (path == "/proc/filesystems") return text("nodev\tproc\nnodev\ttmpfs\n");
+    if (path == "/proc/version") return text("Linux version 6.1.0-bulkhead (bulkhead) #1 SMP\n");
+    if (path == "/proc/loadavg") return text("0.00 0.00 0.00 1/" + std::to_string(tasks_.size()) + " " + std::to_string(next_pid_ - 1) + "\n");
+    if (path == "/proc/uptime") {
+      double up = static_cast<double>(NowNs() - start_ns_) / 1e9;
+      char b[64];
+      std::snprintf(b, sizeof b, "%.2f %.2f\n", up, up);
+      return text(b);
+    }
+    if (path == "/proc/stat") return text("cpu  0 0 0 0 0 0 0 0 0 0\nbtime " + std::to_string(start_ns_ / 1000000000) + "\n");
+    // /proc/PID/...
+    size_t slash = path.find('/', 6);
+    std::string pid_s = path.substr(6, slash == std::string::npos ? std::string::npos : slash - 6);
+    if (pid_s.empty() || pid_s.find_first_not_of("0123456789") != std::string::npos || pid_s.size() > 9) return std::nullopt;
+    auto it = procs_.find(std::stoi(pid_s));
+    if (it == procs_.end() || it->second->zombie) return std::nullopt;
+    Process& p = *it->second;
+    std::string rest = slash == std::string::npos ? "" : path.substr(slash);
+    if (rest.empty()) return dir({"exe", "cwd", "root", "fd", "status", "stat", "cmdline", "comm", "maps", "environ", "mounts"});
+    if (rest == "/exe" || rest == "/cwd" || rest == "/root") {
+      n.mode = S_IFLNK | 0777;
+      n.link = rest == "/exe" ? p.exe : rest == "/cwd" ? p.cwd : "/";
+      if (follow) return std::nullopt;  // followed by the caller through the gofer
       return n;
     }
-    case File::Kind::kGofer: {
-      if (S_ISDIR(f->st.st_mode)) return -EISDIR;
-      int64_t pos = offset >= 0 ? offset : f->offset;
-      uint64_t total = 0;
-      while (total < count) {
-        size_t want = std::min<uint64_t>(kChunk, count - total);
-        long n = gofer_.Pread(f->handle, pos + static_cast<int64_t>(total), {tmp.data(), want});
-        if (n < 0) return total ? static_cast<int64_t>(total) : n;
-        if (n == 0) break;
-        if (!t.as->CopyOut(buf + total, tmp.data(), static_cast<size_t>(n))) return total ? static_cast<int64_t>(total) : -EFAULT;
-        total += static_cast<uint64_t>(n);
-        if (static_cast<size_t>(n) < want) break;
-      }
-      if (offset < 0) f->offset += static_cast<int64_t>(total);
-      return static_cast<int64_t>(total);
+    if (rest == "/fd") {
+      std::vector<std::string> e;
+      if (p.fds) for (auto& [fd, ent] : *p.fds) e.push_back(std::to_string(fd));
+      return dir(e);
     }
+    if (rest.rfind("/fd/", 0) == 0) {
+      std::string fd_s = rest.substr(4);
+      if (fd_s.empty() || fd_s.find_first_not_of("0123456789") != std::string::npos || fd_s.size() > 6 || !p.fds) return std::nullopt;
+      auto f = p.fds->find(std::stoi(fd_s));
+      if (f == p.fds->end()) return std::nullopt;
+      const File& file = *f->second.file;
+      if (!follow) {
+        n.mode = S_IFLNK | 0700;
+        n.link = !file.path.empty() ? file.path : file.kind == File::Kind::kPipe ? "pipe:[" + std::to_string(reinterpret_cast<uintptr_t>(file.pipe.get()) & 0xffffff) + "]" : "anon_inode:[" + std::string(file.kind == File::Kind::kEventfd ? "eventfd" : file.kind == File::Kind::kEpoll ? "eventpoll" : "file") + "]";
+        return n;
+      }
+      n.same = f->second.file;
+      n.mode = file.st.st_mode ? file.st.st_mode : S_IFIFO | 0600;
+      return n;
+    }
+    if (rest == "/status") return text(StatusOf(p));
+    if (rest == "/comm") return text(p.exe.substr(p.exe.rfind('/') + 1).substr(0, 15) + "\n");
+    if (rest == "/cmdline") {
+      std::string s;
+      for (auto& a : p.argv) s += a + '\0';
+      return text(s);
+    }
+    if (rest == "/stat") {
+      return text(std::to_string(p.pid) + " (" + p.exe.substr(p.exe.rfind('/') + 1).substr(0, 15) + ") R " + std::to_string(std::max(p.ppid, 0)) + " " +
+                  std::to_string(p.pgid) + " " + std::to_string(p.sid) + " 0 -1 0 0 0 0 0 0 0 0 0 20 0 " +
+                  std::to_string(p.tasks.size()) + " 0 0 0 0\n");
+    }
+    if (rest == "/maps" || rest == "/environ") return text("");
+    if (rest == "/mounts") return Virtual(t, "/proc/mounts", follow);
+    return std::nullopt;
   }
-  return -EBADF;
-}
 
-int64_t Kernel::Write(Task& t, int fd, uint64_t buf, uint64_t count) {
-  auto f = GetFile(t, fd);
-  if (!f) return -EBADF;
-  if ((f->flags & O_ACCMODE) == O_RDONLY && f->kind != File::Kind::kHost) return -EBADF;
-  if (count > 0x7ffff000) count = 0x7ffff000;
-  if (f->kind == File::Kind::kNull) return static_cast<int64_t>(count);
-  if (f->kind == File::Kind::kGofer) return -EROFS;
-  std::vector<uint8_t> tmp(std::min<uint64_t>(count, kChunk));
-  uint64_t total = 0;
-  while (total < count) {
-    size_t want = std::min<uint64_t>(kChunk, count - total);
-    ssize_t got = t.as->ReadMemory(buf + total, tmp.data(), want);
-    if (got <= 0) return total ? static_cast<int64_t>(total) : -EFAULT;
-    ssize_t n = ::write(f->host_fd, tmp.data(), static_cast<size_t>(got));
-    if (n < 0) return total ? static_cast<int64_t>(total) : -errno;
-    total += static_cast<uint64_t>(n);
-    if (n < got) break;
+  static void FillVirtualStat(const VNode& n, struct stat* st) {
+    std::memset(st, 0, sizeof *st);
+    if (n.same) {
+      *st = n.same->st;
+      if (!st->st_mode) st->st_mode = n.mode;
+      return;
+    }
+    st->st_mode = n.mode;
+    st->st_rdev = n.rdev;
+    st->st_nlink = 1;
+    st->st_dev = makedev(0, 0x42);
+    st->st_ino = std::hash<std::string>{}(n.content + n.link) & 0xffffff;
+    st->st_blksize = 4096;
+    st->st_size = S_ISLNK(n.mode) ? static_cast<off_t>(n.link.size()) : 0;
   }
-  return static_cast<int64_t>(total);
-}
 
-int64_t Kernel::Iov(Task& t, int fd, uint64_t iov_addr, uint64_t iovcnt, bool write) {
-  if (iovcnt > 1024) return -EINVAL;
-  std::vector<iovec> iov(iovcnt);
-  if (iovcnt && !t.as->CopyIn(iov_addr, iov.data(), iovcnt * sizeof(iovec))) return -EFAULT;
-  int64_t total = 0;
-  for (auto& v : iov) {
-    if (v.iov_len == 0) continue;
-    uint64_t base = reinterpret_cast<uint64_t>(v.iov_base);
-    int64_t n = write ? Write(t, fd, base, v.iov_len) : Read(t, fd, base, v.iov_len, -1);
-    if (n < 0) return total ? total : n;
-    total += n;
-    if (static_cast<uint64_t>(n) < v.iov_len) break;
-  }
-  return total;
-}
-
-int64_t Kernel::StatAt(Task& t, int dirfd, uint64_t path_addr, uint64_t statbuf, int flags) {
-  struct stat st;
-  if (int64_t rc = LookupStat(t, dirfd, path_addr, flags, &st); rc < 0) return rc;
-  return t.as->CopyOut(statbuf, &st, sizeof(st)) ? 0 : -EFAULT;
-}
-
-int64_t Kernel::LookupStat(Task& t, int dirfd, uint64_t path_addr, int flags, struct stat* out) {
-  struct stat& st = *out;
-  std::string path;
-  auto s = t.as->ReadCString(path_addr, 4096);
-  if (!s) return -EFAULT;
-  path = *s;
-  if (path.empty()) {
-    if (!(flags & AT_EMPTY_PATH)) return -ENOENT;
-    auto f = GetFile(t, dirfd);
-    if (!f) return -EBADF;
-    if (f->kind == File::Kind::kHost) {
-      if (::fstat(f->host_fd, &st) < 0) return -errno;
-    } else if (f->kind == File::Kind::kGofer) {
-      if (int rc = gofer_.Fstat(f->handle, &st); rc < 0) return rc;
+  int64_t OpenVirtual(Task& t, const std::string& path, uint32_t flags) {
+    auto n = Virtual(t, path, !(flags & O_NOFOLLOW));
+    if (!n) {
+      if (path.rfind("/proc/", 0) == 0) {
+        auto l = Virtual(t, path, false);  // /proc/PID/exe and friends: the target itself
+        if (l && S_ISLNK(l->mode)) return OpenPath(t, l->link, flags, 0);
+      }
+      return path == "/dev/tty" ? -ENXIO : -ENOENT;
+    }
+    if (S_ISLNK(n->mode)) return -ELOOP;
+    if (n->same) return NewFd(t, n->same, 0, flags & O_CLOEXEC);
+    if ((flags & O_DIRECTORY) && !S_ISDIR(n->mode)) return -ENOTDIR;
+    const uint32_t acc = flags & O_ACCMODE;
+    if (S_ISDIR(n->mode) && acc != O_RDONLY) return -EISDIR;
+    if (S_ISREG(n->mode) && acc != O_RDONLY) return -EACCES;
+    auto f = std::make_shared<File>();
+    f->kind = n->kind;
+    f->path = path;
+    FillVirtualStat(*n, &f->st);
+    f->flags = flags & (O_ACCMODE | O_APPEND | O_NONBLOCK);
+    if (S_ISDIR(n->mode)) {
+      // Encoded once: linux_dirent64 records.
+      std::vector<std::string> names = {".", ".."};
+      names.insert(names.end(), n->entries.begin(), n->entries.end());
+      uint64_t ino = 1;
+      for (auto& name : names) {
+        size_t reclen = (19 + name.size() + 1 + 7) & ~size_t{7};
+        std::string rec(reclen, '\0');
+        uint64_t off = f->data.size() + reclen;
+        std::memcpy(&rec[0], &ino, 8);
+        std::memcpy(&rec[8], &off, 8);
+        uint16_t rl = static_cast<uint16_t>(reclen);
+        std::memcpy(&rec[16], &rl, 2);
+        rec[18] = name == "." || name == ".." || name == "fd" || name == "devices" || std::isdigit(static_cast<unsigned char>(name[0])) ? DT_DIR : DT_UNKNOWN;
+        std::memcpy(&rec[19], name.data(), name.size());
+        f->data += rec;
+        ++ino;
+      }
     } else {
-      st = f->st;
+      f->data = std::move(n->content);
+      f->st.st_size = static_cast<off_t>(f->data.size());
     }
-  } else {
-    if (path[0] != '/' && dirfd != AT_FDCWD) {
-      auto d = GetFile(t, dirfd);
-      if (!d) return -EBADF;
-      path = d->path + "/" + path;
-    }
-    path = Absolute(t, path);
-    if (path == "/dev/null") {
-      std::memset(&st, 0, sizeof(st));
-      st.st_mode = S_IFCHR | 0666;
-      st.st_rdev = makedev(1, 3);
-    } else if (int rc = gofer_.Stat(path, !(flags & AT_SYMLINK_NOFOLLOW), &st); rc < 0) {
-      return rc;
-    }
+    return NewFd(t, f, 0, flags & O_CLOEXEC);
   }
-  return 0;
-}
 
-int64_t Kernel::Brk(Task& t, uint64_t want) {
-  if (want < t.brk_start || want > t.brk_start + (1ull << 32)) return static_cast<int64_t>(t.brk);
-  uint64_t end = PageUp(want);
-  if (end > t.brk_mapped) {
-    long r = t.as->Mmap(t.brk_mapped, end - t.brk_mapped, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
-    if (r < 0) return static_cast<int64_t>(t.brk);
-    t.brk_mapped = end;
-  }
-  t.brk = want;
-  return static_cast<int64_t>(t.brk);
-}
-
-int64_t Kernel::Mmap(Task& t) {
-  uint64_t addr = t.arg(0), len = t.arg(1);
-  int prot = static_cast<int>(t.arg(2)), flags = static_cast<int>(t.arg(3));
-  int fd = static_cast<int>(t.arg(4));
-  uint64_t off = t.arg(5);
-  if (len == 0 || off % kPage) return -EINVAL;
-  if (len > (1ull << 46)) return -ENOMEM;
-  len = PageUp(len);
-  const int type = flags & MAP_TYPE;
-  if (type != MAP_PRIVATE && type != MAP_SHARED && type != MAP_SHARED_VALIDATE) return -EINVAL;
-  if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) return -EINVAL;
-  std::shared_ptr<File> f;
-  if (!(flags & MAP_ANONYMOUS)) {
-    f = GetFile(t, fd);
-    if (!f) return -EBADF;
-    if (f->kind != File::Kind::kGofer) return -ENODEV;
-    if (type != MAP_PRIVATE && (prot & PROT_WRITE)) return -EACCES;  // read-only files for now
-  }
-  if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
-    if (addr % kPage || addr < platform_.min_user_address() || addr + len > platform_.max_user_address() ||
-        platform_.stub_range().Overlaps(addr, addr + len)) {
-      return (flags & MAP_FIXED) ? -EINVAL : -ENOMEM;
-    }
-  } else {
-    if (t.mmap_next < len + platform_.min_user_address() + (1ull << 32)) return -ENOMEM;
-    addr = t.mmap_next - len;
-    t.mmap_next = addr;
-  }
-  const int share = (type == MAP_PRIVATE || f) ? MAP_PRIVATE : MAP_SHARED;
-  long r = t.as->Mmap(addr, len, f ? PROT_READ | PROT_WRITE : prot, share | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
-  if (r < 0) return r;
-  if (f) {
-    std::vector<uint8_t> tmp;
-    for (uint64_t done = 0; done < len;) {
-      size_t want = std::min<uint64_t>(kChunk, len - done);
-      tmp.resize(want);
-      long n = gofer_.Pread(f->handle, static_cast<int64_t>(off + done), {tmp.data(), want});
-      if (n < 0) return n;
-      if (n == 0) break;
-      if (!t.as->CopyOut(addr + done, tmp.data(), static_cast<size_t>(n))) return -EFAULT;
-      done += static_cast<uint64_t>(n);
-    }
-    if (prot != (PROT_READ | PROT_WRITE)) t.as->Mprotect(addr, len, prot);
-  }
-  return static_cast<int64_t>(addr);
-}
-
-int64_t Kernel::Dispatch(Task& t, long nr) {
-  auto a = [&](int i) { return t.arg(i); };
-  auto ia = [&](int i) { return static_cast<int>(t.arg(i)); };
-  switch (nr) {
-    case SYS_read: return Read(t, ia(0), a(1), a(2), -1);
-    case SYS_pread64: return static_cast<int64_t>(a(3)) < 0 ? -EINVAL : Read(t, ia(0), a(1), a(2), static_cast<int64_t>(a(3)));
-    case SYS_write: return Write(t, ia(0), a(1), a(2));
-    case SYS_readv: return Iov(t, ia(0), a(1), a(2), false);
-    case SYS_writev: return Iov(t, ia(0), a(1), a(2), true);
-    case SYS_open: return OpenAt(t, AT_FDCWD, a(0), static_cast<uint32_t>(a(1)), static_cast<uint32_t>(a(2)));
-    case SYS_openat: return OpenAt(t, ia(0), a(1), static_cast<uint32_t>(a(2)), static_cast<uint32_t>(a(3)));
-    case SYS_close: return t.fds.erase(ia(0)) ? (t.cloexec.erase(ia(0)), 0) : -EBADF;
-    case SYS_lseek: {
-      auto f = GetFile(t, ia(0));
-      if (!f) return -EBADF;
-      if (f->kind == File::Kind::kHost) return -ESPIPE;
-      int64_t off = static_cast<int64_t>(a(1)), base;
-      switch (ia(2)) {
-        case SEEK_SET: base = 0; break;
-        case SEEK_CUR: base = f->offset; break;
-        case SEEK_END: base = f->st.st_size; break;
-        default: return -EINVAL;
-      }
-      if ((off > 0 && base > INT64_MAX - off) || base + off < 0) return -EINVAL;
-      return f->offset = base + off;
-    }
-    case SYS_fstat: {
-      auto f = GetFile(t, ia(0));
-      if (!f) return -EBADF;
-      struct stat st = f->st;
-      if (f->kind == File::Kind::kHost && ::fstat(f->host_fd, &st) < 0) return -errno;
-      if (f->kind == File::Kind::kGofer) {
-        if (int rc = gofer_.Fstat(f->handle, &st); rc < 0) return rc;
-      }
-      return t.as->CopyOut(a(1), &st, sizeof(st)) ? 0 : -EFAULT;
-    }
-    case SYS_stat: return StatAt(t, AT_FDCWD, a(0), a(1), 0);
-    case SYS_lstat: return StatAt(t, AT_FDCWD, a(0), a(1), AT_SYMLINK_NOFOLLOW);
-    case SYS_newfstatat: return StatAt(t, ia(0), a(1), a(2), ia(3));
-    case SYS_statx: {
-      const int flags = ia(2);
-      if (flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE)) return -EINVAL;
+  int64_t OpenPath(Task& t, const std::string& path, uint32_t flags, uint32_t mode) {
+    if (IsVirtual(path)) return OpenVirtual(t, path, flags);
+    if (flags & (O_CREAT | O_TRUNC | O_TMPFILE)) {
       struct stat st;
-      if (int64_t rc = LookupStat(t, ia(0), a(1), flags, &st); rc < 0) return rc;
-      struct statx x;
-      std::memset(&x, 0, sizeof(x));
-      x.stx_mask = STATX_BASIC_STATS;
-      x.stx_blksize = static_cast<uint32_t>(st.st_blksize);
-      x.stx_nlink = static_cast<uint32_t>(st.st_nlink);
-      x.stx_uid = st.st_uid;
-      x.stx_gid = st.st_gid;
-      x.stx_mode = static_cast<uint16_t>(st.st_mode);
-      x.stx_ino = st.st_ino;
-      x.stx_size = static_cast<uint64_t>(st.st_size);
-      x.stx_blocks = static_cast<uint64_t>(st.st_blocks);
-      auto ts = [](const timespec& t) { return statx_timestamp{t.tv_sec, static_cast<uint32_t>(t.tv_nsec), 0}; };
-      x.stx_atime = ts(st.st_atim);
-      x.stx_mtime = ts(st.st_mtim);
-      x.stx_ctime = ts(st.st_ctim);
-      x.stx_rdev_major = major(st.st_rdev);
-      x.stx_rdev_minor = minor(st.st_rdev);
-      x.stx_dev_major = major(st.st_dev);
-      x.stx_dev_minor = minor(st.st_dev);
-      return t.as->CopyOut(a(4), &x, sizeof(x)) ? 0 : -EFAULT;
+      int rc = gofer_.Stat(path, true, &st);
+      if (rc == -ENOENT && (flags & O_CREAT)) return -EROFS;
+      if (rc == 0 && (flags & O_CREAT) && (flags & O_EXCL)) return -EEXIST;
+      if (rc == 0 && (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY && S_ISREG(st.st_mode)) return -EROFS;
+      if ((flags & O_TMPFILE) == O_TMPFILE) return -EROFS;
     }
-    case SYS_getxattr:
-    case SYS_lgetxattr:
-    case SYS_fgetxattr:
-      return -ENODATA;  // no extended attributes yet
-    case SYS_socket:
-      return -EAFNOSUPPORT;  // sockets come with the net-stack
-    case SYS_access:
-    case SYS_faccessat:
-    case SYS_faccessat2: {
-      bool at = nr != SYS_access;
-      std::string path;
-      int64_t err;
-      if (!ReadPath(t, at ? a(1) : a(0), &path, &err)) return err;
+    if ((flags & O_ACCMODE) != O_RDONLY) {
       struct stat st;
-      if (int rc = gofer_.Stat(Absolute(t, path), true, &st); rc < 0) return rc;
-      int mode = at ? ia(2) : ia(1);
-      if ((mode & X_OK) && !S_ISDIR(st.st_mode) && !(st.st_mode & 0111)) return -EACCES;
+      if (gofer_.Stat(path, true, &st) == 0 && S_ISREG(st.st_mode)) return -EROFS;  // writes come with issue 5
+    }
+    auto f = std::make_shared<File>();
+    int rc = gofer_.Open(path, (flags & ~(O_CLOEXEC | O_CREAT | O_TRUNC | O_APPEND | O_NONBLOCK)) , mode & ~t.proc->umask, &f->handle, &f->st);
+    if (rc < 0) return rc;
+    f->kind = File::Kind::kGofer;
+    f->gofer = &gofer_;
+    f->path = path;
+    f->flags = flags & (O_ACCMODE | O_APPEND | O_NONBLOCK);
+    return NewFd(t, f, 0, flags & O_CLOEXEC);
+  }
+
+  int64_t OpenAt(Task& t, int dirfd, uint64_t path_addr, uint32_t flags, uint32_t mode) {
+    std::string path;
+    if (int64_t rc = PathAt(t, dirfd, path_addr, &path); rc < 0) return rc;
+    return OpenPath(t, path, flags, mode);
+  }
+
+  int64_t LookupStat(Task& t, int dirfd, uint64_t path_addr, int flags, struct stat* st) {
+    std::string path;
+    if (int64_t rc = PathAt(t, dirfd, path_addr, &path, (flags & AT_EMPTY_PATH) != 0); rc < 0) return rc;
+    int64_t err = 0;
+    std::string raw;
+    if (!ReadPath(t, path_addr, &raw, &err) && (flags & AT_EMPTY_PATH) && err == -ENOENT) {
+      if (dirfd == AT_FDCWD) return StatPath(t, t.proc->cwd, true, st);
+      auto f = GetFile(t, dirfd);
+      if (!f) return -EBADF;
+      return StatFile(*f, st);
+    }
+    return StatPath(t, path, !(flags & AT_SYMLINK_NOFOLLOW), st);
+  }
+
+  int64_t StatPath(Task& t, const std::string& path, bool follow, struct stat* st) {
+    if (IsVirtual(path)) {
+      auto n = Virtual(t, path, follow);
+      if (!n) {
+        auto l = Virtual(t, path, false);
+        if (l && S_ISLNK(l->mode)) return StatPath(t, l->link, true, st);
+        return -ENOENT;
+      }
+      FillVirtualStat(*n, st);
       return 0;
     }
-    case SYS_getdents64: {
-      auto f = GetFile(t, ia(0));
-      if (!f) return -EBADF;
-      if (f->kind != File::Kind::kGofer || !S_ISDIR(f->st.st_mode)) return -ENOTDIR;
-      std::vector<uint8_t> tmp(std::min<uint64_t>(a(2), kChunk));
-      long n = gofer_.Getdents(f->handle, tmp);
-      if (n < 0) return n;
-      if (n == 0 && a(2) < sizeof(dirent64)) return -EINVAL;
-      return t.as->CopyOut(a(1), tmp.data(), static_cast<size_t>(n)) ? n : -EFAULT;
+    return gofer_.Stat(path, follow, st);
+  }
+
+  int64_t StatFile(File& f, struct stat* st) {
+    if (f.kind == File::Kind::kHost) return ::fstat(f.host_fd, st) < 0 ? -errno : 0;
+    if (f.kind == File::Kind::kGofer) return gofer_.Fstat(f.handle, st);
+    *st = f.st;
+    if (f.kind == File::Kind::kPipe) {
+      st->st_mode = S_IFIFO | 0600;
+      st->st_blksize = 4096;
+      st->st_dev = makedev(0, 0x0c);
+      st->st_ino = reinterpret_cast<uintptr_t>(f.pipe.get()) & 0xffffff;
     }
-    case SYS_readlink:
-    case SYS_readlinkat: {
-      bool at = nr == SYS_readlinkat;
-      std::string path, target;
-      int64_t err;
-      if (!ReadPath(t, at ? a(1) : a(0), &path, &err)) return err;
-      if (static_cast<int64_t>(at ? a(3) : a(2)) <= 0) return -EINVAL;
-      if (path == "/proc/self/exe") return -ENOENT;  // synthesized /proc comes later
-      if (int rc = gofer_.Readlink(Absolute(t, path), &target); rc < 0) return rc;
-      size_t n = std::min<size_t>(target.size(), at ? a(3) : a(2));
-      return t.as->CopyOut(at ? a(2) : a(1), target.data(), n) ? static_cast<int64_t>(n) : -EFAULT;
-    }
-    case SYS_getcwd: {
-      if (a(1) < t.cwd.size() + 1) return -ERANGE;
-      return t.as->CopyOut(a(0), t.cwd.c_str(), t.cwd.size() + 1) ? static_cast<int64_t>(t.cwd.size() + 1) : -EFAULT;
-    }
-    case SYS_chdir: {
-      std::string path;
-      int64_t err;
-      if (!ReadPath(t, a(0), &path, &err)) return err;
-      struct stat st;
-      std::string abs = Absolute(t, path);
-      if (int rc = gofer_.Stat(abs, true, &st); rc < 0) return rc;
-      if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
-      while (abs.size() > 1 && abs.back() == '/') abs.pop_back();
-      t.cwd = abs;
-      return 0;
-    }
-    case SYS_dup: {
-      auto f = GetFile(t, ia(0));
-      return f ? NewFd(t, f) : -EBADF;
-    }
-    case SYS_dup2:
-    case SYS_dup3: {
-      auto f = GetFile(t, ia(0));
-      if (!f) return -EBADF;
-      int nfd = ia(1);
-      if (nfd < 0 || nfd >= kMaxFds) return -EBADF;
-      if (nr == SYS_dup3 && (nfd == ia(0) || (a(2) & ~static_cast<uint64_t>(O_CLOEXEC)))) return -EINVAL;
-      if (nfd == ia(0)) return nfd;
-      t.fds[nfd] = f;
-      t.cloexec[nfd] = nr == SYS_dup3 && (a(2) & O_CLOEXEC);
-      return nfd;
-    }
-    case SYS_fcntl: {
-      auto f = GetFile(t, ia(0));
-      if (!f) return -EBADF;
-      switch (ia(1)) {
-        case F_GETFD: return t.cloexec[ia(0)] ? FD_CLOEXEC : 0;
-        case F_SETFD: t.cloexec[ia(0)] = a(2) & FD_CLOEXEC; return 0;
-        case F_GETFL: return f->flags;
-        case F_SETFL: f->flags = (f->flags & O_ACCMODE) | (static_cast<uint32_t>(a(2)) & (O_APPEND | O_NONBLOCK)); return 0;
-        case F_DUPFD:
-        case F_DUPFD_CLOEXEC: {
-          if (static_cast<int64_t>(a(2)) < 0 || a(2) >= kMaxFds) return -EINVAL;
-          int nfd = NewFd(t, f, ia(2));
-          if (nfd >= 0) t.cloexec[nfd] = ia(1) == F_DUPFD_CLOEXEC;
-          return nfd;
+    if (f.kind == File::Kind::kEventfd || f.kind == File::Kind::kEpoll) st->st_mode = 0600;
+    return 0;
+  }
+
+  // ------------------------------------------------------------ I/O
+
+  // Readiness of a file for poll: POLLIN, POLLOUT, POLLHUP, POLLERR.
+  short Readiness(File& f, short events) {
+    switch (f.kind) {
+      case File::Kind::kPipe:
+        if (!f.pipe_write) return static_cast<short>((f.pipe->buf.empty() ? 0 : POLLIN) | (f.pipe->writers == 0 ? POLLHUP : 0));
+        return static_cast<short>((f.pipe->readers == 0 ? POLLERR : 0) | (f.pipe->buf.size() < kPipeCapacity ? POLLOUT : 0));
+      case File::Kind::kHost: {
+        pollfd p{f.host_fd, static_cast<short>(events & (POLLIN | POLLOUT | POLLPRI)), 0};
+        if (::poll(&p, 1, 0) < 0) return POLLERR;
+        return p.revents;
+      }
+      case File::Kind::kEventfd:
+        return static_cast<short>((f.counter > 0 ? POLLIN : 0) | (f.counter < UINT64_MAX - 1 ? POLLOUT : 0));
+      case File::Kind::kEpoll: {
+        for (auto& [fd, item] : f.epoll) {
+          auto target = item.file.lock();
+          if (target && !item.disabled && (Readiness(*target, static_cast<short>(item.events)) & (item.events | POLLHUP | POLLERR))) return POLLIN;
         }
-        default: return -EINVAL;
-      }
-    }
-    case SYS_ioctl: {
-      auto f = GetFile(t, ia(0));
-      if (!f) return -EBADF;
-      return -ENOTTY;  // terminals come with the pty work
-    }
-    case SYS_brk: return Brk(t, a(0));
-    case SYS_mmap: return Mmap(t);
-    case SYS_munmap: {
-      if (a(0) % kPage || a(1) == 0 || platform_.stub_range().Overlaps(a(0), a(0) + PageUp(a(1)))) return -EINVAL;
-      return t.as->Munmap(a(0), a(1));
-    }
-    case SYS_mprotect: {
-      if (a(0) % kPage || platform_.stub_range().Overlaps(a(0), a(0) + PageUp(a(1)))) return -EINVAL;
-      return t.as->Mprotect(a(0), a(1), ia(2));
-    }
-    case SYS_madvise: return 0;
-    case SYS_mremap: return -ENOMEM;  // glibc falls back to malloc + copy
-    case SYS_arch_prctl:
-      if (a(0) == ARCH_SET_FS) {
-        if (a(1) >= platform::kTaskSizeMax) return -EPERM;
-        t.regs.gp.fs_base = a(1);
         return 0;
       }
-      if (a(0) == ARCH_GET_FS) return t.as->CopyOut(a(1), &t.regs.gp.fs_base, 8) ? 0 : -EFAULT;
-      return -EINVAL;
-    case SYS_set_tid_address: return 1;
-    case SYS_set_robust_list: return a(1) == 24 ? 0 : -EINVAL;
-    case SYS_rseq: return -ENOSYS;
-    case SYS_futex: {
-      int op = ia(1) & FUTEX_CMD_MASK;
-      if (op == FUTEX_WAKE || op == FUTEX_WAKE_BITSET) return 0;
-      if (op == FUTEX_WAIT || op == FUTEX_WAIT_BITSET) return -EAGAIN;  // single task: nobody could wake it
-      return -ENOSYS;
+      default:
+        return POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM;
     }
-    case SYS_getpid:
-    case SYS_gettid:
-    case SYS_getpgrp:
-    case SYS_getsid:
-      return 1;
-    case SYS_getppid: return 0;
-    case SYS_getpgid: return 1;
-    case SYS_setpgid: return 0;
-    case SYS_getuid:
-    case SYS_geteuid:
-    case SYS_getgid:
-    case SYS_getegid:
-      return 0;
-    case SYS_umask: {
-      uint32_t old = t.umask;
-      t.umask = static_cast<uint32_t>(a(0)) & 0777;
-      return old;
-    }
-    case SYS_uname: {
-      struct utsname u;
-      std::memset(&u, 0, sizeof(u));
-      std::strcpy(u.sysname, "Linux");
-      std::snprintf(u.nodename, sizeof(u.nodename), "%s", hostname_.c_str());
-      std::strcpy(u.release, "6.1.0-bulkhead");
-      std::strcpy(u.version, "#1 SMP bulkhead");
-      std::strcpy(u.machine, "x86_64");
-      std::strcpy(u.domainname, "(none)");
-      return t.as->CopyOut(a(0), &u, sizeof(u)) ? 0 : -EFAULT;
-    }
-    case SYS_getrandom: {
-      if (a(2) & ~static_cast<uint64_t>(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE)) return -EINVAL;
-      std::vector<uint8_t> tmp(std::min<uint64_t>(a(1), kChunk));
-      ssize_t n = ::getrandom(tmp.data(), tmp.size(), 0);
-      if (n < 0) return -errno;
-      return t.as->CopyOut(a(0), tmp.data(), static_cast<size_t>(n)) ? n : -EFAULT;
-    }
-    case SYS_clock_gettime: {
-      timespec ts;
-      if (::clock_gettime(static_cast<clockid_t>(a(0)), &ts) < 0) return -errno;
-      return t.as->CopyOut(a(1), &ts, sizeof(ts)) ? 0 : -EFAULT;
-    }
-    case SYS_gettimeofday: {
-      timeval tv;
-      ::gettimeofday(&tv, nullptr);
-      if (a(0) && !t.as->CopyOut(a(0), &tv, sizeof(tv))) return -EFAULT;
-      return 0;
-    }
-    case SYS_time: {
-      int64_t now = ::time(nullptr);
-      if (a(0) && !t.as->CopyOut(a(0), &now, 8)) return -EFAULT;
-      return now;
-    }
-    case SYS_nanosleep:
-    case SYS_clock_nanosleep: {
-      timespec ts;
-      uint64_t src = nr == SYS_nanosleep ? a(0) : a(2);
-      if (!t.as->CopyIn(src, &ts, sizeof(ts))) return -EFAULT;
-      if (ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000 || ts.tv_sec < 0) return -EINVAL;
-      if (nr == SYS_clock_nanosleep && (a(1) & TIMER_ABSTIME)) {
-        return ::clock_nanosleep(static_cast<clockid_t>(a(0)), TIMER_ABSTIME, &ts, nullptr) == 0 ? 0 : -EINVAL;
+  }
+
+  int64_t Read(Task& t, int fd, uint64_t buf, uint64_t count, int64_t offset) {
+    auto f = GetFile(t, fd);
+    if (!f) return -EBADF;
+    if ((f->flags & O_ACCMODE) == O_WRONLY) return -EBADF;
+    if (count > 0x7ffff000) count = 0x7ffff000;
+    const bool nonblock = f->flags & O_NONBLOCK;
+    std::vector<uint8_t> tmp;
+    auto copy_out = [&](const void* src, size_t n) -> int64_t {
+      if (n && !t.proc->as->CopyOut(buf, src, n)) return -EFAULT;
+      return static_cast<int64_t>(n);
+    };
+    switch (f->kind) {
+      case File::Kind::kNull:
+        return 0;
+      case File::Kind::kZero:
+      case File::Kind::kFull:
+      case File::Kind::kRandom: {
+        tmp.assign(std::min<uint64_t>(count, kChunk), 0);
+        if (f->kind == File::Kind::kRandom && !tmp.empty() && ::getrandom(tmp.data(), tmp.size(), 0) < 0) return -errno;
+        return copy_out(tmp.data(), tmp.size());
       }
-      ::nanosleep(&ts, nullptr);
-      return 0;
-    }
-    case SYS_rt_sigaction: {
-      int sig = ia(0);
-      if (sig < 1 || sig > 64 || a(3) != 8) return -EINVAL;
-      if ((sig == SIGKILL || sig == SIGSTOP) && a(1)) return -EINVAL;
-      auto& cur = t.sigactions[sig];
-      if (a(2) && !t.as->CopyOut(a(2), cur.data(), sizeof(cur))) return -EFAULT;
-      if (a(1)) {
-        std::array<uint64_t, 4> n;
-        if (!t.as->CopyIn(a(1), n.data(), sizeof(n))) return -EFAULT;
-        cur = n;
+      case File::Kind::kMem: {
+        int64_t pos = offset >= 0 ? offset : f->offset;
+        if (pos >= static_cast<int64_t>(f->data.size())) return 0;
+        size_t n = std::min<uint64_t>(count, f->data.size() - static_cast<size_t>(pos));
+        int64_t r = copy_out(f->data.data() + pos, n);
+        if (r > 0 && offset < 0) f->offset += r;
+        return r;
       }
-      return 0;
+      case File::Kind::kDir:
+        return -EISDIR;
+      case File::Kind::kPipe: {
+        if (offset >= 0) return -ESPIPE;
+        Pipe& p = *f->pipe;
+        if (p.buf.empty()) {
+          if (p.writers == 0) return 0;
+          return nonblock ? -EAGAIN : kBlock;
+        }
+        size_t n = std::min<uint64_t>(count, p.buf.size());
+        tmp.assign(p.buf.begin(), p.buf.begin() + static_cast<long>(n));
+        int64_t r = copy_out(tmp.data(), n);
+        if (r > 0) p.buf.erase(p.buf.begin(), p.buf.begin() + r);
+        return r;
+      }
+      case File::Kind::kEventfd: {
+        if (count < 8) return -EINVAL;
+        if (f->counter == 0) return nonblock ? -EAGAIN : kBlock;
+        uint64_t v = f->semaphore ? 1 : f->counter;
+        if (!Out(t, buf, v)) return -EFAULT;
+        f->counter -= v;
+        return 8;
+      }
+      case File::Kind::kEpoll:
+        return -EINVAL;
+      case File::Kind::kHost: {
+        if (offset >= 0) return -ESPIPE;
+        pollfd p{f->host_fd, POLLIN, 0};
+        if (::poll(&p, 1, 0) == 0) {
+          if (nonblock) return -EAGAIN;
+          t.host_waits = {p};
+          return kBlock;
+        }
+        tmp.resize(std::min<uint64_t>(count, kChunk));
+        ssize_t n = ::read(f->host_fd, tmp.data(), tmp.size());
+        if (n < 0) return -errno;
+        return copy_out(tmp.data(), static_cast<size_t>(n));
+      }
+      case File::Kind::kGofer: {
+        if (S_ISDIR(f->st.st_mode)) return -EISDIR;
+        tmp.resize(std::min<uint64_t>(count, kChunk));
+        int64_t pos = offset >= 0 ? offset : f->offset;
+        uint64_t total = 0;
+        while (total < count) {
+          size_t want = std::min<uint64_t>(kChunk, count - total);
+          long n = gofer_.Pread(f->handle, pos + static_cast<int64_t>(total), {tmp.data(), want});
+          if (n < 0) return total ? static_cast<int64_t>(total) : n;
+          if (n == 0) break;
+          if (!t.proc->as->CopyOut(buf + total, tmp.data(), static_cast<size_t>(n))) return total ? static_cast<int64_t>(total) : -EFAULT;
+          total += static_cast<uint64_t>(n);
+          if (static_cast<size_t>(n) < want) break;
+        }
+        if (offset < 0) f->offset += static_cast<int64_t>(total);
+        return static_cast<int64_t>(total);
+      }
     }
-    case SYS_rt_sigprocmask: {
-      if (a(3) != 8) return -EINVAL;
-      if (a(2) && !t.as->CopyOut(a(2), &t.sigmask, 8)) return -EFAULT;
-      if (a(1)) {
-        uint64_t set;
-        if (!t.as->CopyIn(a(1), &set, 8)) return -EFAULT;
-        switch (ia(0)) {
-          case SIG_BLOCK: t.sigmask |= set; break;
-          case SIG_UNBLOCK: t.sigmask &= ~set; break;
-          case SIG_SETMASK: t.sigmask = set; break;
+    return -EBADF;
+  }
+
+  int64_t Write(Task& t, int fd, uint64_t buf, uint64_t count) {
+    auto f = GetFile(t, fd);
+    if (!f) return -EBADF;
+    if ((f->flags & O_ACCMODE) == O_RDONLY && f->kind != File::Kind::kHost) return -EBADF;
+    if (count > 0x7ffff000) count = 0x7ffff000;
+    const bool nonblock = f->flags & O_NONBLOCK;
+    std::vector<uint8_t> tmp;
+    switch (f->kind) {
+      case File::Kind::kNull:
+      case File::Kind::kZero:
+      case File::Kind::kRandom:
+        return static_cast<int64_t>(count);
+      case File::Kind::kFull:
+        return -ENOSPC;
+      case File::Kind::kMem:
+      case File::Kind::kDir:
+      case File::Kind::kEpoll:
+        return -EBADF;
+      case File::Kind::kGofer:
+        return -EROFS;
+      case File::Kind::kEventfd: {
+        if (count < 8) return -EINVAL;
+        uint64_t v;
+        if (!In(t, buf, &v)) return -EFAULT;
+        if (v == UINT64_MAX) return -EINVAL;
+        if (UINT64_MAX - 1 - f->counter < v) return nonblock ? -EAGAIN : kBlock;
+        f->counter += v;
+        return 8;
+      }
+      case File::Kind::kPipe: {
+        tmp.resize(std::min<uint64_t>(count, 1 << 20));
+        if (!t.proc->as->CopyIn(buf, tmp.data(), tmp.size())) return -EFAULT;
+        return PipeWrite(t, *f, tmp);
+      }
+      case File::Kind::kHost: {
+        pollfd pf{f->host_fd, POLLOUT, 0};
+        if (::poll(&pf, 1, 0) == 0) {
+          if (nonblock) return -EAGAIN;
+          t.host_waits = {pf};
+          return kBlock;
+        }
+        uint64_t total = 0;
+        tmp.resize(std::min<uint64_t>(count, kChunk));
+        while (total < count) {
+          size_t want = std::min<uint64_t>(kChunk, count - total);
+          ssize_t got = t.proc->as->ReadMemory(buf + total, tmp.data(), want);
+          if (got <= 0) return total ? static_cast<int64_t>(total) : -EFAULT;
+          ssize_t n = ::write(f->host_fd, tmp.data(), static_cast<size_t>(got));
+          if (n < 0) {
+            if (errno == EPIPE) SignalTask(t, SIGPIPE);
+            return total ? static_cast<int64_t>(total) : -errno;
+          }
+          total += static_cast<uint64_t>(n);
+          if (n < got) break;
+        }
+        return static_cast<int64_t>(total);
+      }
+    }
+    return -EBADF;
+  }
+
+  // A blocking write completes in full (re-tried as the reader drains);
+  // writes up to PIPE_BUF are atomic.
+  int64_t PipeWrite(Task& t, File& f, const std::vector<uint8_t>& data) {
+    Pipe& p = *f.pipe;
+    const bool nonblock = f.flags & O_NONBLOCK;
+    const uint64_t count = data.size();
+    const uint64_t done = t.retry ? t.io_done : 0;
+    if (p.readers == 0) {
+      SignalTask(t, SIGPIPE);
+      return done ? static_cast<int64_t>(done) : -EPIPE;
+    }
+    const uint64_t left = count - done;
+    const size_t space = kPipeCapacity - std::min(kPipeCapacity, p.buf.size());
+    if (space == 0 || (count <= PIPE_BUF && space < left)) {
+      if (nonblock) return done ? static_cast<int64_t>(done) : -EAGAIN;
+      t.io_done = done;
+      return kBlock;
+    }
+    const size_t n = std::min<uint64_t>(left, space);
+    p.buf.insert(p.buf.end(), data.begin() + static_cast<long>(done), data.begin() + static_cast<long>(done + n));
+    if (done + n < count && !nonblock) {
+      t.io_done = done + n;
+      return kBlock;
+    }
+    return static_cast<int64_t>(done + n);
+  }
+
+  void SignalTask(Task& t, int sig) { QueueSignal(t, sig, Info(sig, SI_KERNEL, 0)); }
+
+  int64_t Iov(Task& t, int fd, uint64_t iov_addr, uint64_t iovcnt, bool write, int64_t offset = -1) {
+    if (iovcnt > 1024) return -EINVAL;
+    std::vector<iovec> iov(iovcnt);
+    if (iovcnt && !t.proc->as->CopyIn(iov_addr, iov.data(), iovcnt * sizeof(iovec))) return -EFAULT;
+    auto f = GetFile(t, fd);
+    if (f && write && f->kind == File::Kind::kPipe) {
+      // Gathered into one write: atomic as Linux makes it, re-tried whole.
+      std::vector<uint8_t> data;
+      for (auto& v : iov) {
+        size_t n = std::min<size_t>(v.iov_len, (1u << 20) - data.size());
+        size_t at = data.size();
+        data.resize(at + n);
+        if (n && !t.proc->as->CopyIn(reinterpret_cast<uint64_t>(v.iov_base), data.data() + at, n)) return -EFAULT;
+      }
+      return PipeWrite(t, *f, data);
+    }
+    int64_t total = 0;
+    for (size_t i = 0; i < iov.size(); ++i) {
+      auto& v = iov[i];
+      if (v.iov_len == 0) continue;
+      if (static_cast<int64_t>(v.iov_len) < 0) return -EINVAL;
+      uint64_t base = reinterpret_cast<uint64_t>(v.iov_base);
+      int64_t n = write ? Write(t, fd, base, v.iov_len)
+                        : Read(t, fd, base, v.iov_len, offset >= 0 ? offset + total : -1);
+      if (n == kBlock) {
+        if (total > 0) return total;  // what was done so far
+        if (i > 0 && write) return total;
+        return kBlock;
+      }
+      if (n < 0) return total ? total : n;
+      total += n;
+      if (static_cast<uint64_t>(n) < v.iov_len) break;
+      // After the first buffer, never wait for more.
+      if (f && (f->kind == File::Kind::kPipe || f->kind == File::Kind::kHost) && !write) break;
+    }
+    return total;
+  }
+
+  // ------------------------------------------------------------ poll, select, epoll
+
+  // Sets the deadline of a waiting call on its first try; true once passed.
+  bool TimedOut(Task& t, int64_t timeout_ns) {
+    if (!t.retry) t.deadline = timeout_ns < 0 ? -1 : NowNs() + timeout_ns;
+    return t.deadline >= 0 && NowNs() >= t.deadline;
+  }
+
+  void WaitHostFd(Task& t, File& f, short events) {
+    if (f.kind == File::Kind::kHost) t.host_waits.push_back({f.host_fd, events, 0});
+  }
+
+  int64_t Poll(Task& t, uint64_t fds_addr, uint64_t nfds, int64_t timeout_ns) {
+    if (nfds > kMaxFds) return -EINVAL;
+    std::vector<pollfd> pfds(nfds);
+    if (nfds && !t.proc->as->CopyIn(fds_addr, pfds.data(), nfds * sizeof(pollfd))) return -EFAULT;
+    int64_t ready = 0;
+    t.host_waits.clear();
+    for (auto& p : pfds) {
+      p.revents = 0;
+      if (p.fd < 0) continue;
+      auto f = GetFile(t, p.fd);
+      if (!f) {
+        p.revents = POLLNVAL;
+      } else {
+        p.revents = static_cast<short>(Readiness(*f, p.events) & (p.events | POLLHUP | POLLERR));
+        if (!p.revents) WaitHostFd(t, *f, p.events);
+      }
+      if (p.revents) ++ready;
+    }
+    if (ready == 0 && !TimedOut(t, timeout_ns)) return kBlock;
+    if (nfds && !t.proc->as->CopyOut(fds_addr, pfds.data(), nfds * sizeof(pollfd))) return -EFAULT;
+    return ready;
+  }
+
+  int64_t Select(Task& t, int nfds, uint64_t rd, uint64_t wr, uint64_t ex, int64_t timeout_ns) {
+    if (nfds < 0 || nfds > kMaxFds) return -EINVAL;
+    const size_t words = (static_cast<size_t>(nfds) + 63) / 64;
+    std::vector<uint64_t> in[3], out[3];
+    const uint64_t addrs[3] = {rd, wr, ex};
+    for (int k = 0; k < 3; ++k) {
+      in[k].assign(words, 0);
+      out[k].assign(words, 0);
+      if (addrs[k] && words && !t.proc->as->CopyIn(addrs[k], in[k].data(), words * 8)) return -EFAULT;
+    }
+    int64_t ready = 0;
+    t.host_waits.clear();
+    for (int fd = 0; fd < nfds; ++fd) {
+      const uint64_t bit = 1ull << (fd % 64);
+      const size_t w = static_cast<size_t>(fd) / 64;
+      const bool want_r = in[0][w] & bit, want_w = in[1][w] & bit, want_x = in[2][w] & bit;
+      if (!want_r && !want_w && !want_x) continue;
+      auto f = GetFile(t, fd);
+      if (!f) return -EBADF;
+      short ev = static_cast<short>((want_r ? POLLIN : 0) | (want_w ? POLLOUT : 0) | (want_x ? POLLPRI : 0));
+      short r = Readiness(*f, ev);
+      bool any = false;
+      if (want_r && (r & (POLLIN | POLLHUP | POLLERR))) { out[0][w] |= bit; ++ready; any = true; }
+      if (want_w && (r & (POLLOUT | POLLERR))) { out[1][w] |= bit; ++ready; any = true; }
+      if (want_x && (r & POLLPRI)) { out[2][w] |= bit; ++ready; any = true; }
+      if (!any) WaitHostFd(t, *f, ev);
+    }
+    if (ready == 0 && !TimedOut(t, timeout_ns)) return kBlock;
+    for (int k = 0; k < 3; ++k) {
+      if (addrs[k] && words && !t.proc->as->CopyOut(addrs[k], out[k].data(), words * 8)) return -EFAULT;
+    }
+    return ready;
+  }
+
+  int64_t EpollCtl(Task& t, int epfd, int op, int fd, uint64_t ev_addr) {
+    auto ep = GetFile(t, epfd);
+    if (!ep) return -EBADF;
+    auto f = GetFile(t, fd);
+    if (!f) return -EBADF;
+    if (ep->kind != File::Kind::kEpoll || f == ep) return -EINVAL;
+    if (f->kind == File::Kind::kGofer || f->kind == File::Kind::kMem || f->kind == File::Kind::kDir) return -EPERM;
+    epoll_event ev{};
+    if (op != EPOLL_CTL_DEL && !t.proc->as->CopyIn(ev_addr, &ev, sizeof ev)) return -EFAULT;
+    auto it = ep->epoll.find(fd);
+    switch (op) {
+      case EPOLL_CTL_ADD:
+        if (it != ep->epoll.end() && !it->second.file.expired()) return -EEXIST;
+        ep->epoll[fd] = {f, ev.events, ev.data.u64, false};
+        return 0;
+      case EPOLL_CTL_MOD:
+        if (it == ep->epoll.end() || it->second.file.expired()) return -ENOENT;
+        it->second = {f, ev.events, ev.data.u64, false};
+        return 0;
+      case EPOLL_CTL_DEL:
+        if (it == ep->epoll.end() || it->second.file.expired()) return -ENOENT;
+        ep->epoll.erase(it);
+        return 0;
+      default:
+        return -EINVAL;
+    }
+  }
+
+  int64_t EpollWait(Task& t, int epfd, uint64_t events_addr, int maxevents, int64_t timeout_ns) {
+    auto ep = GetFile(t, epfd);
+    if (!ep) return -EBADF;
+    if (ep->kind != File::Kind::kEpoll || maxevents <= 0 || maxevents > 65536) return -EINVAL;
+    std::vector<epoll_event> out;
+    t.host_waits.clear();
+    for (auto it = ep->epoll.begin(); it != ep->epoll.end();) {
+      auto target = it->second.file.lock();
+      if (!target) {  // the file was closed everywhere: gone from the set
+        it = ep->epoll.erase(it);
+        continue;
+      }
+      auto& item = it->second;
+      if (!item.disabled && static_cast<int>(out.size()) < maxevents) {
+        short r = Readiness(*target, static_cast<short>(item.events));
+        uint32_t got = static_cast<uint32_t>(r) & (item.events | EPOLLHUP | EPOLLERR);
+        if (got) {
+          epoll_event e{};
+          e.events = got;
+          e.data.u64 = item.data;
+          out.push_back(e);
+          if (item.events & EPOLLONESHOT) item.disabled = true;
+        } else {
+          WaitHostFd(t, *target, static_cast<short>(item.events));
+        }
+      }
+      ++it;
+    }
+    if (out.empty() && !TimedOut(t, timeout_ns)) return kBlock;
+    if (!out.empty() && !t.proc->as->CopyOut(events_addr, out.data(), out.size() * sizeof(epoll_event))) return -EFAULT;
+    return static_cast<int64_t>(out.size());
+  }
+
+  // Reads a timespec timeout: -1 for none (null pointer).
+  bool TimeoutArg(Task& t, uint64_t addr, int64_t* ns, int64_t* err) {
+    *ns = -1;
+    if (!addr) return true;
+    timespec ts;
+    if (!In(t, addr, &ts)) { *err = -EFAULT; return false; }
+    if (!ValidTs(ts)) { *err = -EINVAL; return false; }
+    *ns = TsNs(ts);
+    return true;
+  }
+
+  // ppoll / pselect6 / epoll_pwait: a temporary signal mask for the wait.
+  bool TempMask(Task& t, uint64_t mask_addr, uint64_t size, int64_t* err) {
+    if (t.retry || !mask_addr) return true;
+    if (size != 8) { *err = -EINVAL; return false; }
+    uint64_t m;
+    if (!In(t, mask_addr, &m)) { *err = -EFAULT; return false; }
+    t.saved_mask = t.sigmask;
+    t.restore_mask = true;
+    t.sigmask = m & ~kUnblockable;
+    return true;
+  }
+
+  // ------------------------------------------------------------ dispatch
+
+  int64_t Brk(Process& p, uint64_t want) {
+    if (want < p.brk_start || want > p.brk_start + (1ull << 32)) return static_cast<int64_t>(p.brk);
+    uint64_t end = PageUp(want);
+    if (end > p.brk_mapped) {
+      long r = p.as->Mmap(p.brk_mapped, end - p.brk_mapped, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
+      if (r < 0) return static_cast<int64_t>(p.brk);
+      p.brk_mapped = end;
+    }
+    p.brk = want;
+    return static_cast<int64_t>(p.brk);
+  }
+
+  int64_t Mmap(Task& t) {
+    Process& p = *t.proc;
+    uint64_t addr = t.arg(0), len = t.arg(1);
+    int prot = static_cast<int>(t.arg(2)), flags = static_cast<int>(t.arg(3));
+    int fd = static_cast<int>(t.arg(4));
+    uint64_t off = t.arg(5);
+    if (len == 0 || off % kPage) return -EINVAL;
+    if (len > (1ull << 46)) return -ENOMEM;
+    len = PageUp(len);
+    const int type = flags & MAP_TYPE;
+    if (type != MAP_PRIVATE && type != MAP_SHARED && type != MAP_SHARED_VALIDATE) return -EINVAL;
+    if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) return -EINVAL;
+    std::shared_ptr<File> f;
+    if (!(flags & MAP_ANONYMOUS)) {
+      f = GetFile(t, fd);
+      if (!f) return -EBADF;
+      if (f->kind == File::Kind::kZero || f->kind == File::Kind::kNull) {
+        f.reset();  // /dev/zero maps as anonymous memory
+      } else {
+        if (f->kind != File::Kind::kGofer) return -ENODEV;
+        if (type != MAP_PRIVATE && (prot & PROT_WRITE)) return -EACCES;  // read-only files for now
+      }
+    }
+    if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
+      if (addr % kPage || addr < platform_.min_user_address() || addr + len > platform_.max_user_address() ||
+          platform_.stub_range().Overlaps(addr, addr + len)) {
+        return (flags & MAP_FIXED) ? -EINVAL : -ENOMEM;
+      }
+    } else {
+      if (p.mmap_next < len + platform_.min_user_address() + (1ull << 32)) return -ENOMEM;
+      addr = p.mmap_next - len;
+      p.mmap_next = addr;
+    }
+    const int share = (type == MAP_PRIVATE || f) ? MAP_PRIVATE : MAP_SHARED;
+    long r = p.as->Mmap(addr, len, f ? PROT_READ | PROT_WRITE : prot, share | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
+    if (r < 0) return r;
+    if (f) {
+      std::vector<uint8_t> tmp;
+      for (uint64_t done = 0; done < len;) {
+        size_t want = std::min<uint64_t>(kChunk, len - done);
+        tmp.resize(want);
+        long n = gofer_.Pread(f->handle, static_cast<int64_t>(off + done), {tmp.data(), want});
+        if (n < 0) return n;
+        if (n == 0) break;
+        if (!p.as->CopyOut(addr + done, tmp.data(), static_cast<size_t>(n))) return -EFAULT;
+        done += static_cast<uint64_t>(n);
+      }
+      if (prot != (PROT_READ | PROT_WRITE)) p.as->Mprotect(addr, len, prot);
+    }
+    return static_cast<int64_t>(addr);
+  }
+
+  int64_t Sleep(Task& t, clockid_t clock, bool absolute, uint64_t req_addr, uint64_t rem_addr) {
+    if (!t.retry) {
+      timespec ts;
+      if (!In(t, req_addr, &ts)) return -EFAULT;
+      if (!ValidTs(ts)) return -EINVAL;
+      if (clock != CLOCK_MONOTONIC && clock != CLOCK_REALTIME && clock != CLOCK_BOOTTIME) return -EINVAL;
+      int64_t rel = absolute ? TsNs(ts) - NowNs(clock) : TsNs(ts);
+      t.deadline = NowNs() + std::max<int64_t>(rel, 0);
+      t.saved_rem = rem_addr;
+    }
+    if (NowNs() >= t.deadline) return 0;
+    return kBlock;
+  }
+
+  int64_t Dispatch(Task& t, long nr) {
+    auto a = [&](int i) { return t.arg(i); };
+    auto ia = [&](int i) { return static_cast<int>(t.arg(i)); };
+    Process& p = *t.proc;
+    auto& as = *p.as;
+    switch (nr) {
+      case SYS_read: return Read(t, ia(0), a(1), a(2), -1);
+      case SYS_pread64: return static_cast<int64_t>(a(3)) < 0 ? -EINVAL : Read(t, ia(0), a(1), a(2), static_cast<int64_t>(a(3)));
+      case SYS_write: return Write(t, ia(0), a(1), a(2));
+      case SYS_pwrite64: {
+        auto f = GetFile(t, ia(0));
+        if (!f) return -EBADF;
+        if (f->kind == File::Kind::kPipe || f->kind == File::Kind::kHost) return -ESPIPE;
+        return Write(t, ia(0), a(1), a(2));
+      }
+      case SYS_readv: return Iov(t, ia(0), a(1), a(2), false);
+      case SYS_writev: return Iov(t, ia(0), a(1), a(2), true);
+      case SYS_preadv:
+      case SYS_preadv2: return static_cast<int64_t>(a(3)) < -1 ? -EINVAL : Iov(t, ia(0), a(1), a(2), false, static_cast<int64_t>(a(3)));
+      case SYS_open: return OpenAt(t, AT_FDCWD, a(0), static_cast<uint32_t>(a(1)), static_cast<uint32_t>(a(2)));
+      case SYS_openat: return OpenAt(t, ia(0), a(1), static_cast<uint32_t>(a(2)), static_cast<uint32_t>(a(3)));
+      case SYS_creat: return OpenAt(t, AT_FDCWD, a(0), O_CREAT | O_WRONLY | O_TRUNC, static_cast<uint32_t>(a(1)));
+      case SYS_close: {
+        if (!p.fds->erase(ia(0))) return -EBADF;
+        return 0;
+      }
+      case SYS_close_range: {
+        if (a(2) & ~static_cast<uint64_t>(CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)) return -EINVAL;
+        if (a(0) > a(1)) return -EINVAL;
+        if (a(2) & CLOSE_RANGE_UNSHARE && p.fds.use_count() > 1) p.fds = std::make_shared<FdTable>(*p.fds);
+        for (auto it = p.fds->lower_bound(static_cast<int>(std::min<uint64_t>(a(0), INT32_MAX))); it != p.fds->end() && static_cast<uint64_t>(it->first) <= a(1);) {
+          if (a(2) & CLOSE_RANGE_CLOEXEC) {
+            it->second.cloexec = true;
+            ++it;
+          } else {
+            it = p.fds->erase(it);
+          }
+        }
+        return 0;
+      }
+      case SYS_lseek: {
+        auto f = GetFile(t, ia(0));
+        if (!f) return -EBADF;
+        if (f->kind == File::Kind::kHost || f->kind == File::Kind::kPipe) return -ESPIPE;
+        if (f->kind == File::Kind::kNull || f->kind == File::Kind::kZero || f->kind == File::Kind::kRandom) return 0;
+        int64_t off = static_cast<int64_t>(a(1)), base;
+        int64_t size = f->kind == File::Kind::kGofer ? f->st.st_size : static_cast<int64_t>(f->data.size());
+        switch (ia(2)) {
+          case SEEK_SET: base = 0; break;
+          case SEEK_CUR: base = f->offset; break;
+          case SEEK_END: base = size; break;
+          default: return -EINVAL;
+        }
+        if ((off > 0 && base > INT64_MAX - off) || base + off < 0) return -EINVAL;
+        if (f->kind == File::Kind::kGofer && S_ISDIR(f->st.st_mode) && base + off != 0) return -EINVAL;
+        return f->offset = base + off;
+      }
+      case SYS_fstat: {
+        auto f = GetFile(t, ia(0));
+        if (!f) return -EBADF;
+        struct stat st;
+        if (int64_t rc = StatFile(*f, &st); rc < 0) return rc;
+        return Out(t, a(1), st) ? 0 : -EFAULT;
+      }
+      case SYS_stat:
+      case SYS_lstat: {
+        struct stat st;
+        int64_t rc = LookupStat(t, AT_FDCWD, a(0), nr == SYS_lstat ? AT_SYMLINK_NOFOLLOW : 0, &st);
+        if (rc < 0) return rc;
+        return Out(t, a(1), st) ? 0 : -EFAULT;
+      }
+      case SYS_newfstatat: {
+        if (ia(3) & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT)) return -EINVAL;
+        struct stat st;
+        int64_t rc = LookupStat(t, ia(0), a(1), ia(3), &st);
+        if (rc < 0) return rc;
+        return Out(t, a(2), st) ? 0 : -EFAULT;
+      }
+      case SYS_statx: {
+        const int flags = ia(2);
+        if (flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE)) return -EINVAL;
+        struct stat st;
+        if (int64_t rc = LookupStat(t, ia(0), a(1), flags, &st); rc < 0) return rc;
+        struct statx x;
+        std::memset(&x, 0, sizeof(x));
+        x.stx_mask = STATX_BASIC_STATS;
+        x.stx_blksize = static_cast<uint32_t>(st.st_blksize);
+        x.stx_nlink = static_cast<uint32_t>(st.st_nlink);
+        x.stx_uid = st.st_uid;
+        x.stx_gid = st.st_gid;
+        x.stx_mode = static_cast<uint16_t>(st.st_mode);
+        x.stx_ino = st.st_ino;
+        x.stx_size = static_cast<uint64_t>(st.st_size);
+        x.stx_blocks = static_cast<uint64_t>(st.st_blocks);
+        auto ts = [](const timespec& v) { return statx_timestamp{v.tv_sec, static_cast<uint32_t>(v.tv_nsec), 0}; };
+        x.stx_atime = ts(st.st_atim);
+        x.stx_mtime = ts(st.st_mtim);
+        x.stx_ctime = ts(st.st_ctim);
+        x.stx_rdev_major = major(st.st_rdev);
+        x.stx_rdev_minor = minor(st.st_rdev);
+        x.stx_dev_major = major(st.st_dev);
+        x.stx_dev_minor = minor(st.st_dev);
+        return Out(t, a(4), x) ? 0 : -EFAULT;
+      }
+      case SYS_getxattr:
+      case SYS_lgetxattr:
+      case SYS_fgetxattr:
+      case SYS_listxattr:
+      case SYS_llistxattr:
+      case SYS_flistxattr:
+        return -EOPNOTSUPP;
+      case SYS_socket:
+      case SYS_socketpair:
+        return -EAFNOSUPPORT;  // sockets come with the net-stack
+      case SYS_access:
+      case SYS_faccessat:
+      case SYS_faccessat2: {
+        const bool at = nr != SYS_access;
+        const int mode = at ? ia(2) : ia(1);
+        if (mode & ~(R_OK | W_OK | X_OK)) return -EINVAL;
+        std::string path;
+        if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path); rc < 0) return rc;
+        struct stat st;
+        if (int64_t rc = StatPath(t, path, true, &st); rc < 0) return rc;
+        if ((mode & X_OK) && !S_ISDIR(st.st_mode) && !(st.st_mode & 0111)) return -EACCES;
+        if ((mode & W_OK) && !IsVirtual(path) && !S_ISCHR(st.st_mode)) return -EROFS;
+        return 0;
+      }
+      case SYS_getdents64: {
+        auto f = GetFile(t, ia(0));
+        if (!f) return -EBADF;
+        if (f->kind == File::Kind::kDir) {
+          // Whole records from the current offset that fit.
+          size_t pos = static_cast<size_t>(f->offset), end = pos;
+          while (end < f->data.size()) {
+            uint16_t rl;
+            std::memcpy(&rl, f->data.data() + end + 16, 2);
+            if (end + rl - pos > a(2)) break;
+            end += rl;
+          }
+          if (end == pos && pos < f->data.size()) return -EINVAL;
+          if (end > pos && !as.CopyOut(a(1), f->data.data() + pos, end - pos)) return -EFAULT;
+          f->offset = static_cast<int64_t>(end);
+          return static_cast<int64_t>(end - pos);
+        }
+        if (f->kind != File::Kind::kGofer || !S_ISDIR(f->st.st_mode)) return -ENOTDIR;
+        std::vector<uint8_t> tmp(std::min<uint64_t>(a(2), kChunk));
+        long n = gofer_.Getdents(f->handle, tmp);
+        if (n < 0) return n;
+        if (n == 0 && a(2) < sizeof(dirent64)) return -EINVAL;
+        return as.CopyOut(a(1), tmp.data(), static_cast<size_t>(n)) ? n : -EFAULT;
+      }
+      case SYS_readlink:
+      case SYS_readlinkat: {
+        const bool at = nr == SYS_readlinkat;
+        std::string path, target;
+        if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path); rc < 0) return rc;
+        const int64_t size = static_cast<int64_t>(at ? a(3) : a(2));
+        if (size <= 0) return -EINVAL;
+        if (IsVirtual(path)) {
+          auto n = Virtual(t, path, false);
+          if (!n) return -ENOENT;
+          if (!S_ISLNK(n->mode)) return -EINVAL;
+          target = n->link;
+        } else if (int rc = gofer_.Readlink(path, &target); rc < 0) {
+          return rc;
+        }
+        size_t len = std::min<size_t>(target.size(), static_cast<size_t>(size));
+        return as.CopyOut(at ? a(2) : a(1), target.data(), len) ? static_cast<int64_t>(len) : -EFAULT;
+      }
+      case SYS_getcwd: {
+        if (a(1) < p.cwd.size() + 1) return -ERANGE;
+        return as.CopyOut(a(0), p.cwd.c_str(), p.cwd.size() + 1) ? static_cast<int64_t>(p.cwd.size() + 1) : -EFAULT;
+      }
+      case SYS_chdir:
+      case SYS_fchdir: {
+        std::string path;
+        if (nr == SYS_chdir) {
+          if (int64_t rc = PathAt(t, AT_FDCWD, a(0), &path); rc < 0) return rc;
+        } else {
+          auto f = GetFile(t, ia(0));
+          if (!f) return -EBADF;
+          path = f->path;
+        }
+        struct stat st;
+        if (int64_t rc = StatPath(t, path, true, &st); rc < 0) return rc;
+        if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
+        p.cwd = path;
+        return 0;
+      }
+      case SYS_dup: {
+        auto f = GetFile(t, ia(0));
+        return f ? NewFd(t, f) : -EBADF;
+      }
+      case SYS_dup2:
+      case SYS_dup3: {
+        auto f = GetFile(t, ia(0));
+        if (!f) return -EBADF;
+        int nfd = ia(1);
+        if (nfd < 0 || nfd >= kMaxFds) return -EBADF;
+        if (nr == SYS_dup3 && (nfd == ia(0) || (a(2) & ~static_cast<uint64_t>(O_CLOEXEC)))) return -EINVAL;
+        if (nfd == ia(0)) return nfd;
+        (*p.fds)[nfd] = {f, nr == SYS_dup3 && (a(2) & O_CLOEXEC)};
+        return nfd;
+      }
+      case SYS_fcntl: {
+        auto f = GetFile(t, ia(0));
+        if (!f) return -EBADF;
+        auto& ent = (*p.fds)[ia(0)];
+        switch (ia(1)) {
+          case F_GETFD: return ent.cloexec ? FD_CLOEXEC : 0;
+          case F_SETFD: ent.cloexec = a(2) & FD_CLOEXEC; return 0;
+          case F_GETFL: return f->flags | (f->kind == File::Kind::kGofer ? O_LARGEFILE : 0);
+          case F_SETFL: f->flags = (f->flags & O_ACCMODE) | (static_cast<uint32_t>(a(2)) & (O_APPEND | O_NONBLOCK)); return 0;
+          case F_DUPFD:
+          case F_DUPFD_CLOEXEC: {
+            if (a(2) >= kMaxFds) return -EINVAL;
+            return NewFd(t, f, ia(2), ia(1) == F_DUPFD_CLOEXEC);
+          }
+          case F_GETPIPE_SZ:
+          case F_SETPIPE_SZ:
+            return f->kind == File::Kind::kPipe ? static_cast<int64_t>(kPipeCapacity) : -EBADF;
+          case F_SETLK:
+          case F_SETLKW:
+          case F_OFD_SETLK:
+          case F_OFD_SETLKW:
+            return 0;  // one sandbox, read-only files: nobody to conflict with
+          case F_GETLK:
+          case F_OFD_GETLK: {
+            struct flock fl;
+            if (!In(t, a(2), &fl)) return -EFAULT;
+            fl.l_type = F_UNLCK;
+            return Out(t, a(2), fl) ? 0 : -EFAULT;
+          }
           default: return -EINVAL;
         }
       }
-      return 0;
-    }
-    case SYS_sigaltstack: return 0;
-    case SYS_prlimit64:
-    case SYS_getrlimit: {
-      uint64_t res_id = nr == SYS_prlimit64 ? a(1) : a(0);
-      uint64_t old = nr == SYS_prlimit64 ? a(3) : a(1);
-      if (nr == SYS_prlimit64 && a(0) != 0 && a(0) != 1) return -ESRCH;
-      if (res_id >= RLIM_NLIMITS) return -EINVAL;
-      struct rlimit64 lim {RLIM64_INFINITY, RLIM64_INFINITY};
-      if (res_id == RLIMIT_STACK) lim = {8 << 20, RLIM64_INFINITY};
-      if (res_id == RLIMIT_NOFILE) lim = {kMaxFds, kMaxFds};
-      if (res_id == RLIMIT_CORE) lim = {0, RLIM64_INFINITY};
-      if (old && !t.as->CopyOut(old, &lim, sizeof(lim))) return -EFAULT;
-      return 0;
-    }
-    case SYS_sched_getaffinity: {
-      if (a(1) < 8) return -EINVAL;
-      uint64_t mask = 1;
-      return t.as->CopyOut(a(2), &mask, 8) ? 8 : -EFAULT;
-    }
-    case SYS_sched_yield: return 0;
-    case SYS_exit:
-    case SYS_exit_group:
-      t.exited = true;
-      t.exit_code = ia(0) & 0xff;
-      return 0;
-    default:
-      if (t.result->unimplemented[nr]++ == 0) {
-        spdlog::info("unimplemented system call {} ({}): answered ENOSYS", harden::SyscallName(static_cast<int>(nr)), nr);
+      case SYS_flock: return GetFile(t, ia(0)) ? 0 : -EBADF;
+      case SYS_ioctl: return Ioctl(t, ia(0), static_cast<unsigned long>(a(1)), a(2));
+      case SYS_pipe:
+      case SYS_pipe2: {
+        const uint64_t flags = nr == SYS_pipe2 ? a(1) : 0;
+        if (flags & ~static_cast<uint64_t>(O_CLOEXEC | O_NONBLOCK | O_DIRECT)) return -EINVAL;
+        auto pipe = std::make_shared<Pipe>();
+        auto r = std::make_shared<File>();
+        auto w = std::make_shared<File>();
+        r->kind = w->kind = File::Kind::kPipe;
+        r->pipe = w->pipe = pipe;
+        w->pipe_write = true;
+        pipe->readers = pipe->writers = 1;
+        r->flags = O_RDONLY | (flags & O_NONBLOCK);
+        w->flags = O_WRONLY | (flags & O_NONBLOCK);
+        r->st.st_mode = w->st.st_mode = S_IFIFO | 0600;
+        int fr = NewFd(t, r, 0, flags & O_CLOEXEC);
+        if (fr < 0) return fr;
+        int fw = NewFd(t, w, 0, flags & O_CLOEXEC);
+        if (fw < 0) {
+          p.fds->erase(fr);
+          return fw;
+        }
+        int32_t both[2] = {fr, fw};
+        if (!as.CopyOut(a(0), both, sizeof both)) {
+          p.fds->erase(fr);
+          p.fds->erase(fw);
+          return -EFAULT;
+        }
+        return 0;
       }
-      return -ENOSYS;
+      case SYS_eventfd:
+      case SYS_eventfd2: {
+        const uint64_t flags = nr == SYS_eventfd2 ? a(1) : 0;
+        if (flags & ~static_cast<uint64_t>(EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE)) return -EINVAL;
+        auto f = std::make_shared<File>();
+        f->kind = File::Kind::kEventfd;
+        f->counter = static_cast<uint32_t>(a(0));
+        f->semaphore = flags & EFD_SEMAPHORE;
+        f->flags = O_RDWR | (flags & EFD_NONBLOCK ? O_NONBLOCK : 0);
+        return NewFd(t, f, 0, flags & EFD_CLOEXEC);
+      }
+      case SYS_epoll_create:
+      case SYS_epoll_create1: {
+        if (nr == SYS_epoll_create && ia(0) <= 0) return -EINVAL;
+        if (nr == SYS_epoll_create1 && (a(0) & ~static_cast<uint64_t>(EPOLL_CLOEXEC))) return -EINVAL;
+        auto f = std::make_shared<File>();
+        f->kind = File::Kind::kEpoll;
+        f->flags = O_RDWR;
+        return NewFd(t, f, 0, nr == SYS_epoll_create1 && (a(0) & EPOLL_CLOEXEC));
+      }
+      case SYS_epoll_ctl: return EpollCtl(t, ia(0), ia(1), ia(2), a(3));
+      case SYS_epoll_wait:
+      case SYS_epoll_pwait: {
+        int64_t err = 0;
+        if (nr == SYS_epoll_pwait && !TempMask(t, a(4), a(5), &err)) return err;
+        return EpollWait(t, ia(0), a(1), ia(2), ia(3) < 0 ? -1 : static_cast<int64_t>(ia(3)) * 1000000);
+      }
+      case SYS_poll: return Poll(t, a(0), a(1), ia(2) < 0 ? -1 : static_cast<int64_t>(ia(2)) * 1000000);
+      case SYS_ppoll: {
+        int64_t ns, err = 0;
+        if (!t.retry && !TimeoutArg(t, a(2), &ns, &err)) return err;
+        if (t.retry) ns = t.deadline;  // unused on a retry
+        if (!TempMask(t, a(3), a(4), &err)) return err;
+        return Poll(t, a(0), a(1), ns);
+      }
+      case SYS_select: {
+        int64_t ns = -1;
+        if (a(4)) {
+          timeval tv;
+          if (!In(t, a(4), &tv)) return -EFAULT;
+          if (tv.tv_sec < 0 || tv.tv_usec < 0 || tv.tv_usec >= 1000000) return -EINVAL;
+          ns = static_cast<int64_t>(tv.tv_sec) * 1000000000 + tv.tv_usec * 1000;
+        }
+        return Select(t, ia(0), a(1), a(2), a(3), ns);
+      }
+      case SYS_pselect6: {
+        int64_t ns, err = 0;
+        if (!t.retry && !TimeoutArg(t, a(4), &ns, &err)) return err;
+        if (t.retry) ns = 0;
+        if (a(5) && !t.retry) {
+          uint64_t sig[2];
+          if (!t.proc->as->CopyIn(a(5), sig, sizeof sig)) return -EFAULT;
+          if (!TempMask(t, sig[0], sig[1], &err)) return err;
+        }
+        return Select(t, ia(0), a(1), a(2), a(3), ns);
+      }
+      case SYS_brk: return Brk(p, a(0));
+      case SYS_mmap: return Mmap(t);
+      case SYS_munmap: {
+        if (a(0) % kPage || a(1) == 0 || platform_.stub_range().Overlaps(a(0), a(0) + PageUp(a(1)))) return -EINVAL;
+        return as.Munmap(a(0), a(1));
+      }
+      case SYS_mprotect: {
+        if (a(0) % kPage || platform_.stub_range().Overlaps(a(0), a(0) + PageUp(a(1)))) return -EINVAL;
+        return as.Mprotect(a(0), a(1), ia(2));
+      }
+      case SYS_madvise: return a(0) % kPage ? -EINVAL : 0;
+      case SYS_mremap: return -ENOMEM;  // glibc falls back to malloc + copy
+      case SYS_msync:
+      case SYS_mlock:
+      case SYS_munlock:
+      case SYS_mlockall:
+      case SYS_munlockall:
+        return 0;
+      case SYS_arch_prctl:
+        if (a(0) == ARCH_SET_FS) {
+          if (a(1) >= platform::kTaskSizeMax) return -EPERM;
+          t.regs.gp.fs_base = a(1);
+          return 0;
+        }
+        if (a(0) == ARCH_GET_FS) return Out(t, a(1), t.regs.gp.fs_base) ? 0 : -EFAULT;
+        if (a(0) == ARCH_SET_GS) {
+          if (a(1) >= platform::kTaskSizeMax) return -EPERM;
+          t.regs.gp.gs_base = a(1);
+          return 0;
+        }
+        if (a(0) == ARCH_GET_GS) return Out(t, a(1), t.regs.gp.gs_base) ? 0 : -EFAULT;
+        return -EINVAL;
+      case SYS_set_tid_address: t.clear_tid = a(0); return t.tid;
+      case SYS_set_robust_list: return a(1) == 24 ? 0 : -EINVAL;
+      case SYS_get_robust_list: return -ENOSYS;
+      case SYS_rseq: return -ENOSYS;
+      case SYS_futex: return Futex(t);
+      case SYS_getpid: return p.pid;
+      case SYS_gettid: return t.tid;
+      case SYS_getppid: return std::max(p.ppid, 0);
+      case SYS_getpgrp: return p.pgid;
+      case SYS_getpgid:
+      case SYS_getsid: {
+        Process* q = &p;
+        if (ia(0) != 0) {
+          auto it = procs_.find(ia(0));
+          if (it == procs_.end() || it->second->zombie) return -ESRCH;
+          q = it->second.get();
+        }
+        return nr == SYS_getpgid ? q->pgid : q->sid;
+      }
+      case SYS_setpgid: {
+        const int pid = ia(0) ? ia(0) : p.pid;
+        const int pgid = ia(1) ? ia(1) : pid;
+        if (ia(1) < 0) return -EINVAL;
+        auto it = procs_.find(pid);
+        if (it == procs_.end() || it->second->zombie) return -ESRCH;
+        Process& q = *it->second;
+        if (q.pid != p.pid && q.ppid != p.pid) return -ESRCH;
+        if (q.pid != p.pid && q.execed) return -EACCES;
+        if (q.sid != p.sid) return -EPERM;
+        if (q.pid == q.sid) return -EPERM;  // a session leader
+        if (pgid != q.pid) {
+          bool exists = false;
+          for (auto& [id, r] : procs_) if (!r->zombie && r->pgid == pgid && r->sid == p.sid) exists = true;
+          if (!exists) return -EPERM;
+        }
+        q.pgid = pgid;
+        return 0;
+      }
+      case SYS_setsid: {
+        for (auto& [id, r] : procs_) if (!r->zombie && r->pgid == p.pid) return -EPERM;
+        p.sid = p.pgid = p.pid;
+        return p.pid;
+      }
+      case SYS_getuid: case SYS_geteuid: case SYS_getgid: case SYS_getegid: return 0;
+      case SYS_getresuid:
+      case SYS_getresgid: {
+        const uint32_t zero = 0;
+        for (int i = 0; i < 3; ++i) if (!as.CopyOut(a(i), &zero, 4)) return -EFAULT;
+        return 0;
+      }
+      case SYS_getgroups: return 0;
+      case SYS_setuid: case SYS_setgid: case SYS_setreuid: case SYS_setregid:
+      case SYS_setresuid: case SYS_setresgid: case SYS_setgroups: case SYS_setfsuid: case SYS_setfsgid:
+        return 0;  // root inside; identities come with the OCI work
+      case SYS_umask: {
+        uint32_t old = p.umask;
+        p.umask = static_cast<uint32_t>(a(0)) & 0777;
+        return old;
+      }
+      case SYS_uname: {
+        struct utsname u;
+        std::memset(&u, 0, sizeof(u));
+        std::strcpy(u.sysname, "Linux");
+        std::snprintf(u.nodename, sizeof(u.nodename), "%s", hostname_.c_str());
+        std::strcpy(u.release, "6.1.0-bulkhead");
+        std::strcpy(u.version, "#1 SMP bulkhead");
+        std::strcpy(u.machine, "x86_64");
+        std::strcpy(u.domainname, "(none)");
+        return Out(t, a(0), u) ? 0 : -EFAULT;
+      }
+      case SYS_sethostname: {
+        if (a(1) > 64) return -EINVAL;
+        std::string h(a(1), '\0');
+        if (a(1) && !as.CopyIn(a(0), h.data(), a(1))) return -EFAULT;
+        hostname_ = h;
+        return 0;
+      }
+      case SYS_getrandom: {
+        if (a(2) & ~static_cast<uint64_t>(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE)) return -EINVAL;
+        std::vector<uint8_t> tmp(std::min<uint64_t>(a(1), kChunk));
+        ssize_t n = tmp.empty() ? 0 : ::getrandom(tmp.data(), tmp.size(), 0);
+        if (n < 0) return -errno;
+        return as.CopyOut(a(0), tmp.data(), static_cast<size_t>(n)) ? n : -EFAULT;
+      }
+      case SYS_clock_gettime: {
+        timespec ts;
+        if (::clock_gettime(static_cast<clockid_t>(a(0)), &ts) < 0) return -errno;
+        return Out(t, a(1), ts) ? 0 : -EFAULT;
+      }
+      case SYS_clock_getres: {
+        timespec ts{0, 1};
+        if (static_cast<int>(a(0)) < 0 || a(0) > CLOCK_TAI) return -EINVAL;
+        return a(1) == 0 || Out(t, a(1), ts) ? 0 : -EFAULT;
+      }
+      case SYS_gettimeofday: {
+        timeval tv;
+        ::gettimeofday(&tv, nullptr);
+        if (a(0) && !Out(t, a(0), tv)) return -EFAULT;
+        return 0;
+      }
+      case SYS_time: {
+        int64_t now = ::time(nullptr);
+        if (a(0) && !Out(t, a(0), now)) return -EFAULT;
+        return now;
+      }
+      case SYS_times: {
+        struct tms tm{};
+        if (a(0) && !Out(t, a(0), tm)) return -EFAULT;
+        return (NowNs() - start_ns_) / 10000000;
+      }
+      case SYS_getrusage: {
+        if (ia(0) != RUSAGE_SELF && ia(0) != RUSAGE_CHILDREN && ia(0) != RUSAGE_THREAD) return -EINVAL;
+        struct rusage ru{};
+        return Out(t, a(1), ru) ? 0 : -EFAULT;
+      }
+      case SYS_sysinfo: {
+        struct sysinfo si{};
+        si.uptime = (NowNs() - start_ns_) / 1000000000;
+        si.totalram = static_cast<unsigned long>(Facts().phys_pages) * 4096;
+        si.freeram = static_cast<unsigned long>(Facts().avail_pages) * 4096;
+        si.procs = static_cast<unsigned short>(procs_.size());
+        si.mem_unit = 1;
+        return Out(t, a(0), si) ? 0 : -EFAULT;
+      }
+      case SYS_nanosleep: return Sleep(t, CLOCK_MONOTONIC, false, a(0), a(1));
+      case SYS_clock_nanosleep: {
+        if (a(1) & ~static_cast<uint64_t>(TIMER_ABSTIME)) return -EINVAL;
+        int64_t r = Sleep(t, static_cast<clockid_t>(a(0)), a(1) & TIMER_ABSTIME, a(2), a(3));
+        return r;
+      }
+      case SYS_pause: return kBlock;  // only a signal ends it (EINTR)
+      case SYS_alarm: {
+        const int64_t now = NowNs();
+        uint64_t left = p.itimer_deadline >= 0 ? static_cast<uint64_t>((p.itimer_deadline - now + 999999999) / 1000000000) : 0;
+        p.itimer_deadline = a(0) ? now + static_cast<int64_t>(std::min<uint64_t>(a(0), 1u << 30)) * 1000000000 : -1;
+        p.itimer_interval = 0;
+        return static_cast<int64_t>(left);
+      }
+      case SYS_setitimer:
+      case SYS_getitimer: {
+        const int which = ia(0);
+        if (which != ITIMER_REAL) return which == ITIMER_VIRTUAL || which == ITIMER_PROF ? 0 : -EINVAL;
+        const int64_t now = NowNs();
+        itimerval old{};
+        if (p.itimer_deadline >= 0) {
+          int64_t left = std::max<int64_t>(p.itimer_deadline - now, 1000);
+          old.it_value = {left / 1000000000, (left % 1000000000) / 1000};
+          old.it_interval = {p.itimer_interval / 1000000000, (p.itimer_interval % 1000000000) / 1000};
+        }
+        if (nr == SYS_getitimer) return Out(t, a(1), old) ? 0 : -EFAULT;
+        itimerval nv{};
+        if (a(1) && !In(t, a(1), &nv)) return -EFAULT;
+        if (nv.it_value.tv_usec < 0 || nv.it_value.tv_usec >= 1000000 || nv.it_value.tv_sec < 0) return -EINVAL;
+        if (a(2) && !Out(t, a(2), old)) return -EFAULT;
+        const int64_t v = static_cast<int64_t>(nv.it_value.tv_sec) * 1000000000 + nv.it_value.tv_usec * 1000;
+        p.itimer_deadline = v > 0 ? now + v : -1;
+        p.itimer_interval = static_cast<int64_t>(nv.it_interval.tv_sec) * 1000000000 + nv.it_interval.tv_usec * 1000;
+        return 0;
+      }
+      case SYS_rt_sigaction: {
+        const int sig = ia(0);
+        if (sig < 1 || sig > 64 || a(3) != 8) return -EINVAL;
+        if ((sig == SIGKILL || sig == SIGSTOP) && a(1)) return -EINVAL;
+        KSigaction& cur = (*p.act)[sig];
+        KSigaction nv;
+        if (a(1) && !In(t, a(1), &nv)) return -EFAULT;
+        if (a(2) && !Out(t, a(2), cur)) return -EFAULT;
+        if (a(1)) {
+          nv.mask &= ~kUnblockable;
+          cur = nv;
+          if (Ignored(p, sig)) {  // pending ones of an ignored signal are discarded
+            for (Task* o : p.tasks) o->pending &= ~Bit(sig);
+          }
+        }
+        return 0;
+      }
+      case SYS_rt_sigprocmask: {
+        if (a(3) != 8) return -EINVAL;
+        uint64_t set = 0;
+        if (a(1) && !In(t, a(1), &set)) return -EFAULT;
+        if (a(1) && ia(0) != SIG_BLOCK && ia(0) != SIG_UNBLOCK && ia(0) != SIG_SETMASK) return -EINVAL;
+        if (a(2) && !Out(t, a(2), t.sigmask)) return -EFAULT;
+        if (a(1)) {
+          switch (ia(0)) {
+            case SIG_BLOCK: t.sigmask |= set; break;
+            case SIG_UNBLOCK: t.sigmask &= ~set; break;
+            case SIG_SETMASK: t.sigmask = set; break;
+          }
+          t.sigmask &= ~kUnblockable;
+        }
+        return 0;
+      }
+      case SYS_rt_sigpending: {
+        if (a(1) > 8) return -EINVAL;
+        uint64_t pend = t.pending;
+        return as.CopyOut(a(0), &pend, a(1)) ? 0 : -EFAULT;
+      }
+      case SYS_rt_sigsuspend: {
+        if (!t.retry) {
+          if (a(1) != 8) return -EINVAL;
+          uint64_t m;
+          if (!In(t, a(0), &m)) return -EFAULT;
+          t.saved_mask = t.sigmask;
+          t.restore_mask = true;
+          t.sigmask = m & ~kUnblockable;
+        }
+        return kBlock;  // ended by a signal: EINTR
+      }
+      case SYS_rt_sigtimedwait: {
+        if (a(3) != 8) return -EINVAL;
+        uint64_t set;
+        if (!In(t, a(0), &set)) return -EFAULT;
+        set &= ~kUnblockable;
+        uint64_t hit = t.pending & set;
+        if (hit) {
+          int sig = __builtin_ctzll(hit) + 1;
+          t.pending &= ~Bit(sig);
+          if (a(1) && !Out(t, a(1), t.info[sig])) return -EFAULT;
+          return sig;
+        }
+        int64_t ns, err = 0;
+        if (!t.retry && !TimeoutArg(t, a(2), &ns, &err)) return err;
+        if (t.retry) ns = 0;
+        if (TimedOut(t, ns)) return -EAGAIN;
+        return kBlock;
+      }
+      case SYS_rt_sigreturn: return Sigreturn(t);
+      case SYS_sigaltstack: {
+        const uint64_t sp = t.regs.gp.rsp;
+        const uint64_t lo = reinterpret_cast<uint64_t>(t.altstack.ss_sp);
+        const bool on = !(t.altstack.ss_flags & SS_DISABLE) && sp > lo && sp <= lo + t.altstack.ss_size;
+        if (a(1)) {
+          stack_t old = t.altstack;
+          old.ss_flags = (t.altstack.ss_flags & SS_DISABLE) ? SS_DISABLE : on ? SS_ONSTACK : 0;
+          if (!Out(t, a(1), old)) return -EFAULT;
+        }
+        if (a(0)) {
+          stack_t ns;
+          if (!In(t, a(0), &ns)) return -EFAULT;
+          if (on) return -EPERM;
+          if (ns.ss_flags & ~(SS_DISABLE | kSsAutodisarm)) return -EINVAL;
+          if (!(ns.ss_flags & SS_DISABLE) && ns.ss_size < MINSIGSTKSZ) return -ENOMEM;
+          t.altstack = ns;
+          if (ns.ss_flags & SS_DISABLE) t.altstack = {nullptr, SS_DISABLE, 0};
+        }
+        return 0;
+      }
+      case SYS_kill: return Kill(t, ia(0), ia(1));
+      case SYS_tkill: return Tgkill(t, -1, ia(0), ia(1));
+      case SYS_tgkill: return Tgkill(t, ia(0), ia(1), ia(2));
+      case SYS_rt_sigqueueinfo: return Kill(t, ia(0), ia(1));
+      case SYS_prlimit64:
+      case SYS_getrlimit:
+      case SYS_setrlimit: {
+        const uint64_t res_id = nr == SYS_prlimit64 ? a(1) : a(0);
+        const uint64_t old = nr == SYS_prlimit64 ? a(3) : nr == SYS_getrlimit ? a(1) : 0;
+        if (nr == SYS_prlimit64 && a(0) != 0 && static_cast<int>(a(0)) != p.pid) {
+          if (!procs_.count(ia(0))) return -ESRCH;
+        }
+        if (res_id >= RLIM_NLIMITS) return -EINVAL;
+        struct rlimit64 lim {RLIM64_INFINITY, RLIM64_INFINITY};
+        if (res_id == RLIMIT_STACK) lim = {8 << 20, RLIM64_INFINITY};
+        if (res_id == RLIMIT_NOFILE) lim = {kMaxFds, kMaxFds};
+        if (res_id == RLIMIT_CORE) lim = {0, RLIM64_INFINITY};
+        if (res_id == RLIMIT_NPROC) lim = {kMaxPid, kMaxPid};
+        if (old && !Out(t, old, lim)) return -EFAULT;
+        return 0;  // new limits are accepted and not enforced yet
+      }
+      case SYS_sched_getaffinity: {
+        if (a(1) < 8 || a(1) % 8) return -EINVAL;
+        long n_cpu = std::clamp(Facts().cpus, 1L, 64L);
+        uint64_t mask = n_cpu == 64 ? ~0ull : (1ull << n_cpu) - 1;
+        return Out(t, a(2), mask) ? 8 : -EFAULT;
+      }
+      case SYS_sched_setaffinity: return 0;
+      case SYS_sched_yield: return 0;
+      case SYS_sched_getscheduler: return SCHED_OTHER;
+      case SYS_sched_getparam: { int z = 0; return Out(t, a(1), z) ? 0 : -EFAULT; }
+      case SYS_sched_get_priority_max: case SYS_sched_get_priority_min: return 0;
+      case SYS_getpriority: return 20;
+      case SYS_setpriority: return 0;
+      case SYS_getcpu: {
+        const uint32_t zero = 0;
+        if (a(0) && !Out(t, a(0), zero)) return -EFAULT;
+        if (a(1) && !Out(t, a(1), zero)) return -EFAULT;
+        return 0;
+      }
+      case SYS_personality: return a(0) == 0xffffffff || a(0) == 0 ? 0 : -EINVAL;
+      case SYS_prctl: {
+        switch (ia(0)) {
+          case PR_SET_NAME: {
+            auto s = as.ReadCString(a(1), 15);
+            if (s) p.exe = p.exe.substr(0, p.exe.rfind('/') + 1) + *s;
+            return 0;
+          }
+          case PR_GET_NAME: {
+            std::string n = p.exe.substr(p.exe.rfind('/') + 1).substr(0, 15);
+            char b[16] = {};
+            std::memcpy(b, n.data(), n.size());
+            return as.CopyOut(a(1), b, 16) ? 0 : -EFAULT;
+          }
+          case PR_SET_PDEATHSIG: case PR_SET_DUMPABLE: case PR_SET_NO_NEW_PRIVS: case PR_SET_CHILD_SUBREAPER:
+          case PR_SET_KEEPCAPS: case PR_SET_SECCOMP:
+            return 0;
+          case PR_GET_DUMPABLE: return 1;
+          case PR_GET_NO_NEW_PRIVS: return 0;
+          case PR_CAPBSET_READ: return 1;
+          default: return -EINVAL;
+        }
+      }
+      case SYS_capget: return 0;
+      case SYS_capset: return 0;
+      case SYS_sync: case SYS_syncfs: case SYS_fsync: case SYS_fdatasync: return 0;
+      case SYS_membarrier: return a(0) == 0 ? 0 : 0;
+      case SYS_clone: return Clone(t, a(0), a(1), a(2), a(3), a(4));
+      case SYS_clone3: {
+        if (t.retry) return Clone(t, 0, 0, 0, 0, 0);
+        if (a(1) < 64 || a(1) > 4096) return -EINVAL;
+        struct { uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls; } ca;
+        if (!In(t, a(0), &ca)) return -EFAULT;
+        if (ca.exit_signal > 64 || (ca.flags & 0xff)) return -EINVAL;
+        const uint64_t sp = ca.stack ? ca.stack + ca.stack_size : 0;
+        return Clone(t, ca.flags | ca.exit_signal, sp, ca.parent_tid, ca.child_tid, ca.tls);
+      }
+      case SYS_fork: return Clone(t, SIGCHLD, 0, 0, 0, 0);
+      case SYS_vfork: return Clone(t, CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0);
+      case SYS_execve: return Execve(t, AT_FDCWD, a(0), a(1), a(2), 0);
+      case SYS_execveat: return Execve(t, ia(0), a(1), a(2), a(3), ia(4));
+      case SYS_wait4: {
+        const int options = ia(2);
+        if (options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WALL | __WCLONE | __WNOTHREAD)) return -EINVAL;
+        const int pid = ia(0);
+        int idtype = pid > 0 ? P_PID : pid == -1 ? P_ALL : P_PGID;
+        int id = pid < -1 ? -pid : pid > 0 ? pid : 0;
+        int status = 0;
+        int64_t r = WaitChild(t, idtype, id, options | WEXITED, &status, nullptr);
+        if (r > 0) {
+          if (a(1) && !Out(t, a(1), status)) return -EFAULT;
+          if (a(3)) {
+            struct rusage ru{};
+            if (!Out(t, a(3), ru)) return -EFAULT;
+          }
+        }
+        return r;
+      }
+      case SYS_waitid: {
+        const int idtype = ia(0), options = ia(3);
+        if (idtype != P_ALL && idtype != P_PID && idtype != P_PGID) return -EINVAL;
+        if (!(options & (WEXITED | WSTOPPED | WCONTINUED))) return -EINVAL;
+        int status = 0;
+        siginfo_t si;
+        std::memset(&si, 0, sizeof si);
+        int64_t r = WaitChild(t, idtype, ia(1), (options & WSTOPPED) ? (options | WUNTRACED) : options, &status, &si);
+        if (r < 0 || r == kBlock) return r;
+        if (a(2)) {
+          if (r == 0) std::memset(&si, 0, sizeof si);
+          if (!Out(t, a(2), si)) return -EFAULT;
+        }
+        return 0;
+      }
+      case SYS_exit:
+        ExitThread(t, ia(0) & 0xff);
+        return kGone;
+      case SYS_exit_group:
+        ExitProcess(p, ia(0) & 0xff, true);
+        return kGone;
+      default:
+        Unimplemented(nr);
+        return -ENOSYS;
+    }
   }
+
+  int64_t Ioctl(Task& t, int fd, unsigned long cmd, uint64_t arg) {
+    auto f = GetFile(t, fd);
+    if (!f) return -EBADF;
+    switch (cmd) {
+      case FIOCLEX: (*t.proc->fds)[fd].cloexec = true; return 0;
+      case FIONCLEX: (*t.proc->fds)[fd].cloexec = false; return 0;
+      case FIONBIO: {
+        int on;
+        if (!In(t, arg, &on)) return -EFAULT;
+        f->flags = on ? (f->flags | O_NONBLOCK) : (f->flags & ~O_NONBLOCK);
+        return 0;
+      }
+      case FIONREAD: {
+        int n = 0;
+        if (f->kind == File::Kind::kPipe) n = static_cast<int>(f->pipe->buf.size());
+        else if (f->kind == File::Kind::kHost && ::ioctl(f->host_fd, FIONREAD, &n) < 0) return -errno;
+        else if (f->kind != File::Kind::kPipe && f->kind != File::Kind::kHost) return -ENOTTY;
+        return Out(t, arg, n) ? 0 : -EFAULT;
+      }
+      default:
+        break;
+    }
+    if (f->kind != File::Kind::kHost || !::isatty(f->host_fd)) return -ENOTTY;
+    // The terminal the sandbox was started on: its settings pass through,
+    // its foreground process group is the sandbox's own.
+    switch (cmd) {
+      case TCGETS: {
+        struct termios tio;
+        if (::ioctl(f->host_fd, TCGETS, &tio) < 0) return -errno;
+        return Out(t, arg, tio) ? 0 : -EFAULT;
+      }
+      case TCSETS:
+      case TCSETSW:
+      case TCSETSF: {
+        struct termios tio;
+        if (!In(t, arg, &tio)) return -EFAULT;
+        return ::ioctl(f->host_fd, cmd, &tio) < 0 ? -errno : 0;
+      }
+      case TIOCGWINSZ: {
+        struct winsize ws;
+        if (::ioctl(f->host_fd, TIOCGWINSZ, &ws) < 0) return -errno;
+        return Out(t, arg, ws) ? 0 : -EFAULT;
+      }
+      case TIOCSWINSZ: {
+        struct winsize ws;
+        if (!In(t, arg, &ws)) return -EFAULT;
+        return ::ioctl(f->host_fd, TIOCSWINSZ, &ws) < 0 ? -errno : 0;
+      }
+      case TIOCGPGRP: return Out(t, arg, static_cast<int32_t>(fg_pgrp_)) ? 0 : -EFAULT;
+      case TIOCSPGRP: {
+        int32_t pg;
+        if (!In(t, arg, &pg)) return -EFAULT;
+        if (pg <= 0) return -EINVAL;
+        fg_pgrp_ = pg;
+        return 0;
+      }
+      case TIOCGSID: return Out(t, arg, static_cast<int32_t>(1)) ? 0 : -EFAULT;
+      default:
+        return -ENOTTY;
+    }
+  }
+};
+
+void Kernel::CaptureHostFacts() {
+  HostFacts& f = Facts();
+  f.cpus = std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN));
+  f.phys_pages = std::max(1L, ::sysconf(_SC_PHYS_PAGES));
+  f.avail_pages = std::max(1L, ::sysconf(_SC_AVPHYS_PAGES));
 }
+
+Kernel::Kernel(platform::Platform& platform, GoferClient& gofer, std::array<int, 3> stdio)
+    : impl_(std::make_unique<Impl>(platform, gofer, stdio)) {}
+Kernel::~Kernel() = default;
+
+RunResult Kernel::Run(const RunRequest& req) { return impl_->Run(req); }
 
 }  // namespace bulkhead::router

@@ -1,10 +1,15 @@
-// The router's kernel for one application process (first light): loads an
-// ELF through the fs-gofer into a platform address space and serves every
-// system call the task makes. Single task, single thread for now; what it
-// does not serve it answers ENOSYS and counts.
+// The router's kernel: the sandbox's processes and threads, their signals,
+// file descriptors, pipes and address spaces. Every system call of every
+// task arrives here through the platform and is served here; files come from
+// the fs-gofer. What it does not serve it answers ENOSYS and counts.
+//
+// One host thread runs the whole kernel as an event loop (kernel.cc, "The
+// loop"): tasks run their user code concurrently in their stubs; the loop
+// resumes every runnable task (Context::Resume), collects their events
+// (Platform::WaitEvents), serves each system call, and re-tries the calls
+// that had to wait (a pipe read, wait4, a futex, a sleep) whenever anything
+// may have changed. A call that waits never blocks the loop.
 #pragma once
-
-#include <sys/stat.h>
 
 #include <array>
 #include <cstdint>
@@ -30,6 +35,7 @@ struct RunResult {
   std::string error;         // set when the program could not be started
   uint64_t syscalls = 0;
   std::map<long, uint64_t> unimplemented;  // syscall number -> count (answered ENOSYS)
+  uint64_t processes = 0;    // processes created (the first one included)
 };
 
 class Kernel {
@@ -38,31 +44,17 @@ class Kernel {
   Kernel(platform::Platform& platform, GoferClient& gofer, std::array<int, 3> stdio);
   ~Kernel();
 
+  // Reads the host facts the sandbox's /proc and sysinfo show (CPU count,
+  // memory); call before the router is hardened. Defaults otherwise.
+  static void CaptureHostFacts();
+
+  // Runs argv as the sandbox's process 1 until it exits; the others are
+  // killed then, as when a pid namespace's init dies.
   RunResult Run(const RunRequest& req);
 
  private:
-  struct File;
-  struct Task;
-
-  int Exec(Task& t, const RunRequest& req, std::string* error);
-  int64_t Dispatch(Task& t, long nr);
-  std::string Absolute(const Task& t, const std::string& path) const;
-  int64_t OpenAt(Task& t, int dirfd, uint64_t path_addr, uint32_t flags, uint32_t mode);
-  int64_t Read(Task& t, int fd, uint64_t buf, uint64_t count, int64_t offset);
-  int64_t Write(Task& t, int fd, uint64_t buf, uint64_t count);
-  int64_t StatAt(Task& t, int dirfd, uint64_t path_addr, uint64_t statbuf, int flags);
-  int64_t LookupStat(Task& t, int dirfd, uint64_t path_addr, int flags, struct stat* out);
-  int64_t Mmap(Task& t);
-  int64_t Brk(Task& t, uint64_t want);
-  int64_t Iov(Task& t, int fd, uint64_t iov, uint64_t iovcnt, bool write);
-  int NewFd(Task& t, std::shared_ptr<File> f, int min_fd = 0);
-  std::shared_ptr<File> GetFile(Task& t, int fd);
-  bool ReadPath(Task& t, uint64_t addr, std::string* out, int64_t* err);
-
-  platform::Platform& platform_;
-  GoferClient& gofer_;
-  std::array<int, 3> stdio_;
-  std::string hostname_;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace bulkhead::router
