@@ -2,7 +2,11 @@
 #pragma once
 
 #include <dirent.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <array>
+#include <cstdio>
 
 #include <cstdlib>
 #include <fstream>
@@ -52,6 +56,25 @@ inline std::string TestDir(const std::string& name) {
 inline std::string Runfile(const std::string& rel) {
   const char* srcdir = std::getenv("TEST_SRCDIR");
   return std::string(srcdir ? srcdir : ".") + "/bulkhead/" + rel;
+}
+
+// A shell command's standard output (stderr dropped) and exit code (128 + N
+// for a death by signal N, as a shell reports it).
+struct Result {
+  int code = -1;
+  std::string out;
+};
+
+inline Result Sh(const std::string& cmd) {
+  Result r;
+  FILE* p = popen((cmd + " 2>/dev/null").c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int st = pclose(p);
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return r;
 }
 
 }  // namespace bulkhead::integration

@@ -146,6 +146,14 @@ struct RtSigframe {
   siginfo_t info;
 };
 
+// The kernel's struct termios (TCGETS / TCSETS), not glibc's larger one.
+struct KTermios {
+  uint32_t c_iflag, c_oflag, c_cflag, c_lflag;
+  uint8_t c_line;
+  uint8_t c_cc[19];
+};
+static_assert(sizeof(KTermios) == 36);
+
 struct Pipe {
   std::deque<uint8_t> buf;
   int readers = 0;
@@ -432,12 +440,19 @@ struct Kernel::Impl {
   void Loop() {
     std::vector<platform::Platform::Ready> events;
     std::vector<pollfd> host_fds;
+    std::vector<Task*> runnable;
     while (!init_exited_) {
       graveyard_.clear();
       dead_as_.clear();
       ReapOrphans();
       // 1. Run what can run.
+      // (Collected first: delivering a signal may end a process, and with it
+      // tasks; their objects stay valid in the graveyard until next turn.)
+      runnable.clear();
       for (auto& [tid, tp] : tasks_) {
+        if (tp->state == Task::State::kRunnable) runnable.push_back(tp.get());
+      }
+      for (Task* tp : runnable) {
         Task& t = *tp;
         if (t.state != Task::State::kRunnable) continue;
         if (t.proc->stopped) {
@@ -450,6 +465,9 @@ struct Kernel::Impl {
         t.ctx->Resume(*t.proc->as, &t.regs);
       }
       if (init_exited_) break;
+      // Signals delivered above may have ended or stopped processes that
+      // waiting calls watch (wait4): settle those before sleeping.
+      if (RetryBlocked()) continue;
       // 2. Wait for events, host fds and the nearest deadline.
       host_fds.clear();
       int64_t deadline = -1;
@@ -479,9 +497,11 @@ struct Kernel::Impl {
     }
   }
 
-  void RetryBlocked() {
+  // True if any waiting call completed.
+  bool RetryBlocked() {
     // Completing one call may unblock another (a pipe write, an exit):
     // repeat until nothing changes, a few rounds at most.
+    bool any = false;
     for (int round = 0; round < 4; ++round) {
       bool progress = false;
       std::vector<Task*> blocked;
@@ -498,10 +518,12 @@ struct Kernel::Impl {
         if (r == kBlock) continue;
         Complete(*t, r);
         progress = true;
-        if (init_exited_) return;
+        if (init_exited_) return true;
       }
       if (!progress) break;
+      any = true;
     }
+    return any;
   }
 
   void FireTimers() {
@@ -529,6 +551,9 @@ struct Kernel::Impl {
 
   void HandleEvent(Task& t, const platform::Event& e) {
     if (t.state == Task::State::kDead) return;
+    if (spdlog::should_log(spdlog::level::trace)) {
+      spdlog::trace("task {}: {}", t.tid, platform::DescribeEvent(e, &t.regs));
+    }
     t.state = Task::State::kRunnable;
     switch (e.kind) {
       case platform::EventKind::kSyscall: {
@@ -587,6 +612,7 @@ struct Kernel::Impl {
   }
 
   void Kick(Task& t) {
+    spdlog::trace("task {}: kick (state {}, pending {:#x}, mask {:#x})", t.tid, static_cast<int>(t.state), t.pending, t.sigmask);
     if (t.state == Task::State::kRunning && (t.pending & ~t.sigmask)) t.ctx->Interrupt();
     if ((t.pending & Bit(SIGKILL)) && t.proc->stopped) ContinueProcess(*t.proc, false);
   }
@@ -2928,14 +2954,14 @@ struct Kernel::Impl {
     // its foreground process group is the sandbox's own.
     switch (cmd) {
       case TCGETS: {
-        struct termios tio;
+        KTermios tio;
         if (::ioctl(f->host_fd, TCGETS, &tio) < 0) return -errno;
         return Out(t, arg, tio) ? 0 : -EFAULT;
       }
       case TCSETS:
       case TCSETSW:
       case TCSETSF: {
-        struct termios tio;
+        KTermios tio;
         if (!In(t, arg, &tio)) return -EFAULT;
         return ::ioctl(f->host_fd, cmd, &tio) < 0 ? -errno : 0;
       }

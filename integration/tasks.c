@@ -1,0 +1,372 @@
+/* Runs natively and inside `bulkhead do`; the two outputs must match.
+ * One mode per kernel mechanism: threads and futexes, signals (to threads,
+ * from faults, on an alternate stack, with FPU state), fork/wait, pipes,
+ * job-control stops, timers, epoll, eventfd, vfork/posix_spawn. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/select.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static long counter;
+static int turn;
+
+static void* adder(void* arg) {
+  (void)arg;
+  for (int i = 0; i < 20000; ++i) {
+    pthread_mutex_lock(&mu);
+    ++counter;
+    pthread_mutex_unlock(&mu);
+  }
+  return NULL;
+}
+
+static void* pong(void* arg) {
+  (void)arg;
+  for (int i = 0; i < 500; ++i) {
+    pthread_mutex_lock(&mu);
+    while (turn != 1) pthread_cond_wait(&cv, &mu);
+    turn = 0;
+    pthread_cond_signal(&cv);
+    pthread_mutex_unlock(&mu);
+  }
+  return NULL;
+}
+
+static int threads(void) {
+  pthread_t t[8];
+  for (int i = 0; i < 8; ++i) pthread_create(&t[i], NULL, adder, NULL);
+  for (int i = 0; i < 8; ++i) pthread_join(t[i], NULL);
+  printf("counter %ld\n", counter);
+  pthread_t p;
+  pthread_create(&p, NULL, pong, NULL);
+  for (int i = 0; i < 500; ++i) {
+    pthread_mutex_lock(&mu);
+    turn = 1;
+    pthread_cond_signal(&cv);
+    while (turn != 0) pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+  }
+  pthread_join(p, NULL);
+  printf("ping-pong done\n");
+  return 0;
+}
+
+static _Atomic pid_t handled_by;
+static _Atomic int worker_ready;
+static void on_usr1(int sig) {
+  (void)sig;
+  handled_by = (pid_t)syscall(SYS_gettid);
+}
+static _Atomic pid_t worker_tid;
+static void* worker(void* arg) {
+  (void)arg;
+  worker_tid = (pid_t)syscall(SYS_gettid);
+  worker_ready = 1;
+  while (handled_by == 0) usleep(1000);
+  return NULL;
+}
+
+static int tsignal(void) {
+  signal(SIGUSR1, on_usr1);
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, SIGUSR1);
+  pthread_t t;
+  pthread_create(&t, NULL, worker, NULL);
+  pthread_sigmask(SIG_BLOCK, &s, NULL); /* only the worker may take it */
+  while (!worker_ready) usleep(1000);
+  pthread_kill(t, SIGUSR1);
+  pthread_join(t, NULL);
+  printf("delivered to %s\n", handled_by == worker_tid ? "worker" : "someone else");
+  return 0;
+}
+
+static sigjmp_buf jb;
+static _Atomic int on_alt;
+static char altstack[65536];
+static void on_segv(int sig, siginfo_t* si, void* uc) {
+  (void)uc;
+  char here;
+  on_alt = &here >= altstack && &here < altstack + sizeof altstack;
+  printf("SIGSEGV sig=%d addr=%p\n", sig, si->si_addr);
+  siglongjmp(jb, 1);
+}
+
+static int segv(void) {
+  stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack, .ss_flags = 0};
+  sigaltstack(&ss, NULL);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_segv;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigaction(SIGSEGV, &sa, NULL);
+  if (sigsetjmp(jb, 1) == 0) {
+    *(volatile int*)16 = 1;
+    printf("not reached\n");
+  }
+  printf("recovered, on alternate stack: %d\n", on_alt);
+  return 0;
+}
+
+static volatile double fp_in_handler;
+static void on_alrm(int sig) {
+  (void)sig;
+  volatile double x = 1.5;
+  for (int i = 0; i < 100; ++i) x = x * 1.0001 + 0.5;
+  fp_in_handler = x;
+}
+static int fpu(void) {
+  signal(SIGALRM, on_alrm);
+  struct itimerval it = {{0, 2000}, {0, 2000}};
+  setitimer(ITIMER_REAL, &it, NULL);
+  double acc = 0;
+  for (long i = 1; i <= 20000000; ++i) acc += 1.0 / (double)i;
+  struct itimerval off = {{0, 0}, {0, 0}};
+  setitimer(ITIMER_REAL, &off, NULL);
+  printf("harmonic %.9f handler ran: %d\n", acc, fp_in_handler > 0);
+  return 0;
+}
+
+static int forks(void) {
+  long sum = 0;
+  for (int i = 0; i < 1000; ++i) {
+    pid_t p = fork();
+    if (p == 0) _exit(i % 200);
+    int st;
+    if (waitpid(p, &st, 0) != p) return 1;
+    sum += WEXITSTATUS(st);
+  }
+  printf("1000 forks, status sum %ld\n", sum);
+  errno = 0;
+  int w = wait(NULL);
+  printf("wait with no children: %d errno ECHILD=%d\n", w, errno == ECHILD);
+  return 0;
+}
+
+static int pipes(void) {
+  int a[2], b[2];
+  if (pipe(a) || pipe(b)) return 1;
+  pid_t p = fork();
+  if (p == 0) {
+    close(a[1]);
+    close(b[0]);
+    char c;
+    while (read(a[0], &c, 1) == 1) {
+      c++;
+      write(b[1], &c, 1);
+    }
+    _exit(0);
+  }
+  close(a[0]);
+  close(b[1]);
+  char c = 0;
+  for (int i = 0; i < 1000; ++i) {
+    write(a[1], &c, 1);
+    read(b[0], &c, 1);
+  }
+  close(a[1]);
+  int st;
+  waitpid(p, &st, 0);
+  printf("pipe ping-pong: %d, child exit %d\n", (unsigned char)c, WEXITSTATUS(st));
+  /* a big write completes in full through a 64 KiB pipe */
+  if (pipe(a)) return 1;
+  p = fork();
+  if (p == 0) {
+    static char big[1 << 20];
+    memset(big, 'x', sizeof big);
+    ssize_t n = write(a[1], big, sizeof big);
+    _exit(n == (ssize_t)sizeof big ? 0 : 1);
+  }
+  close(a[1]);
+  static char buf[65536];
+  long total = 0;
+  ssize_t n;
+  while ((n = read(a[0], buf, sizeof buf)) > 0) total += n;
+  waitpid(p, &st, 0);
+  printf("big write: %ld bytes, writer exit %d\n", total, WEXITSTATUS(st));
+  /* EPIPE and SIGPIPE */
+  if (pipe(a)) return 1;
+  close(a[0]);
+  signal(SIGPIPE, SIG_IGN);
+  errno = 0;
+  printf("write to a closed pipe: %zd EPIPE=%d\n", write(a[1], "x", 1), errno == EPIPE);
+  return 0;
+}
+
+static int stops(void) {
+  pid_t p = fork();
+  if (p == 0) {
+    for (;;) pause();
+  }
+  int st;
+  kill(p, SIGSTOP);
+  waitpid(p, &st, WUNTRACED);
+  printf("stopped: %d by %d\n", WIFSTOPPED(st), WSTOPSIG(st));
+  kill(p, SIGCONT);
+  waitpid(p, &st, WCONTINUED);
+  printf("continued: %d\n", WIFCONTINUED(st));
+  kill(p, SIGTERM);
+  waitpid(p, &st, 0);
+  printf("terminated: %d by %d\n", WIFSIGNALED(st), WTERMSIG(st));
+  /* a busy child is interrupted too */
+  p = fork();
+  if (p == 0) {
+    for (volatile long i = 0;; ++i) {
+    }
+  }
+  usleep(20000);
+  kill(p, SIGKILL);
+  waitpid(p, &st, 0);
+  printf("busy child killed by %d\n", WTERMSIG(st));
+  return 0;
+}
+
+static _Atomic int ticks;
+static void on_tick(int sig) {
+  (void)sig;
+  ++ticks;
+}
+static void on_chld(int sig) { (void)sig; }
+static int timers(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_tick;
+  sigaction(SIGALRM, &sa, NULL);
+  struct itimerval it = {{0, 10000}, {0, 10000}};
+  setitimer(ITIMER_REAL, &it, NULL);
+  while (ticks < 3) pause();
+  struct itimerval off = {{0, 0}, {0, 0}};
+  setitimer(ITIMER_REAL, &off, NULL);
+  printf("ticks >= 3: %d\n", ticks >= 3);
+  struct timespec ts = {0, 20000000};
+  nanosleep(&ts, NULL);
+  /* sigsuspend until a child's SIGCHLD */
+  signal(SIGCHLD, on_chld);
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &block, &old);
+  pid_t p = fork();
+  if (p == 0) _exit(3);
+  sigsuspend(&old);
+  int st;
+  waitpid(p, &st, 0);
+  printf("sigsuspend woke, child exit %d\n", WEXITSTATUS(st));
+  /* sigtimedwait */
+  sigaddset(&block, SIGUSR2);
+  sigprocmask(SIG_BLOCK, &block, NULL);
+  kill(getpid(), SIGUSR2);
+  siginfo_t si;
+  struct timespec zero = {1, 0};
+  printf("sigtimedwait: %d from self %d\n", sigtimedwait(&block, &si, &zero), si.si_pid == getpid());
+  return 0;
+}
+
+static int events(void) {
+  int p[2];
+  if (pipe(p)) return 1;
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 42};
+  epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev);
+  struct epoll_event out[4];
+  printf("epoll before: %d\n", epoll_wait(ep, out, 4, 10));
+  pid_t c = fork();
+  if (c == 0) {
+    usleep(10000);
+    write(p[1], "z", 1);
+    _exit(0);
+  }
+  int n = epoll_wait(ep, out, 4, 5000);
+  printf("epoll after: %d data %llu\n", n, (unsigned long long)out[0].data.u64);
+  waitpid(c, NULL, 0);
+  int efd = eventfd(0, EFD_NONBLOCK);
+  uint64_t v = 5;
+  write(efd, &v, 8);
+  write(efd, &v, 8);
+  v = 0;
+  read(efd, &v, 8);
+  printf("eventfd %llu, then %zd\n", (unsigned long long)v, read(efd, &v, 8));
+  struct pollfd pf = {.fd = p[0], .events = POLLIN};
+  printf("poll: %d revents %d\n", poll(&pf, 1, 1000), pf.revents);
+  fd_set rd;
+  FD_ZERO(&rd);
+  FD_SET(p[0], &rd);
+  struct timeval tv = {1, 0};
+  printf("select: %d\n", select(p[0] + 1, &rd, NULL, NULL, &tv));
+  return 0;
+}
+
+static int spawn(void) {
+  pid_t p;
+  char* argv[] = {"busybox", "sh", "-c", "exit 9", NULL};
+  int rc = posix_spawn(&p, "/bin/busybox", NULL, NULL, argv, environ);
+  int st;
+  waitpid(p, &st, 0);
+  printf("posix_spawn rc %d exit %d\n", rc, WEXITSTATUS(st));
+  p = vfork();
+  if (p == 0) {
+    execl("/bin/busybox", "busybox", "true", (char*)NULL);
+    _exit(127);
+  }
+  waitpid(p, &st, 0);
+  printf("vfork+exec exit %d\n", WEXITSTATUS(st));
+  return 0;
+}
+
+static int pgroups(void) {
+  pid_t me = getpid();
+  printf("own group leader: %d\n", getpgrp() == me || getpgrp() > 0);
+  pid_t c = fork();
+  if (c == 0) {
+    setpgid(0, 0);
+    for (;;) pause();
+  }
+  setpgid(c, c);
+  int st;
+  printf("child group: %d\n", getpgid(c) == c);
+  kill(-c, SIGTERM);
+  waitpid(c, &st, 0);
+  printf("group kill: %d\n", WTERMSIG(st));
+  c = fork();
+  if (c == 0) _exit(setsid() == getpid() ? 0 : 1);
+  waitpid(c, &st, 0);
+  printf("setsid in child: %d\n", WEXITSTATUS(st));
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  setvbuf(stdout, NULL, _IONBF, 0);
+  const char* m = argc > 1 ? argv[1] : "";
+  if (!strcmp(m, "threads")) return threads();
+  if (!strcmp(m, "tsignal")) return tsignal();
+  if (!strcmp(m, "segv")) return segv();
+  if (!strcmp(m, "fpu")) return fpu();
+  if (!strcmp(m, "forks")) return forks();
+  if (!strcmp(m, "pipes")) return pipes();
+  if (!strcmp(m, "stops")) return stops();
+  if (!strcmp(m, "timers")) return timers();
+  if (!strcmp(m, "events")) return events();
+  if (!strcmp(m, "spawn")) return spawn();
+  if (!strcmp(m, "pgroups")) return pgroups();
+  fprintf(stderr, "usage: tasks MODE\n");
+  return 2;
+}

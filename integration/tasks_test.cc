@@ -1,0 +1,130 @@
+// Processes, threads, signals, pipes and terminals under `bulkhead do`:
+// every case runs natively and in the sandbox, and the two must agree on
+// output and exit code.
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+
+#include "integration/util.h"
+
+namespace bulkhead::integration {
+namespace {
+
+std::string Bulkhead() { return Runfile("runtime/bulkhead") + " --root " + TestDir("tasks-state") + " do -- "; }
+
+// The sandbox starts in / (bulkhead do's default --cwd); so does the native run.
+void ExpectSame(const std::string& cmd) {
+  Result n = Sh("cd / && " + cmd);
+  Result s = Sh(Bulkhead() + cmd);
+  EXPECT_EQ(s.out, n.out) << cmd;
+  EXPECT_EQ(s.code, n.code) << cmd;
+}
+
+std::string Quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+class Tasks : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(Tasks, SameAsNative) { ExpectSame(Runfile("integration/tasks") + " " + GetParam()); }
+
+INSTANTIATE_TEST_SUITE_P(Modes, Tasks,
+                         ::testing::Values("threads", "tsignal", "segv", "fpu", "forks", "pipes", "stops",
+                                           "timers", "events", "spawn", "pgroups"),
+                         [](const auto& info) { return std::string(info.param); });
+
+TEST(Shells, BusyboxShPipesLoopsSubshellsAndAThousandForks) {
+  ExpectSame("/bin/busybox sh -c " + Quote(
+      "echo start; x=$(echo sub | /bin/busybox tr a-z A-Z); echo $x; "
+      "(cd /usr && echo in $(pwd)); echo back $(pwd); "
+      "i=0; while [ $i -lt 1000 ]; do /bin/busybox true; i=$((i+1)); done; echo forks $i; "
+      "/bin/busybox seq 1 200 | /bin/busybox sort -rn | /bin/busybox head -3; "
+      "{ echo a; echo b; } | /bin/busybox wc -l; exit 3"));
+}
+
+TEST(Shells, DebianProgramsAgreeWithNative) {
+  ExpectSame("/bin/sh -c " + Quote("for i in 1 2 3; do echo $i; done | tr '\\n' ,; echo; exit 5"));
+  ExpectSame("/bin/bash -c " + Quote("a=(x y z); echo ${#a[@]} ${a[1]}; (exit 4); echo $?; "
+                                      "trap 'echo got USR1' USR1; kill -USR1 $$; echo after"));
+  // /dev, /proc and /sys are the sandbox's own: their entries differ.
+  ExpectSame("/bin/sh -c " + Quote("ls -la / | grep -v -e ' dev$' -e ' proc$' -e ' sys$'"));
+  ExpectSame("/bin/cat /etc/os-release");
+  ExpectSame("/bin/sh -c " + Quote("tr ' ' '\\n' < /etc/os-release | sort | uniq -c | sort -rn | head -5"));
+  ExpectSame("/usr/bin/sha256sum /etc/os-release");
+  ExpectSame("/bin/sh -c " + Quote("find /usr/include | wc -l"));
+  ExpectSame("/usr/bin/python3 -c " + Quote(
+      "import threading, json, subprocess\n"
+      "out = []\n"
+      "ts = [threading.Thread(target=lambda i=i: out.append(i * i)) for i in range(8)]\n"
+      "[t.start() for t in ts]; [t.join() for t in ts]\n"
+      "print(sorted(out), json.dumps({'a': [1, 2]}))\n"
+      "print(subprocess.run(['sh', '-c', 'echo sub; exit 3'], capture_output=True, text=True))\n"));
+  ExpectSame("/usr/bin/perl -e " + Quote("print \"perl \", 6 * 7, \"\\n\"; my $p = fork(); exit 5 if !$p; "
+                                          "waitpid($p, 0); print $? >> 8, \"\\n\"; exit 2"));
+}
+
+TEST(Shells, SignalDeathExitsWith128PlusN) {
+  ExpectSame("/bin/sh -c 'kill -TERM $$'");
+  ExpectSame("/bin/busybox sh -c 'kill -KILL $$'");
+  Result r = Sh(Bulkhead() + "/bin/sh -c 'kill -SEGV $$'");
+  EXPECT_EQ(r.code, 128 + SIGSEGV);
+}
+
+// An interactive shell on a terminal: the pty is the sandbox's stdio; line
+// editing, job control (a background job listed and killed) and the exit
+// status all work.
+TEST(Terminal, InteractiveShellUnderAPty) {
+  int master = -1;
+  const std::string cmd = Bulkhead() + "/bin/busybox sh -i";
+  pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::string out;
+  auto pump = [&](int ms) {
+    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < end) {
+      pollfd p{master, POLLIN, 0};
+      if (poll(&p, 1, 20) <= 0) continue;
+      char buf[4096];
+      ssize_t n = read(master, buf, sizeof buf);
+      if (n <= 0) return;
+      out.append(buf, static_cast<size_t>(n));
+    }
+  };
+  auto send = [&](const std::string& s) {
+    ASSERT_EQ(write(master, s.data(), s.size()), static_cast<ssize_t>(s.size()));
+    pump(400);
+  };
+  pump(1500);
+  send("echo hi-$((6*7))\n");
+  send("sleep 30 &\n");
+  send("jobs\n");
+  send("kill %1\n");
+  send("echo tty-$(tty >/dev/null && echo yes)\n");
+  send("exit 7\n");
+  pump(1000);
+  int st = 0;
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  close(master);
+  EXPECT_NE(out.find("hi-42"), std::string::npos) << out;
+  EXPECT_NE(out.find("Running"), std::string::npos) << out;
+  EXPECT_NE(out.find("sleep 30"), std::string::npos) << out;
+  EXPECT_NE(out.find("tty-yes"), std::string::npos) << out;
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 7) << out;
+}
+
+}  // namespace
+}  // namespace bulkhead::integration
