@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +33,37 @@ int main(int argc, char** argv) {
     if (pread(fd, buf, sizeof(buf), 0) < 0) { perror("pread"); return 1; }
   }
   double t3 = now_ns();
-  printf("getpid %.1f\nopen_close %.1f\nread_4k %.1f\n", (t1 - t0) / n, (t2 - t1) / n, (t3 - t2) / n);
+  /* fork + exit + wait: a tenth of the iterations (each is a whole process). */
+  long nf = n / 10 > 0 ? n / 10 : 1;
+  for (long i = 0; i < nf; ++i) {
+    pid_t p = fork();
+    if (p < 0) { perror("fork"); return 1; }
+    if (p == 0) _exit(0);
+    if (waitpid(p, NULL, 0) != p) { perror("waitpid"); return 1; }
+  }
+  double t4 = now_ns();
+  /* Pipe ping-pong between two processes: one byte there and back. */
+  int a[2], b[2];
+  if (pipe(a) || pipe(b)) { perror("pipe"); return 1; }
+  pid_t child = fork();
+  if (child == 0) {
+    char c;
+    close(a[1]);
+    close(b[0]);
+    while (read(a[0], &c, 1) == 1) write(b[1], &c, 1);
+    _exit(0);
+  }
+  close(a[0]);
+  close(b[1]);
+  double t5 = now_ns();
+  for (long i = 0; i < n; ++i) {
+    char c = 'x';
+    if (write(a[1], &c, 1) != 1 || read(b[0], &c, 1) != 1) { perror("ping-pong"); return 1; }
+  }
+  double t6 = now_ns();
+  close(a[1]);
+  waitpid(child, NULL, 0);
+  printf("getpid %.1f\nopen_close %.1f\nread_4k %.1f\nfork_wait %.1f\npipe_pingpong %.1f\n", (t1 - t0) / n,
+         (t2 - t1) / n, (t3 - t2) / n, (t4 - t3) / nf, (t6 - t5) / n);
   return 0;
 }

@@ -80,6 +80,17 @@ TEST(Shells, SignalDeathExitsWith128PlusN) {
   EXPECT_EQ(r.code, 128 + SIGSEGV);
 }
 
+// Every argument is hostile: random arguments at every system call number
+// for a bounded time, from processes that are killed and replaced as they
+// hang or crash. The router survives (bulkhead do would exit 125 and report
+// its death) and the sandbox still forks, pipes and execs afterwards.
+TEST(Hostile, RandomSystemCallsLeaveTheSandboxUsable) {
+  Result r = Sh(Bulkhead() + Runfile("integration/sysfuzz") + " 4000");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("usable after"), std::string::npos) << r.out;
+  std::printf("[ measure  ] %s", r.out.c_str());
+}
+
 // An interactive shell on a terminal: the pty is the sandbox's stdio; line
 // editing, job control (a background job listed and killed) and the exit
 // status all work.

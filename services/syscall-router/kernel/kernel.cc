@@ -85,7 +85,15 @@ int64_t NowNs(clockid_t clock = CLOCK_MONOTONIC) {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-int64_t TsNs(const timespec& ts) { return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec; }
+// Seconds + nanoseconds as nanoseconds, saturated at ~36 years so that
+// deadlines computed from hostile timeouts never overflow.
+constexpr int64_t kFarNs = int64_t{1} << 60;
+int64_t ToNs(int64_t sec, int64_t sub_ns) {
+  if (sec < 0) return 0;
+  if (sec >= kFarNs / 1000000000) return kFarNs;
+  return sec * 1000000000 + sub_ns;
+}
+int64_t TsNs(const timespec& ts) { return ToNs(ts.tv_sec, ts.tv_nsec); }
 bool ValidTs(const timespec& ts) { return ts.tv_sec >= 0 && ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000; }
 
 // Lexical normalization of an absolute path: no ".", "..", "//", trailing "/".
@@ -604,6 +612,7 @@ struct Kernel::Impl {
   }
 
   void QueueSignal(Task& t, int sig, const siginfo_t& si) {
+    if (InitProtected(*t.proc, sig)) return;
     if (Ignored(*t.proc, sig) && !(t.sigmask & Bit(sig))) return;
     if (t.pending & Bit(sig)) return;  // one of each pending (no queued real-time signals yet)
     t.pending |= Bit(sig);
@@ -873,7 +882,10 @@ struct Kernel::Impl {
     if (p.as) dead_as_.push_back(std::move(p.as));
     p.fds.reset();
     for (auto& [pid, c] : procs_) {
-      if (c->ppid == p.pid && c.get() != &p) c->ppid = 1;
+      if (c->ppid == p.pid && c.get() != &p) {
+        c->ppid = 1;
+        c->exit_signal = SIGCHLD;  // as Linux: nobody slays init with an odd exit signal
+      }
     }
     if (p.pid == 1) {
       init_exited_ = true;
@@ -1132,6 +1144,7 @@ struct Kernel::Impl {
     if ((flags & CLONE_THREAD) && !(flags & CLONE_SIGHAND)) return -EINVAL;
     if ((flags & CLONE_SIGHAND) && !(flags & CLONE_VM)) return -EINVAL;
     if (flags & CLONE_PIDFD) return -EINVAL;  // no pidfds yet
+    if ((flags & CLONE_PARENT) && t.proc->pid == 1) return -EINVAL;  // init has no parent to share
     if ((flags & CLONE_SETTLS) && tls >= platform::kTaskSizeMax) return -EPERM;
     const int pid = AllocPid();
     if (pid < 0) return pid;
@@ -1164,7 +1177,9 @@ struct Kernel::Impl {
       p->mmap_next = parent.mmap_next;
       p->exe = parent.exe;
       p->argv = parent.argv;
-      p->exit_signal = static_cast<int>(flags & CSIGNAL);
+      // As Linux: a CLONE_PARENT child tells its (new) parent with the
+      // caller's own exit signal, not one of its choosing.
+      p->exit_signal = (flags & CLONE_PARENT) ? parent.exit_signal : static_cast<int>(flags & CSIGNAL);
       procs_[pid] = std::move(proc);
       ++res_->processes;
       c = NewTask(p, pid);
@@ -1265,9 +1280,16 @@ struct Kernel::Impl {
       if (targets.empty()) return -ESRCH;
     }
     for (Process* p : targets) {
-      if (sig != 0) SignalProcess(*p, sig, SI_USER, t.proc->pid);
+      if (sig != 0 && !InitProtected(*p, sig)) SignalProcess(*p, sig, SI_USER, t.proc->pid);
     }
     return 0;
+  }
+
+  // As in a pid namespace: the sandbox's init only receives, from inside,
+  // the signals it has a handler for (SIGKILL and SIGSTOP never).
+  bool InitProtected(Process& p, int sig) {
+    if (p.pid != 1) return false;
+    return sig == SIGKILL || sig == SIGSTOP || (*p.act)[sig].handler == reinterpret_cast<uint64_t>(SIG_DFL);
   }
 
   int64_t Tgkill(Task& t, int tgid, int tid, int sig) {
@@ -1276,6 +1298,7 @@ struct Kernel::Impl {
     if (it == tasks_.end() || (tgid != -1 && it->second->proc->pid != tgid)) return -ESRCH;
     if (sig == 0) return 0;
     Task& target = *it->second;
+    if (InitProtected(*target.proc, sig)) return 0;
     siginfo_t si = Info(sig, SI_TKILL, t.proc->pid);
     if (sig == SIGCONT) ContinueProcess(*target.proc, true);
     QueueSignal(target, sig, si);
@@ -2508,7 +2531,7 @@ struct Kernel::Impl {
           timeval tv;
           if (!In(t, a(4), &tv)) return -EFAULT;
           if (tv.tv_sec < 0 || tv.tv_usec < 0 || tv.tv_usec >= 1000000) return -EINVAL;
-          ns = static_cast<int64_t>(tv.tv_sec) * 1000000000 + tv.tv_usec * 1000;
+          ns = ToNs(tv.tv_sec, tv.tv_usec * 1000);
         }
         return Select(t, ia(0), a(1), a(2), a(3), ns);
       }
@@ -2707,11 +2730,13 @@ struct Kernel::Impl {
         if (nr == SYS_getitimer) return Out(t, a(1), old) ? 0 : -EFAULT;
         itimerval nv{};
         if (a(1) && !In(t, a(1), &nv)) return -EFAULT;
-        if (nv.it_value.tv_usec < 0 || nv.it_value.tv_usec >= 1000000 || nv.it_value.tv_sec < 0) return -EINVAL;
+        for (const timeval& tv : {nv.it_value, nv.it_interval}) {
+          if (tv.tv_usec < 0 || tv.tv_usec >= 1000000 || tv.tv_sec < 0) return -EINVAL;
+        }
         if (a(2) && !Out(t, a(2), old)) return -EFAULT;
-        const int64_t v = static_cast<int64_t>(nv.it_value.tv_sec) * 1000000000 + nv.it_value.tv_usec * 1000;
+        const int64_t v = ToNs(nv.it_value.tv_sec, nv.it_value.tv_usec * 1000);
         p.itimer_deadline = v > 0 ? now + v : -1;
-        p.itimer_interval = static_cast<int64_t>(nv.it_interval.tv_sec) * 1000000000 + nv.it_interval.tv_usec * 1000;
+        p.itimer_interval = ToNs(nv.it_interval.tv_sec, nv.it_interval.tv_usec * 1000);
         return 0;
       }
       case SYS_rt_sigaction: {
@@ -2796,7 +2821,7 @@ struct Kernel::Impl {
           if (!In(t, a(0), &ns)) return -EFAULT;
           if (on) return -EPERM;
           if (ns.ss_flags & ~(SS_DISABLE | kSsAutodisarm)) return -EINVAL;
-          if (!(ns.ss_flags & SS_DISABLE) && ns.ss_size < MINSIGSTKSZ) return -ENOMEM;
+          if (!(ns.ss_flags & SS_DISABLE) && ns.ss_size < static_cast<size_t>(MINSIGSTKSZ)) return -ENOMEM;
           t.altstack = ns;
           if (ns.ss_flags & SS_DISABLE) t.altstack = {nullptr, SS_DISABLE, 0};
         }
