@@ -74,10 +74,23 @@ TEST(Shells, DebianProgramsAgreeWithNative) {
 }
 
 TEST(Shells, SignalDeathExitsWith128PlusN) {
-  ExpectSame("/bin/sh -c 'kill -TERM $$'");
-  ExpectSame("/bin/busybox sh -c 'kill -KILL $$'");
-  Result r = Sh(Bulkhead() + "/bin/sh -c 'kill -SEGV $$'");
+  ExpectSame("/bin/sh -c " + Quote("sh -c 'kill -TERM $$'"));
+  ExpectSame("/bin/busybox sh -c " + Quote("/bin/busybox sh -c 'kill -KILL $$'; echo $?"));
+  // The sandbox's process 1 itself, by a fault: 128 + SIGSEGV.
+  ExpectSame(Runfile("integration/tasks") + " crash");
+  Result r = Sh(Bulkhead() + Runfile("integration/tasks") + " crash");
   EXPECT_EQ(r.code, 128 + SIGSEGV);
+}
+
+// As in any pid namespace, process 1 only gets the signals it handles: a
+// shell that is the sandbox's init survives its own `kill -TERM $$`.
+TEST(Shells, InitIgnoresSignalsWithoutAHandler) {
+  Result r = Sh(Bulkhead() + "/bin/sh -c 'kill -TERM $$; kill -KILL $$; echo survived'");
+  EXPECT_EQ(r.out, "survived\n");
+  EXPECT_EQ(r.code, 0);
+  r = Sh(Bulkhead() + "/bin/sh -c 'trap \"echo handled; exit 3\" TERM; kill -TERM $$; sleep 1'");
+  EXPECT_EQ(r.out, "handled\n");
+  EXPECT_EQ(r.code, 3);
 }
 
 // Every argument is hostile: random arguments at every system call number

@@ -239,6 +239,7 @@ struct Task {
   Registers regs;
   enum class State { kRunnable, kRunning, kBlocked, kStopped, kDead } state = State::kRunnable;
   uint64_t sigmask = 0, pending = 0;
+  uint64_t forced = 0;  // pending signals from the task's own faults: delivered even to init
   std::array<siginfo_t, 65> info{};
   uint64_t clear_tid = 0;
   stack_t altstack{nullptr, SS_DISABLE, 0};
@@ -612,8 +613,11 @@ struct Kernel::Impl {
   }
 
   void QueueSignal(Task& t, int sig, const siginfo_t& si) {
-    if (InitProtected(*t.proc, sig)) return;
-    if (Ignored(*t.proc, sig) && !(t.sigmask & Bit(sig))) return;
+    const bool blocked = t.sigmask & Bit(sig);
+    // A blocked one is queued even for init (sigtimedwait may take it); if
+    // it is unblocked with no handler, DeliverSignals drops it then.
+    if (!blocked && InitProtected(*t.proc, sig)) return;
+    if (Ignored(*t.proc, sig) && !blocked) return;
     if (t.pending & Bit(sig)) return;  // one of each pending (no queued real-time signals yet)
     t.pending |= Bit(sig);
     t.info[sig] = si;
@@ -740,6 +744,7 @@ struct Kernel::Impl {
       t.sigmask &= ~Bit(sig);
     }
     t.pending |= Bit(sig);
+    t.forced |= Bit(sig);
     t.info[sig] = si;
   }
 
@@ -753,6 +758,9 @@ struct Kernel::Impl {
       t.pending &= ~Bit(sig);
       siginfo_t si = t.info[sig];
       KSigaction a = (*p.act)[sig];
+      const bool forced = t.forced & Bit(sig);
+      t.forced &= ~Bit(sig);
+      if (!forced && InitProtected(p, sig)) continue;
       if (sig == SIGKILL) {
         ExitProcess(p, SIGKILL, false);
         return false;
@@ -1280,7 +1288,7 @@ struct Kernel::Impl {
       if (targets.empty()) return -ESRCH;
     }
     for (Process* p : targets) {
-      if (sig != 0 && !InitProtected(*p, sig)) SignalProcess(*p, sig, SI_USER, t.proc->pid);
+      if (sig != 0) SignalProcess(*p, sig, SI_USER, t.proc->pid);
     }
     return 0;
   }
@@ -1298,7 +1306,6 @@ struct Kernel::Impl {
     if (it == tasks_.end() || (tgid != -1 && it->second->proc->pid != tgid)) return -ESRCH;
     if (sig == 0) return 0;
     Task& target = *it->second;
-    if (InitProtected(*target.proc, sig)) return 0;
     siginfo_t si = Info(sig, SI_TKILL, t.proc->pid);
     if (sig == SIGCONT) ContinueProcess(*target.proc, true);
     QueueSignal(target, sig, si);
