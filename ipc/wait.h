@@ -31,6 +31,18 @@ class SpinPolicy {
   uint64_t budget_ns() const { return budget_ns_; }
   void OnSpinHit() { budget_ns_ = budget_ns_ * 2 > max_ns_ ? max_ns_ : budget_ns_ * 2; }
   void OnSleep() { budget_ns_ = budget_ns_ / 2 < min_ns_ ? min_ns_ : budget_ns_ / 2; }
+  // After a sleep that ended with data, `waited_ns` after the wait began:
+  // had the spin lasted that long it would have hit, so the budget grows
+  // (to cover twice that wait); a long idle wait shrinks it.
+  void OnWoken(uint64_t waited_ns) {
+    if (max_ns_ == 0) return;
+    if (waited_ns >= max_ns_) {
+      OnSleep();
+      return;
+    }
+    uint64_t want = waited_ns * 2 > budget_ns_ * 2 ? waited_ns * 2 : budget_ns_ * 2;
+    budget_ns_ = want > max_ns_ ? max_ns_ : want;
+  }
 
  private:
   uint64_t max_ns_;

@@ -24,25 +24,37 @@ WaitResult WaitFor(Ready&& ready, Closed&& closed, std::atomic<uint32_t>* waitin
       }
     }
   }
-  spin->OnSleep();
   for (;;) {
     // Messages published before the close are still delivered.
-    if (closed()) return ready() ? WaitResult::kReady : WaitResult::kClosed;
+    if (closed()) {
+      spin->OnSleep();
+      return ready() ? WaitResult::kReady : WaitResult::kClosed;
+    }
     uint64_t now = NowNs();
-    if (now >= deadline) return WaitResult::kTimeout;
+    if (now >= deadline) {
+      spin->OnSleep();
+      return WaitResult::kTimeout;
+    }
     // Announce the sleep, then re-check: the producer publishes, fences, then
     // reads `waiting`; one of the two sides is guaranteed to see the other.
     uint32_t s = seq->load(std::memory_order_seq_cst);
     waiting->store(WaitTicket(s), std::memory_order_seq_cst);
     if (ready()) {
       waiting->store(0, std::memory_order_relaxed);
+      spin->OnWoken(NowNs() - start);
       return WaitResult::kReady;
     }
     uint64_t slice = deadline - now < kSleepSliceNs ? deadline - now : kSleepSliceNs;
     int rc = FutexWait(seq, s, slice);
     waiting->store(0, std::memory_order_relaxed);
-    if (ready()) return WaitResult::kReady;
-    if (rc == -ETIMEDOUT && peer != nullptr && peer->Dead()) return WaitResult::kPeerDead;
+    if (ready()) {
+      spin->OnWoken(NowNs() - start);
+      return WaitResult::kReady;
+    }
+    if (rc == -ETIMEDOUT && peer != nullptr && peer->Dead()) {
+      spin->OnSleep();
+      return WaitResult::kPeerDead;
+    }
   }
 }
 

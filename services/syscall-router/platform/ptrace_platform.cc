@@ -363,8 +363,13 @@ struct StubThread {
   int stub_cpu = -1;
 };
 
-// Host thread id -> stub thread, for the events WaitEvents() collects.
-using Registry = std::unordered_map<pid_t, std::pair<PtraceAddressSpace*, StubThread*>>;
+// What the platform's address spaces share: host thread id -> stub thread,
+// for the events WaitEvents() collects, and how many threads run now.
+struct Registry {
+  std::unordered_map<pid_t, std::pair<PtraceAddressSpace*, StubThread*>> threads;
+  int running = 0;
+  cpu_set_t all_cpus{};  // the router's own affinity: where unpinned stubs may run
+};
 
 class PtraceContext final : public Context {
  public:
@@ -426,7 +431,8 @@ class PtraceAddressSpace final : public AddressSpace {
   ~PtraceAddressSpace() override {
     KillAndReap();
     for (auto& t : threads_) {
-      registry_.erase(t->tid);
+      registry_.threads.erase(t->tid);
+      if (t->running) --registry_.running;
       if (t->owner != nullptr) {
         t->owner->bound_as = nullptr;
         t->owner->bound_thread = nullptr;
@@ -518,7 +524,7 @@ class PtraceAddressSpace final : public AddressSpace {
   static void Unbind(PtraceContext& ctx) {
     if (ctx.bound_as != nullptr && !ctx.bound_life.expired() && ctx.bound_thread != nullptr) {
       ctx.bound_thread->owner = nullptr;
-      ctx.bound_thread->running = false;
+      ctx.bound_as->SetRunning(*ctx.bound_thread, false);
       ctx.bound_thread->target = nullptr;
     }
     ctx.bound_as = nullptr;
@@ -553,6 +559,12 @@ class PtraceAddressSpace final : public AddressSpace {
     throw SysError(errno, "ptrace(PTRACE_SYSEMU)", Ctx(t.tid));
   }
 
+  void SetRunning(StubThread& t, bool on) {
+    if (t.running == on) return;
+    t.running = on;
+    registry_.running += on ? 1 : -1;
+  }
+
   void MarkExit(StubThread& t, int status) {
     if (!dead_.load(std::memory_order_relaxed)) exit_status_ = status;
     t.exited = true;
@@ -585,7 +597,7 @@ class PtraceAddressSpace final : public AddressSpace {
   void AddThread(pid_t tid) {
     auto t = std::make_unique<StubThread>();
     t->tid = tid;
-    registry_[tid] = {this, t.get()};
+    registry_.threads[tid] = {this, t.get()};
     threads_.push_back(std::move(t));
   }
 
@@ -671,7 +683,7 @@ class PtraceAddressSpace final : public AddressSpace {
   // stub; on one CPU they are plain context switches, across CPUs each needs
   // an inter-processor interrupt (costly in a VM). Re-pinned when the tracer
   // has migrated; a refusal (e.g. a cpuset that excludes the CPU) only costs
-  // speed. Asynchronous runs are not pinned: many tasks must spread.
+  // speed. Asynchronous runs are pinned only while they run alone (Start).
   void FollowTracerCpu(StubThread& t) {
     if (!follow_tracer_cpu_) return;
     const int cpu = ::sched_getcpu();  // vDSO, no system call
@@ -902,6 +914,14 @@ Event PtraceAddressSpace::Run(StubThread& t, Registers& regs, PtraceContext& ctx
 
 bool PtraceAddressSpace::Start(StubThread& t, Registers* regs) {
   if (t.exited || !alive()) return false;
+  // The only task running: pinned next to the router, so that its system
+  // calls cost same-CPU switches. Several: free to spread over the CPUs.
+  if (registry_.running == 0) {
+    FollowTracerCpu(t);
+  } else if (t.stub_cpu >= 0) {
+    t.stub_cpu = -1;
+    ::sched_setaffinity(t.tid, sizeof registry_.all_cpus, &registry_.all_cpus);
+  }
   user_regs_struct w = regs->gp;
   w.orig_rax = ~0ULL;
   if (::ptrace(PTRACE_SETREGS, t.tid, nullptr, &w) < 0) {
@@ -914,7 +934,7 @@ bool PtraceAddressSpace::Start(StubThread& t, Registers* regs) {
   } else if (!ResumeSysemu(t)) {
     // Same.
   }
-  t.running = true;
+  SetRunning(t, true);
   t.target = regs;
   return true;
 }
@@ -978,6 +998,10 @@ class PtracePlatform final : public Platform {
     // orphan is re-parented here (not to the host's init) and reaped by
     // WaitEvents. Best effort: only costs a zombie until the router exits.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    if (::sched_getaffinity(0, sizeof registry_.all_cpus, &registry_.all_cpus) != 0) {
+      CPU_ZERO(&registry_.all_cpus);
+      for (int i = 0; i < CPU_SETSIZE; ++i) CPU_SET(i, &registry_.all_cpus);
+    }
   }
 
   std::string_view name() const override { return "ptrace"; }
@@ -1000,6 +1024,8 @@ class PtracePlatform final : public Platform {
  private:
   // Collects every wait status there is, without blocking.
   void Drain(std::vector<Ready>* out);
+  // One wait status: an event for its context, or handled here.
+  void Collect(pid_t tid, int status, std::vector<Ready>* out);
 
   PtracePlatformOptions options_;
   StubRegion region_;
@@ -1107,30 +1133,34 @@ std::unique_ptr<AddressSpace> PtracePlatform::NewAddressSpace() {
   return as;
 }
 
+void PtracePlatform::Collect(pid_t r, int status, std::vector<Ready>* out) {
+  auto it = registry_.threads.find(r);
+  if (it == registry_.threads.end()) return;  // an orphaned stub's zombie, already accounted for
+  PtraceAddressSpace* as = it->second.first;
+  StubThread& t = *it->second.second;
+  const bool exit = WIFEXITED(status) || WIFSIGNALED(status);
+  if (!t.running || t.target == nullptr || t.owner == nullptr) {
+    if (exit) as->MarkExit(t, status);
+    return;  // not running for anyone: nothing to report
+  }
+  PtraceContext* ctx = t.owner;
+  std::optional<Event> ev = as->HandleStatus(t, status, *t.target, ctx);
+  if (!ev) {
+    as->ResumeSysemu(t);  // false: killed, its exit follows
+    return;
+  }
+  as->SetRunning(t, false);
+  t.target = nullptr;
+  ctx->SetRunning(0);
+  out->push_back({ctx, *ev});
+}
+
 void PtracePlatform::Drain(std::vector<Ready>* out) {
   for (;;) {
     int status = 0;
     const pid_t r = ::waitpid(-1, &status, __WALL | WNOHANG);
     if (r <= 0) return;  // 0: nothing more; ECHILD: no children at all
-    auto it = registry_.find(r);
-    if (it == registry_.end()) continue;  // an orphaned stub's zombie, already accounted for
-    PtraceAddressSpace* as = it->second.first;
-    StubThread& t = *it->second.second;
-    const bool exit = WIFEXITED(status) || WIFSIGNALED(status);
-    if (!t.running || t.target == nullptr || t.owner == nullptr) {
-      if (exit) as->MarkExit(t, status);
-      continue;  // not running for anyone: nothing to report
-    }
-    PtraceContext* ctx = t.owner;
-    std::optional<Event> ev = as->HandleStatus(t, status, *t.target, ctx);
-    if (!ev) {
-      if (!as->ResumeSysemu(t)) continue;  // killed: its exit follows
-      continue;
-    }
-    t.running = false;
-    t.target = nullptr;
-    ctx->SetRunning(0);
-    out->push_back({ctx, *ev});
+    Collect(r, status, out);
   }
 }
 
@@ -1151,6 +1181,19 @@ size_t PtracePlatform::WaitEvents(std::vector<Ready>* out, std::span<pollfd> fds
   for (auto& r : pending_) out->push_back(r);
   pending_.clear();
   Drain(out);
+  // Fast path: one task runs and nothing else can happen (no descriptor, no
+  // deadline): wait for that thread alone, no signalfd or poll round.
+  while (out->size() == before && fds.empty() && timeout_ms < 0 && registry_.running == 1) {
+    StubThread* only = nullptr;
+    for (auto& [tid, entry] : registry_.threads) {
+      if (entry.second->running) only = entry.second;
+    }
+    if (only == nullptr) break;
+    int status = 0;
+    const pid_t r = RetryEintr([&] { return ::waitpid(only->tid, &status, __WALL); });
+    if (r < 0) break;
+    Collect(r, status, out);
+  }
   const int64_t deadline = timeout_ms < 0 ? -1 : MonotonicMs() + timeout_ms;
   std::vector<pollfd> pfds(fds.size() + 1);
   for (;;) {
