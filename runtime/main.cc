@@ -31,8 +31,8 @@ usage: bulkhead [global flags] COMMAND [flags] [args]
 commands:
   do [--rootfs DIR] [--cwd DIR] [--env K=V]... [--stats] -- CMD [ARG...]
                                 run CMD in a fresh sandbox: every system call it makes is
-                                served by bulkhead (first light: static and dynamic programs,
-                                read-only files, one process); exits with CMD's status
+                                served by bulkhead (processes, threads, signals, pipes, a
+                                terminal; read-only files); exits with CMD's status
   selftest [--id ID]            start a sandbox's supervisor and four services, exchange
                                 messages over every ring, kill and restart a service, print
                                 stats and ring latency, stop cleanly
