@@ -105,50 +105,108 @@ TEST(Hostile, RandomSystemCallsLeaveTheSandboxUsable) {
   std::printf("[ measure  ] %s", r.out.c_str());
 }
 
+// A program on a pseudo-terminal: what it printed, and its exit status.
+class Pty {
+ public:
+  explicit Pty(const std::string& cmd) {
+    pid_ = forkpty(&master_, nullptr, nullptr, nullptr);
+    if (pid_ == 0) {
+      // exec: no shell of the test's own stays in the terminal's foreground
+      // group (it would get the ^C too, and end with SIGINT).
+      const std::string line = "exec " + cmd;
+      execl("/bin/sh", "sh", "-c", line.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+  }
+  ~Pty() {
+    if (pid_ > 0 && status_ < 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (master_ >= 0) close(master_);
+  }
+  bool ok() const { return pid_ > 0; }
+  void Pump(int ms) {
+    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < end) {
+      pollfd p{master_, POLLIN, 0};
+      if (poll(&p, 1, 20) <= 0) continue;
+      char buf[4096];
+      ssize_t n = read(master_, buf, sizeof buf);
+      if (n <= 0) return;
+      out_.append(buf, static_cast<size_t>(n));
+    }
+  }
+  void Send(const std::string& s, int settle_ms = 500) {
+    if (write(master_, s.data(), s.size()) != static_cast<ssize_t>(s.size())) return;
+    Pump(settle_ms);
+  }
+  int Wait() {
+    Pump(500);
+    int st = 0;
+    if (waitpid(pid_, &st, 0) != pid_) return -1;
+    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return status_;
+  }
+  const std::string& out() const { return out_; }
+
+ private:
+  int master_ = -1;
+  pid_t pid_ = -1;
+  int status_ = -1;
+  std::string out_;
+};
+
 // An interactive shell on a terminal: the pty is the sandbox's stdio; line
 // editing, job control (a background job listed and killed) and the exit
 // status all work.
 TEST(Terminal, InteractiveShellUnderAPty) {
-  int master = -1;
-  const std::string cmd = Bulkhead() + "/bin/busybox sh -i";
-  pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  std::string out;
-  auto pump = [&](int ms) {
-    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-    while (std::chrono::steady_clock::now() < end) {
-      pollfd p{master, POLLIN, 0};
-      if (poll(&p, 1, 20) <= 0) continue;
-      char buf[4096];
-      ssize_t n = read(master, buf, sizeof buf);
-      if (n <= 0) return;
-      out.append(buf, static_cast<size_t>(n));
-    }
-  };
-  auto send = [&](const std::string& s) {
-    ASSERT_EQ(write(master, s.data(), s.size()), static_cast<ssize_t>(s.size()));
-    pump(400);
-  };
-  pump(1500);
-  send("echo hi-$((6*7))\n");
-  send("sleep 30 &\n");
-  send("jobs\n");
-  send("kill %1\n");
-  send("echo tty-$(tty >/dev/null && echo yes)\n");
-  send("exit 7\n");
-  pump(1000);
-  int st = 0;
-  ASSERT_EQ(waitpid(pid, &st, 0), pid);
-  close(master);
-  EXPECT_NE(out.find("hi-42"), std::string::npos) << out;
-  EXPECT_NE(out.find("Running"), std::string::npos) << out;
-  EXPECT_NE(out.find("sleep 30"), std::string::npos) << out;
-  EXPECT_NE(out.find("tty-yes"), std::string::npos) << out;
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 7) << out;
+  Pty t(Bulkhead() + "/bin/busybox sh -i");
+  ASSERT_TRUE(t.ok());
+  t.Pump(1500);
+  t.Send("echo hi-$((6*7))\n");
+  t.Send("sleep 30 &\n");
+  t.Send("jobs\n");
+  t.Send("kill %1\n");
+  t.Send("echo tty-$(tty >/dev/null && echo yes)\n");
+  t.Send("exit 7\n");
+  EXPECT_EQ(t.Wait(), 7) << t.out();
+  EXPECT_NE(t.out().find("hi-42"), std::string::npos) << t.out();
+  EXPECT_NE(t.out().find("Running"), std::string::npos) << t.out();
+  EXPECT_NE(t.out().find("sleep 30"), std::string::npos) << t.out();
+  EXPECT_NE(t.out().find("tty-yes"), std::string::npos) << t.out();
+}
+
+// ^C and ^Z reach the foreground job inside the sandbox (the terminal's
+// signals are forwarded to the sandbox's foreground process group): bash
+// sees its job interrupted (130) and stopped, and lives on.
+TEST(Terminal, CtrlCAndCtrlZReachTheForegroundJob) {
+  Pty t(Bulkhead() + "/bin/bash --norc -i");
+  ASSERT_TRUE(t.ok());
+  t.Pump(1500);
+  t.Send("sleep 30\n", 700);
+  t.Send("\x03", 700);
+  t.Send("echo after-int-$?\n");
+  t.Send("sleep 31\n", 700);
+  t.Send("\x1a", 700);
+  t.Send("jobs\n");
+  t.Send("kill %1\n");
+  t.Send("exit 4\n");
+  EXPECT_EQ(t.Wait(), 4) << t.out();
+  EXPECT_NE(t.out().find("after-int-130"), std::string::npos) << t.out();
+  EXPECT_NE(t.out().find("Stopped"), std::string::npos) << t.out();
+}
+
+// A plain command as the sandbox's init has no SIGINT handler: ^C still ends
+// it (130), as a user at the terminal expects.
+TEST(Terminal, CtrlCEndsAPlainCommand) {
+  Pty t(Bulkhead() + "/bin/sleep 30");
+  ASSERT_TRUE(t.ok());
+  t.Pump(1000);
+  auto t0 = std::chrono::steady_clock::now();
+  t.Send("\x03", 0);
+  EXPECT_EQ(t.Wait(), 130) << t.out();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
 }
 
 }  // namespace

@@ -181,6 +181,7 @@ int CmdDo(const Global& g, std::vector<std::string> args) {
   SupervisorOptions o = MakeOptions(g, "do-" + std::to_string(getpid()));
   o.rootfs = rootfs;
   o.pass_stdio = true;
+  o.forward_terminal_signals = true;
   if (!g.debug) {
     spdlog::set_level(spdlog::level::warn);
     o.service_log_level = spdlog::level::warn;

@@ -334,10 +334,7 @@ void Supervisor::Start() {
       pidf << ::getpid() << "\n";
     }
     if (o_.handle_signals) {
-      sigset_t set;
-      sigemptyset(&set);
-      sigaddset(&set, SIGTERM);
-      sigaddset(&set, SIGINT);
+      sigset_t set = HandledSignals();
       CheckSys(::sigprocmask(SIG_BLOCK, &set, nullptr), "sigprocmask");
       signal_fd_.Reset(CheckSys(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK), "signalfd"));
       epoll_event ev{};
@@ -479,6 +476,30 @@ void Supervisor::RunDueRestarts() {
   }
 }
 
+sigset_t Supervisor::HandledSignals() const {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  if (o_.forward_terminal_signals) {
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGTSTP);
+    sigaddset(&set, SIGWINCH);
+  }
+  return set;
+}
+
+// The router passes it to the kernel's loop; its reply is not waited for
+// (RunApp skips replies to other requests).
+void Supervisor::ForwardTerminalSignal(int sig) {
+  Proc& r = P(ServiceKind::SYSCALL_ROUTER);
+  if (!r.alive || !r.control) return;
+  Status st = r.control->Send<ctl::Request>(r.control->NextId(), [&](ctl::Request::Builder b) {
+    b.setTerminalSignal(static_cast<uint32_t>(sig));
+  }, ipc::DeadlineIn(100'000'000));
+  if (st != Status::kOk) spdlog::warn("forwarding SIG{} to the application: {}", sigabbrev_np(sig), ipc::StatusName(st));
+}
+
 bool Supervisor::PollOnce(int timeout_ms) {
   if (stopping_) return false;
   int t = NextTimeoutMs();
@@ -494,7 +515,12 @@ bool Supervisor::PollOnce(int timeout_ms) {
     } else if (tag == kEventSignal) {
       signalfd_siginfo si;
       while (::read(signal_fd_.get(), &si, sizeof(si)) == sizeof(si)) {
-        spdlog::info("received SIG{}: stopping sandbox {}", sigabbrev_np(static_cast<int>(si.ssi_signo)), o_.sandbox_id);
+        const int sig = static_cast<int>(si.ssi_signo);
+        if (o_.forward_terminal_signals && sig != SIGTERM) {
+          if (app_running_) ForwardTerminalSignal(sig);
+          if (app_running_ || sig != SIGINT) continue;
+        }
+        spdlog::info("received SIG{}: stopping sandbox {}", sigabbrev_np(sig), o_.sandbox_id);
         stopping_ = true;
       }
     } else if (tag == kEventCliListen) {
@@ -553,10 +579,7 @@ void Supervisor::Stop() {
   RemoveState();
   if (signal_fd_) {
     signal_fd_.Reset();
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
+    sigset_t set = HandledSignals();
     ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
   }
   started_ = false;
@@ -590,6 +613,11 @@ AppResult Supervisor::RunApp(const std::vector<std::string>& argv, const std::ve
                              const std::string& cwd) {
   AppResult res;
   Proc& r = P(ServiceKind::SYSCALL_ROUTER);
+  app_running_ = true;
+  struct Clear {
+    bool& b;
+    ~Clear() { b = false; }
+  } clear{app_running_};
   if (!r.alive) {
     res.exit_code = 125;
     res.error = "the syscall-router is not running";

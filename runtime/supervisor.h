@@ -6,6 +6,8 @@
 // state file behind.
 #pragma once
 
+#include <signal.h>
+
 #include <sys/types.h>
 
 #include <array>
@@ -35,6 +37,9 @@ struct SupervisorOptions {
   std::string debug_log_dir;               // per-service logs <dir>/<service>.log; empty: stderr
   bool allow_test_hooks = false;
   bool handle_signals = true;              // SIGTERM/SIGINT stop the sandbox (via signalfd)
+  // bulkhead do: while the application runs, SIGINT, SIGQUIT, SIGTSTP and
+  // SIGWINCH (what a terminal sends) go to its foreground process group.
+  bool forward_terminal_signals = false;
   ipc::ChannelGeometry geometry{256, 1024, 1u << 20};
   int restart_backoff_max_ms = 5000;
   int max_restarts_per_minute = 20;        // beyond this a crash-looping service ends the sandbox
@@ -155,6 +160,10 @@ class Supervisor {
   std::vector<UniqueFd> cli_conns_;
   bool started_ = false;
   bool stopping_ = false;
+  bool app_running_ = false;  // inside RunApp
+
+  sigset_t HandledSignals() const;
+  void ForwardTerminalSignal(int sig);
   int exit_code_ = 0;
   std::string last_death_;
   uint64_t next_ping_seq_ = 0;

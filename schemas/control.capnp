@@ -19,6 +19,9 @@ struct Request {
     pingPeers @5 :PingPeers;
     # Router only: run one application to its end (first light: one process).
     run @6 :Run;
+    # syscall-router: a terminal signal (SIGINT, SIGQUIT, SIGTSTP, SIGWINCH)
+    # for the running application's foreground process group.
+    terminalSignal @7 :UInt32;
   }
 }
 

@@ -1,6 +1,7 @@
 #include "services/common/service.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <string_view>
 #include <thread>
 #include <type_traits>
@@ -148,6 +150,9 @@ class Service {
   Mapping stats_map_;
   ipc::ServiceStatsBlock* stats_ = nullptr;
   ChannelHolder control_;
+  std::mutex control_send_mu_;       // the control thread and the application's thread both reply
+  std::thread app_thread_;           // runs spec_.run_handler
+  std::atomic<bool> app_running_{false};
   ServiceContext context_;
   std::vector<std::unique_ptr<PeerChannel>> peers_;
   bool allow_test_hooks_ = false;
@@ -298,6 +303,8 @@ void Service::ServeControl() {
     auto r = req.root();
     bool exit_after = false;
     Status sent = Status::kOk;
+    // The application's thread sends its one reply on this channel too.
+    std::unique_lock<std::mutex> send_lock(control_send_mu_);
     switch (r.which()) {
       case ctl::Request::HELLO:
         sent = ch->Send<ctl::Response>(m.id(), [&](ctl::Response::Builder b) {
@@ -350,22 +357,51 @@ void Service::ServeControl() {
         break;
       }
       case ctl::Request::RUN: {
-        if (!spec_.run_handler) {
-          sent = ch->Send<ctl::Response>(m.id(), [](ctl::Response::Builder b) {
+        if (!spec_.run_handler || app_running_.load()) {
+          const bool busy = app_running_.load();
+          sent = ch->Send<ctl::Response>(m.id(), [&](ctl::Response::Builder b) {
             auto e = b.initError();
-            e.setErrno(ENOSYS);
-            e.setMessage("this service runs no applications");
+            e.setErrno(busy ? EBUSY : ENOSYS);
+            e.setMessage(busy ? "an application is running already" : "this service runs no applications");
           });
           break;
         }
-        capnp::MallocMessageBuilder tmp;
-        auto exited = tmp.initRoot<ctl::Exited>();
-        spec_.run_handler(r.getRun(), exited);
-        sent = ch->Send<ctl::Response>(m.id(), [&](ctl::Response::Builder b) { b.setExited(exited.asReader()); });
-        if (sent == Status::kTooLarge) {
-          exited.initUnimplemented(0);
-          sent = ch->Send<ctl::Response>(m.id(), [&](ctl::Response::Builder b) { b.setExited(exited.asReader()); });
-        }
+        // On a thread of its own, so that this thread keeps answering
+        // (stats, ping, terminal signals) while the application runs.
+        if (app_thread_.joinable()) app_thread_.join();
+        auto copy = std::make_shared<capnp::MallocMessageBuilder>();
+        copy->setRoot(r.getRun());
+        app_running_.store(true);
+        const uint64_t id = m.id();
+        app_thread_ = std::thread([this, copy, id] {
+          capnp::MallocMessageBuilder tmp;
+          auto exited = tmp.initRoot<ctl::Exited>();
+          spec_.run_handler(copy->getRoot<ctl::Run>().asReader(), exited);
+          std::lock_guard<std::mutex> lock(control_send_mu_);
+          auto out = control_.Get();
+          Status st = out->Send<ctl::Response>(id, [&](ctl::Response::Builder b) { b.setExited(exited.asReader()); });
+          if (st == Status::kTooLarge) {
+            exited.initUnimplemented(0);
+            st = out->Send<ctl::Response>(id, [&](ctl::Response::Builder b) { b.setExited(exited.asReader()); });
+          }
+          if (st != Status::kOk) spdlog::warn("control: reply to run {} failed: {}", id, ipc::StatusName(st));
+          app_running_.store(false);
+        });
+        break;
+      }
+      case ctl::Request::TERMINAL_SIGNAL: {
+        const uint32_t sig = r.getTerminalSignal();
+        const bool ok = spec_.signal_handler && (sig == SIGINT || sig == SIGQUIT || sig == SIGTSTP || sig == SIGWINCH);
+        if (ok) spec_.signal_handler(static_cast<int>(sig));
+        sent = ch->Send<ctl::Response>(m.id(), [&](ctl::Response::Builder b) {
+          if (ok) {
+            b.setOk();
+          } else {
+            auto e = b.initError();
+            e.setErrno(EINVAL);
+            e.setMessage("not a terminal signal, or no application here");
+          }
+        });
         break;
       }
       default:

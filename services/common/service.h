@@ -34,6 +34,10 @@ struct ServiceContext {
 // syscall-router: runs an application to its end and fills in how it ended.
 using RunHandler = std::function<void(schema::control::Run::Reader, schema::control::Exited::Builder)>;
 
+// syscall-router: a terminal signal for the running application (called on
+// the control thread while the run handler runs on its own thread).
+using SignalHandler = std::function<void(int sig)>;
+
 // fs-gofer: answers a request beyond hello/ping/stats on a data channel.
 using GoferHandler = std::function<void(ipc::Channel&, uint64_t id, schema::gofer::Request::Reader)>;
 
@@ -51,6 +55,7 @@ struct ServiceSpec {
   std::function<void(ServiceContext&)> setup;
   GoferHandler gofer_handler;
   RunHandler run_handler;
+  SignalHandler signal_handler;
 };
 
 // Parses the command line the supervisor gives, runs the service; returns

@@ -25,13 +25,18 @@ int main(int argc, char** argv) {
   std::unique_ptr<router::platform::Platform> platform;
   std::unique_ptr<router::GoferClient> gofer;
   std::array<UniqueFd, 3> stdio;
+  std::unique_ptr<router::TerminalSignals> terminal;
   service::ServiceSpec spec{ServiceKind::SYSCALL_ROUTER, router::RouterPolicy()};
   spec.setup = [&](service::ServiceContext& ctx) {
     router::Kernel::CaptureHostFacts();
     // Before hardening: the platform reserves the stub pages every stub inherits.
     platform = router::platform::NewPtracePlatform(router::platform::PtracePlatformOptions{});
+    terminal = std::make_unique<router::TerminalSignals>(*platform);
     if (auto* h = ctx.peer(ServiceKind::FS_GOFER)) gofer = std::make_unique<router::GoferClient>(h);
     stdio = std::move(ctx.stdio);
+  };
+  spec.signal_handler = [&](int sig) {
+    if (terminal) terminal->Post(sig);
   };
   spec.run_handler = [&](ctl::Run::Reader r, ctl::Exited::Builder out) {
     if (!gofer) {
@@ -48,7 +53,7 @@ int main(int argc, char** argv) {
     std::array<int, 3> fds;
     int devnull = -1;
     for (int i = 0; i < 3; ++i) fds[i] = stdio[i] ? stdio[i].get() : devnull;
-    router::Kernel kernel(*platform, *gofer, fds);
+    router::Kernel kernel(*platform, *gofer, fds, terminal.get());
     router::RunResult res = kernel.Run(req);
     out.setCode(res.exit_code);
     out.setError(res.error);

@@ -259,11 +259,13 @@ struct Task {
 };
 
 struct Kernel::Impl {
-  Impl(platform::Platform& p, GoferClient& g, std::array<int, 3> s) : platform_(p), gofer_(g), stdio_(s) {}
+  Impl(platform::Platform& p, GoferClient& g, std::array<int, 3> s, TerminalSignals* term)
+      : platform_(p), gofer_(g), stdio_(s), term_(term) {}
 
   platform::Platform& platform_;
   GoferClient& gofer_;
   std::array<int, 3> stdio_;
+  TerminalSignals* term_;
   std::string hostname_ = "bulkhead";
   RunResult* res_ = nullptr;
   std::map<int, std::unique_ptr<Process>> procs_;
@@ -500,7 +502,10 @@ struct Kernel::Impl {
         HandleEvent(*it->second, ev.event);
         if (init_exited_) return;
       }
-      // 4. Timers, then every waiting call again.
+      // 4. Terminal signals, timers, then every waiting call again.
+      if (term_) {
+        for (int sig : term_->Take()) TerminalSignal(sig);
+      }
       FireTimers();
       RetryBlocked();
     }
@@ -533,6 +538,29 @@ struct Kernel::Impl {
       any = true;
     }
     return any;
+  }
+
+  // ^C, ^\, ^Z or a resize on the sandbox's terminal: to the foreground
+  // process group, as the line discipline does. The one exception to init's
+  // protection: a ^C or ^\ that init does not handle ends the sandbox, as a
+  // user at the terminal expects of `bulkhead do`.
+  void TerminalSignal(int sig) {
+    std::vector<Process*> group;
+    for (auto& [pid, p] : procs_) {
+      if (!p->zombie && p->pgid == fg_pgrp_) group.push_back(p.get());
+    }
+    for (Process* p : group) {
+      if (p->zombie || p->tasks.empty()) continue;
+      if (p->pid == 1 && (sig == SIGINT || sig == SIGQUIT) && InitProtected(*p, sig)) {
+        Task& t = *p->tasks.front();
+        t.pending |= Bit(sig);
+        t.forced |= Bit(sig);
+        t.info[sig] = Info(sig, SI_KERNEL, 0);
+        Kick(t);
+        continue;
+      }
+      SignalProcess(*p, sig, SI_KERNEL, 0);
+    }
   }
 
   void FireTimers() {
@@ -3029,8 +3057,9 @@ void Kernel::CaptureHostFacts() {
   f.avail_pages = std::max(1L, ::sysconf(_SC_AVPHYS_PAGES));
 }
 
-Kernel::Kernel(platform::Platform& platform, GoferClient& gofer, std::array<int, 3> stdio)
-    : impl_(std::make_unique<Impl>(platform, gofer, stdio)) {}
+Kernel::Kernel(platform::Platform& platform, GoferClient& gofer, std::array<int, 3> stdio,
+               TerminalSignals* terminal)
+    : impl_(std::make_unique<Impl>(platform, gofer, stdio, terminal)) {}
 Kernel::~Kernel() = default;
 
 RunResult Kernel::Run(const RunRequest& req) { return impl_->Run(req); }

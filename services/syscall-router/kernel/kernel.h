@@ -15,7 +15,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "services/syscall-router/kernel/gofer_client.h"
@@ -38,10 +40,35 @@ struct RunResult {
   uint64_t processes = 0;    // processes created (the first one included)
 };
 
+// Signals from the terminal the sandbox runs on (^C, ^\\, ^Z, a resize), posted
+// by another thread (the router's control thread) for the kernel's loop,
+// which sends them to the foreground process group.
+class TerminalSignals {
+ public:
+  explicit TerminalSignals(platform::Platform& platform) : platform_(platform) {}
+  void Post(int sig) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pending_.push_back(sig);
+    }
+    platform_.Wake();
+  }
+  std::vector<int> Take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::exchange(pending_, {});
+  }
+
+ private:
+  platform::Platform& platform_;
+  std::mutex mu_;
+  std::vector<int> pending_;
+};
+
 class Kernel {
  public:
   // `stdio`: host descriptors the sandbox's fds 0, 1, 2 write to and read from.
-  Kernel(platform::Platform& platform, GoferClient& gofer, std::array<int, 3> stdio);
+  Kernel(platform::Platform& platform, GoferClient& gofer, std::array<int, 3> stdio,
+         TerminalSignals* terminal = nullptr);
   ~Kernel();
 
   // Reads the host facts the sandbox's /proc and sysinfo show (CPU count,

@@ -253,6 +253,9 @@ class Platform {
   // timeout or when only fds are ready). Call from the thread that made the
   // address spaces.
   virtual size_t WaitEvents(std::vector<Ready>* out, std::span<pollfd> fds, int timeout_ms) = 0;
+  // Makes a WaitEvents in progress (or the next one) return soon, with no
+  // event. Safe from any thread: how other threads hand work to the kernel.
+  virtual void Wake() = 0;
 
   // Pages the platform's stub code occupies in every address space; the
   // router's VMA manager must never map, unmap or protect anything there.

@@ -13,6 +13,7 @@
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/rseq.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -998,6 +999,7 @@ class PtracePlatform final : public Platform {
     // orphan is re-parented here (not to the host's init) and reaped by
     // WaitEvents. Best effort: only costs a zombie until the router exits.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    wake_fd_.Reset(CheckSys(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd", "platform wake-up"));
     if (::sched_getaffinity(0, sizeof registry_.all_cpus, &registry_.all_cpus) != 0) {
       CPU_ZERO(&registry_.all_cpus);
       for (int i = 0; i < CPU_SETSIZE; ++i) CPU_SET(i, &registry_.all_cpus);
@@ -1013,6 +1015,7 @@ class PtracePlatform final : public Platform {
   }
 
   size_t WaitEvents(std::vector<Ready>* out, std::span<pollfd> fds, int timeout_ms) override;
+  void Wake() override;
 
   AddressRange stub_range() const override { return region_.range(); }
   // Linux's usual vm.mmap_min_addr; the host's own value may be lower.
@@ -1033,6 +1036,10 @@ class PtracePlatform final : public Platform {
   std::atomic<uint64_t> next_context_id_{0};
   Registry registry_;
   UniqueFd sigfd_;
+  UniqueFd wake_fd_;  // eventfd: Wake() -> WaitEvents' poll
+  // (pid << 32 | tid) of the stub thread a fast-path WaitEvents blocks in
+  // waitpid on, else 0: Wake() interrupts it (a stale interrupt is dropped).
+  std::atomic<uint64_t> fast_wait_key_{0};
 };
 
 void PtraceContext::Resume(AddressSpace& as, Registers* regs) {
@@ -1133,6 +1140,16 @@ std::unique_ptr<AddressSpace> PtracePlatform::NewAddressSpace() {
   return as;
 }
 
+void PtracePlatform::Wake() {
+  const uint64_t one = 1;
+  if (::write(wake_fd_.get(), &one, sizeof one) < 0 && errno != EAGAIN) return;
+  const uint64_t key = fast_wait_key_.load();
+  if (key != 0) {
+    ::syscall(SYS_tgkill, static_cast<pid_t>(key >> 32), static_cast<pid_t>(key & 0xffffffffu),
+              kInterruptSignal);
+  }
+}
+
 void PtracePlatform::Collect(pid_t r, int status, std::vector<Ready>* out) {
   auto it = registry_.threads.find(r);
   if (it == registry_.threads.end()) return;  // an orphaned stub's zombie, already accounted for
@@ -1185,20 +1202,34 @@ size_t PtracePlatform::WaitEvents(std::vector<Ready>* out, std::span<pollfd> fds
   // deadline): wait for that thread alone, no signalfd or poll round.
   while (out->size() == before && fds.empty() && timeout_ms < 0 && registry_.running == 1) {
     StubThread* only = nullptr;
+    PtraceAddressSpace* only_as = nullptr;
     for (auto& [tid, entry] : registry_.threads) {
-      if (entry.second->running) only = entry.second;
+      if (entry.second->running) {
+        only = entry.second;
+        only_as = entry.first;
+      }
     }
     if (only == nullptr) break;
+    // Publish the wait, then look for a Wake(): with Wake() writing the
+    // eventfd before reading the key (both seq_cst), one side sees the other.
+    fast_wait_key_.store(PtraceAddressSpace::ThreadKey(only_as->stub_pid(), *only));
+    pollfd w{wake_fd_.get(), POLLIN, 0};
+    if (::poll(&w, 1, 0) > 0) {
+      fast_wait_key_.store(0);
+      break;
+    }
     int status = 0;
     const pid_t r = RetryEintr([&] { return ::waitpid(only->tid, &status, __WALL); });
+    fast_wait_key_.store(0);
     if (r < 0) break;
     Collect(r, status, out);
   }
   const int64_t deadline = timeout_ms < 0 ? -1 : MonotonicMs() + timeout_ms;
-  std::vector<pollfd> pfds(fds.size() + 1);
+  std::vector<pollfd> pfds(fds.size() + 2);
   for (;;) {
     pfds[0] = {sigfd_.get(), POLLIN, 0};
     for (size_t i = 0; i < fds.size(); ++i) pfds[i + 1] = {fds[i].fd, fds[i].events, 0};
+    pfds[fds.size() + 1] = {wake_fd_.get(), POLLIN, 0};
     int wait = -1;
     if (out->size() > before) {
       wait = 0;
@@ -1217,8 +1248,15 @@ size_t PtracePlatform::WaitEvents(std::vector<Ready>* out, std::span<pollfd> fds
       while (::read(sigfd_.get(), si, sizeof si) > 0) {
       }
     }
+    bool woken = false;
+    if (n > 0 && (pfds[fds.size() + 1].revents & POLLIN)) {
+      uint64_t v;
+      while (::read(wake_fd_.get(), &v, sizeof v) > 0) {
+      }
+      woken = true;
+    }
     Drain(out);
-    if (out->size() > before || fd_ready) break;
+    if (out->size() > before || fd_ready || woken) break;
     if (deadline >= 0 && MonotonicMs() >= deadline) break;
   }
   return out->size() - before;
@@ -1255,7 +1293,7 @@ harden::SyscallPolicy PtracePlatformRouterRules(const PtracePlatformOptions& opt
   p.Allow(SYS_wait4);
   // WaitEvents(): SIGCHLD through a signalfd, polled with the kernel's fds;
   // orphaned stubs re-parented to the router.
-  p.Allow(SYS_signalfd4).Allow(SYS_poll).Allow(SYS_ppoll);
+  p.Allow(SYS_signalfd4).Allow(SYS_poll).Allow(SYS_ppoll).Allow(SYS_eventfd2);
   p.Allow(SYS_prctl, {ArgCondition::Equal(0, PR_SET_CHILD_SUBREAPER), ArgCondition::Equal(1, 1)});
   // Application memory (interim, until the memory-file mapping replaces it).
   p.Allow(SYS_process_vm_readv).Allow(SYS_process_vm_writev);
