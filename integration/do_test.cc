@@ -85,8 +85,10 @@ TEST_F(Do, RawSystemCallsNeverReachTheHost) {
 }
 
 TEST_F(Do, MissingCommandAndBadElf) {
-  EXPECT_EQ(InSandbox("/bin/nosuch").code, 127);
-  EXPECT_EQ(InSandbox("nosuch").code, 127);
+  Result r = InSandbox("/bin/nosuch");
+  EXPECT_EQ(r.code, 127) << r.err;
+  r = InSandbox("nosuch");
+  EXPECT_EQ(r.code, 127) << r.err;
   EXPECT_EQ(InSandbox("/etc/hostname").code, 126);  // not executable
   chmod((rootfs_ + "/etc/hostname").c_str(), 0755);
   EXPECT_EQ(InSandbox("/etc/hostname").code, 126);  // executable but not an ELF (ENOEXEC)

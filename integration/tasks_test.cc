@@ -24,8 +24,8 @@ std::string Bulkhead() { return Runfile("runtime/bulkhead") + " --root " + TestD
 void ExpectSame(const std::string& cmd) {
   Result n = Sh("cd / && " + cmd);
   Result s = Sh(Bulkhead() + cmd);
-  EXPECT_EQ(s.out, n.out) << cmd;
-  EXPECT_EQ(s.code, n.code) << cmd;
+  EXPECT_EQ(s.out, n.out) << cmd << "\n" << s.err;
+  EXPECT_EQ(s.code, n.code) << cmd << "\n" << s.err;
 }
 
 std::string Quote(const std::string& s) {

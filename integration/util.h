@@ -63,17 +63,27 @@ inline std::string Runfile(const std::string& rel) {
 struct Result {
   int code = -1;
   std::string out;
+  std::string err;  // standard error, for failure messages
 };
 
 inline Result Sh(const std::string& cmd) {
   Result r;
-  FILE* p = popen((cmd + " 2>/dev/null").c_str(), "r");
-  if (!p) return r;
+  char errfile[] = "/tmp/bulkhead-sh-err-XXXXXX";
+  int efd = mkstemp(errfile);
+  if (efd < 0) return r;
+  close(efd);
+  FILE* p = popen(("{ " + cmd + " ; } 2>" + errfile).c_str(), "r");
+  if (!p) {
+    unlink(errfile);
+    return r;
+  }
   std::array<char, 4096> buf;
   size_t n;
   while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
   int st = pclose(p);
   r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.err = ReadFile(errfile);
+  unlink(errfile);
   return r;
 }
 

@@ -26,11 +26,17 @@ int main(int argc, char** argv) {
   std::unique_ptr<router::GoferClient> gofer;
   std::array<UniqueFd, 3> stdio;
   std::unique_ptr<router::TerminalSignals> terminal;
+  std::unique_ptr<router::MemoryFile> memory;
   service::ServiceSpec spec{ServiceKind::SYSCALL_ROUTER, router::RouterPolicy()};
   spec.setup = [&](service::ServiceContext& ctx) {
     router::Kernel::CaptureHostFacts();
     // Before hardening: the platform reserves the stub pages every stub inherits.
-    platform = router::platform::NewPtracePlatform(router::platform::PtracePlatformOptions{});
+    // The memory file all application memory lives in; every stub keeps
+    // its descriptor to map ranges of it.
+    memory = std::make_unique<router::MemoryFile>();
+    router::platform::PtracePlatformOptions popts;
+    popts.files = {memory->fd()};
+    platform = router::platform::NewPtracePlatform(popts);
     terminal = std::make_unique<router::TerminalSignals>(*platform);
     if (auto* h = ctx.peer(ServiceKind::FS_GOFER)) gofer = std::make_unique<router::GoferClient>(h);
     stdio = std::move(ctx.stdio);
@@ -53,7 +59,7 @@ int main(int argc, char** argv) {
     std::array<int, 3> fds;
     int devnull = -1;
     for (int i = 0; i < 3; ++i) fds[i] = stdio[i] ? stdio[i].get() : devnull;
-    router::Kernel kernel(*platform, *gofer, fds, terminal.get());
+    router::Kernel kernel(*platform, *gofer, fds, terminal.get(), memory.get());
     router::RunResult res = kernel.Run(req);
     out.setCode(res.exit_code);
     out.setError(res.error);

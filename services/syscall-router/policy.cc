@@ -1,5 +1,6 @@
 #include "services/syscall-router/policy.h"
 
+#include <linux/falloc.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 
@@ -16,6 +17,8 @@ harden::SyscallPolicy RouterPolicy() {
   harden::SyscallPolicy p = harden::BaseServicePolicy();
   p.name = "syscall-router";
   p.Append(platform::PtracePlatformRouterRules(platform::PtracePlatformOptions{}));
+  // The memory file (kernel/memory.cc): freed ranges go back to the host.
+  p.Allow(SYS_fallocate, {harden::ArgCondition::Equal(1, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)});
   // The terminal the sandbox was started on (kernel.cc, Ioctl): its settings
   // and window size pass through; nothing else reaches a host descriptor.
   for (unsigned long cmd : {TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCSWINSZ, FIONREAD}) {

@@ -259,13 +259,14 @@ struct Task {
 };
 
 struct Kernel::Impl {
-  Impl(platform::Platform& p, GoferClient& g, std::array<int, 3> s, TerminalSignals* term)
-      : platform_(p), gofer_(g), stdio_(s), term_(term) {}
+  Impl(platform::Platform& p, GoferClient& g, std::array<int, 3> s, TerminalSignals* term, MemoryFile* mem)
+      : platform_(p), gofer_(g), stdio_(s), term_(term), mem_(mem) {}
 
   platform::Platform& platform_;
   GoferClient& gofer_;
   std::array<int, 3> stdio_;
   TerminalSignals* term_;
+  MemoryFile* mem_;
   std::string hostname_ = "bulkhead";
   RunResult* res_ = nullptr;
   std::map<int, std::unique_ptr<Process>> procs_;
@@ -279,6 +280,19 @@ struct Kernel::Impl {
   const int64_t start_ns_ = NowNs();
 
   // ------------------------------------------------------------ helpers
+
+  // A fresh address space: in the memory file when there is one.
+  std::unique_ptr<platform::AddressSpace> NewAddressSpace() {
+    auto as = platform_.NewAddressSpace();
+    if (!mem_) return as;
+    return std::make_unique<MemoryAddressSpace>(platform_, *mem_, std::move(as));
+  }
+  // What the platform runs tasks in (the stub behind the memory layer).
+  static platform::AddressSpace& Stub(platform::AddressSpace& as) {
+    auto* m = dynamic_cast<MemoryAddressSpace*>(&as);
+    return m ? m->inner() : as;
+  }
+  static MemoryAddressSpace* Mm(Process& p) { return dynamic_cast<MemoryAddressSpace*>(p.as.get()); }
 
   template <typename T>
   bool In(Task& t, uint64_t addr, T* out) { return t.proc->as->CopyIn(addr, out, sizeof(T)); }
@@ -473,7 +487,7 @@ struct Kernel::Impl {
         if (!DeliverSignals(t)) continue;  // stopped or gone
         if (t.state != Task::State::kRunnable) continue;
         t.state = Task::State::kRunning;
-        t.ctx->Resume(*t.proc->as, &t.regs);
+        t.ctx->Resume(Stub(*t.proc->as), &t.regs);
       }
       if (init_exited_) break;
       // Signals delivered above may have ended or stopped processes that
@@ -1041,12 +1055,18 @@ struct Kernel::Impl {
               }
             }
             if (m.prot != (PROT_READ | PROT_WRITE)) as.Mprotect(m.addr, m.len, m.prot);
+            if (auto* mm = dynamic_cast<MemoryAddressSpace*>(&as)) {
+              auto& src = files[m.source == loader::MapSource::kInterpreter ? loader::FileRole::kInterpreter
+                                                                            : loader::FileRole::kExecutable];
+              if (src) mm->Name(m.addr, m.len, src->path);
+            }
           }
           const auto& st = img.stack;
           int sprot = PROT_READ | PROT_WRITE | (img.plan.executable_stack ? PROT_EXEC : 0);
           long r = as.Mmap(st.vma_start, st.top - st.vma_start, sprot, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
           if (r < 0) { *error = "mapping the stack failed"; return static_cast<int>(r); }
           if (!as.CopyOut(st.rsp, st.bytes.data(), st.bytes.size())) return -EFAULT;
+          if (auto* mm = dynamic_cast<MemoryAddressSpace*>(&as)) mm->Name(st.vma_start, st.top - st.vma_start, "[stack]");
           out->brk = img.plan.brk;
           out->mmap_next = std::min<uint64_t>(kMmapTop, st.vma_start - (1ull << 30));
           out->regs = Registers::ForEntry(img.plan.entry, st.rsp);
@@ -1063,7 +1083,7 @@ struct Kernel::Impl {
                const std::vector<std::string>& envp, std::string* error) {
     std::shared_ptr<platform::AddressSpace> as;
     try {
-      as = platform_.NewAddressSpace();
+      as = NewAddressSpace();
     } catch (const std::exception& e) {
       *error = std::string("cannot create an address space: ") + e.what();
       return -ENOMEM;
@@ -1234,7 +1254,7 @@ struct Kernel::Impl {
       // Bound now, while this task's stub thread is stopped: the platform
       // makes the new stub thread with a call injected through it.
       c->state = Task::State::kRunning;
-      c->ctx->Resume(*parent.as, &c->regs);
+      c->ctx->Resume(Stub(*parent.as), &c->regs);
     }
     if (flags & CLONE_VFORK) {
       t.vfork_child = pid;
@@ -1495,11 +1515,17 @@ struct Kernel::Impl {
     std::shared_ptr<File> same;        // /proc/PID/fd/N, /dev/stdin: the open file itself
   };
 
+  std::string MemoryStatus(Process& p) {
+    auto* mm = Mm(p);
+    if (!mm) return "";
+    return "VmSize:\t" + std::to_string(mm->mapped() / 1024) + " kB\nVmRSS:\t" + std::to_string(mm->resident() / 1024) + " kB\n";
+  }
+
   std::string StatusOf(Process& p) {
     std::string name = p.exe.substr(p.exe.rfind('/') + 1);
     return "Name:\t" + name.substr(0, 15) + "\nUmask:\t" + std::to_string(p.umask) + "\nState:\tR (running)\nTgid:\t" +
            std::to_string(p.pid) + "\nPid:\t" + std::to_string(p.pid) + "\nPPid:\t" + std::to_string(std::max(p.ppid, 0)) +
-           "\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nThreads:\t" + std::to_string(p.tasks.size()) + "\n";
+           "\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n" + MemoryStatus(p) + "Threads:\t" + std::to_string(p.tasks.size()) + "\n";
   }
 
   std::optional<VNode> Virtual(Task& t, const std::string& path, bool follow = true) {
@@ -1642,7 +1668,8 @@ struct Kernel::Impl {
                   std::to_string(p.pgid) + " " + std::to_string(p.sid) + " 0 -1 0 0 0 0 0 0 0 0 0 20 0 " +
                   std::to_string(p.tasks.size()) + " 0 0 0 0\n");
     }
-    if (rest == "/maps" || rest == "/environ") return text("");
+    if (rest == "/maps") return text(Mm(p) ? Mm(p)->Maps() : "");
+    if (rest == "/environ") return text("");
     if (rest == "/mounts") return Virtual(t, "/proc/mounts", follow);
     return std::nullopt;
   }
@@ -2185,6 +2212,7 @@ struct Kernel::Impl {
       long r = p.as->Mmap(p.brk_mapped, end - p.brk_mapped, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
       if (r < 0) return static_cast<int64_t>(p.brk);
+      if (auto* mm = Mm(p)) mm->Name(p.brk_mapped, end - p.brk_mapped, "[heap]");
       p.brk_mapped = end;
     }
     p.brk = want;
@@ -2591,8 +2619,25 @@ struct Kernel::Impl {
         if (a(0) % kPage || platform_.stub_range().Overlaps(a(0), a(0) + PageUp(a(1)))) return -EINVAL;
         return as.Mprotect(a(0), a(1), ia(2));
       }
-      case SYS_madvise: return a(0) % kPage ? -EINVAL : 0;
-      case SYS_mremap: return -ENOMEM;  // glibc falls back to malloc + copy
+      case SYS_madvise:
+        if (a(0) % kPage) return -EINVAL;
+        if (platform_.stub_range().Overlaps(a(0), a(0) + PageUp(a(1)))) return -EINVAL;
+        return Mm(p) ? as.Syscall(SYS_madvise, {a(0), a(1), a(2), 0, 0, 0}) : 0;
+      case SYS_mremap: {
+        if (!Mm(p)) return -ENOMEM;  // glibc falls back to malloc + copy
+        const uint64_t flags = a(3), new_len = PageUp(a(2));
+        if (flags & MREMAP_FIXED) {
+          if (a(4) < platform_.min_user_address() || a(4) + new_len > platform_.max_user_address()) return -EINVAL;
+          return as.Syscall(SYS_mremap, {a(0), a(1), a(2), flags, a(4), 0});
+        }
+        long r = as.Syscall(SYS_mremap, {a(0), a(1), a(2), flags & ~static_cast<uint64_t>(MREMAP_MAYMOVE), 0, 0});
+        if (r != -ENOMEM || !(flags & MREMAP_MAYMOVE)) return r;
+        if (new_len == 0 || p.mmap_next < new_len + platform_.min_user_address() + (1ull << 32)) return -ENOMEM;
+        const uint64_t to = p.mmap_next - new_len;
+        r = as.Syscall(SYS_mremap, {a(0), a(1), a(2), MREMAP_MAYMOVE | MREMAP_FIXED, to, 0});
+        if (r >= 0) p.mmap_next = to;
+        return r;
+      }
       case SYS_msync:
       case SYS_mlock:
       case SYS_munlock:
@@ -3058,8 +3103,8 @@ void Kernel::CaptureHostFacts() {
 }
 
 Kernel::Kernel(platform::Platform& platform, GoferClient& gofer, std::array<int, 3> stdio,
-               TerminalSignals* terminal)
-    : impl_(std::make_unique<Impl>(platform, gofer, stdio, terminal)) {}
+               TerminalSignals* terminal, MemoryFile* memory)
+    : impl_(std::make_unique<Impl>(platform, gofer, stdio, terminal, memory)) {}
 Kernel::~Kernel() = default;
 
 RunResult Kernel::Run(const RunRequest& req) { return impl_->Run(req); }

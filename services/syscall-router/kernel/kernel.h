@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "services/syscall-router/kernel/gofer_client.h"
+#include "services/syscall-router/kernel/memory.h"
 #include "services/syscall-router/platform/platform.h"
 
 namespace bulkhead::router {
@@ -67,8 +68,12 @@ class TerminalSignals {
 class Kernel {
  public:
   // `stdio`: host descriptors the sandbox's fds 0, 1, 2 write to and read from.
+  // `memory`: the memory file application memory lives in (its descriptor
+  // must be one of the platform's files); without one, stubs hold
+  // application memory as their own anonymous memory and fork is a host
+  // fork of the stub.
   Kernel(platform::Platform& platform, GoferClient& gofer, std::array<int, 3> stdio,
-         TerminalSignals* terminal = nullptr);
+         TerminalSignals* terminal = nullptr, MemoryFile* memory = nullptr);
   ~Kernel();
 
   // Reads the host facts the sandbox's /proc and sysinfo show (CPU count,

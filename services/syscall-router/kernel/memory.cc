@@ -1,0 +1,394 @@
+#include "services/syscall-router/kernel/memory.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "base/error.h"
+
+namespace bulkhead::router {
+namespace {
+
+constexpr uint64_t kPage = 4096;
+uint64_t PageUp(uint64_t v) { return (v + kPage - 1) & ~(kPage - 1); }
+
+}  // namespace
+
+// ---------------------------------------------------------------- MemoryFile
+
+MemoryFile::MemoryFile(uint64_t size) {
+  size = PageUp(size);
+  fd_.Reset(CheckSys(static_cast<int>(::syscall(SYS_memfd_create, "bulkhead-memory", MFD_CLOEXEC)),
+                     "memfd_create", "the memory file"));
+  CheckSys(::ftruncate(fd_.get(), static_cast<off_t>(size)), "ftruncate", "the memory file");
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd_.get(), 0);
+  if (p == MAP_FAILED) throw SysError(errno, "mmap", "the memory file (" + std::to_string(size) + " bytes)");
+  map_ = Mapping(p, size);
+  free_[0] = size;
+}
+
+int64_t MemoryFile::Allocate(uint64_t len) {
+  len = PageUp(len);
+  if (len == 0 || len > size()) return -1;
+  for (auto it = free_.begin(); it != free_.end(); ++it) {
+    if (it->second < len) continue;
+    const uint64_t off = it->first;
+    const uint64_t rest = it->second - len;
+    free_.erase(it);
+    if (rest) free_[off + len] = rest;
+    allocated_ += len;
+    return static_cast<int64_t>(off);
+  }
+  return -1;
+}
+
+void MemoryFile::Free(uint64_t offset, uint64_t len) {
+  len = PageUp(len);
+  if (len == 0) return;
+  Discard(offset, len);
+  allocated_ -= std::min(allocated_, len);
+  auto next = free_.lower_bound(offset);
+  uint64_t start = offset, end = offset + len;
+  if (next != free_.begin()) {
+    auto prev = std::prev(next);
+    if (prev->first + prev->second == start) {
+      start = prev->first;
+      free_.erase(prev);
+    }
+  }
+  if (next != free_.end() && next->first == end) {
+    end += next->second;
+    free_.erase(next);
+  }
+  free_[start] = end - start;
+}
+
+void MemoryFile::Discard(uint64_t offset, uint64_t len) {
+  // Punched pages read as zeros and are no longer charged to anyone.
+  if (::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                  static_cast<off_t>(len)) != 0) {
+    std::memset(at(offset), 0, len);  // the contract (zeros) still holds
+  }
+}
+
+uint64_t MemoryFile::resident() const {
+  struct stat st;
+  if (::fstat(fd_.get(), &st) != 0) return 0;
+  return static_cast<uint64_t>(st.st_blocks) * 512;
+}
+
+// ---------------------------------------------------------------- MemoryAddressSpace
+
+MemoryAddressSpace::MemoryAddressSpace(platform::Platform& platform, MemoryFile& file,
+                                       std::unique_ptr<platform::AddressSpace> inner)
+    : platform_(platform), file_(file), inner_(std::move(inner)) {}
+
+long MemoryAddressSpace::Syscall(long nr, const platform::SyscallArgs& a) {
+  switch (nr) {
+    case SYS_mmap:
+      if ((a[3] & MAP_ANONYMOUS) && (a[3] & MAP_FIXED)) return Map(a[0], a[1], static_cast<int>(a[2]), static_cast<int>(a[3]));
+      return inner_->Syscall(nr, a);
+    case SYS_munmap: return Unmap(a[0], a[1]);
+    case SYS_mprotect: return Protect(a[0], a[1], static_cast<int>(a[2]));
+    case SYS_madvise: return Advise(a[0], a[1], static_cast<int>(a[2]));
+    case SYS_mremap: return Remap(a[0], a[1], a[2], static_cast<int>(a[3]), a[4]);
+    default: return inner_->Syscall(nr, a);
+  }
+}
+
+void MemoryAddressSpace::SplitAt(uint64_t at) {
+  auto it = vmas_.upper_bound(at);
+  if (it == vmas_.begin()) return;
+  --it;
+  if (it->first >= at || at >= it->second.end) return;
+  Vma right = it->second;
+  right.chunk_offset += at - it->first;
+  it->second.end = at;
+  vmas_[at] = std::move(right);
+}
+
+long MemoryAddressSpace::Install(uint64_t addr, uint64_t len, int prot, bool shared,
+                                 std::shared_ptr<Chunk> chunk, uint64_t chunk_offset, std::string name) {
+  long r = inner_->MapFile(addr, len, prot, file_.fd(), chunk->offset + chunk_offset);
+  if (r < 0) return r;
+  Vma v;
+  v.end = addr + len;
+  v.prot = prot;
+  v.shared = shared;
+  v.chunk = std::move(chunk);
+  v.chunk_offset = chunk_offset;
+  v.name = std::move(name);
+  vmas_[addr] = std::move(v);
+  return static_cast<long>(addr);
+}
+
+long MemoryAddressSpace::Map(uint64_t addr, uint64_t len, int prot, int flags) {
+  len = PageUp(len);
+  if (addr % kPage || len == 0 || addr + len < addr) return -EINVAL;
+  const int64_t off = file_.Allocate(len);
+  if (off < 0) return -ENOMEM;
+  auto chunk = std::make_shared<Chunk>(file_, static_cast<uint64_t>(off), len);
+  // MAP_FIXED replaces what was there; the stub's mmap does that itself.
+  SplitAt(addr);
+  SplitAt(addr + len);
+  std::vector<uint64_t> gone;
+  for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < addr + len; ++it) gone.push_back(it->first);
+  long r = inner_->MapFile(addr, len, prot, file_.fd(), chunk->offset);
+  if (r < 0) return r;
+  for (uint64_t s : gone) vmas_.erase(s);
+  Vma v;
+  v.end = addr + len;
+  v.prot = prot;
+  v.shared = (flags & MAP_TYPE) != MAP_PRIVATE;
+  v.chunk = std::move(chunk);
+  vmas_[addr] = std::move(v);
+  return static_cast<long>(addr);
+}
+
+long MemoryAddressSpace::Unmap(uint64_t addr, uint64_t len) {
+  len = PageUp(len);
+  if (addr % kPage || len == 0 || addr + len < addr) return -EINVAL;
+  long r = inner_->Syscall(SYS_munmap, {addr, len, 0, 0, 0, 0});
+  if (r < 0) return r;
+  SplitAt(addr);
+  SplitAt(addr + len);
+  for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < addr + len;) it = vmas_.erase(it);
+  return 0;
+}
+
+long MemoryAddressSpace::Protect(uint64_t addr, uint64_t len, int prot) {
+  len = PageUp(len);
+  if (addr % kPage || addr + len < addr) return -EINVAL;
+  if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) return -EINVAL;
+  if (len == 0) return 0;
+  // Linux: ENOMEM when part of the range is not mapped.
+  uint64_t pos = addr;
+  for (auto it = vmas_.upper_bound(addr); pos < addr + len;) {
+    auto c = it == vmas_.begin() ? vmas_.end() : std::prev(it);
+    if (c == vmas_.end() || c->first > pos || c->second.end <= pos) return -ENOMEM;
+    pos = c->second.end;
+    it = vmas_.upper_bound(pos);
+  }
+  long r = inner_->Syscall(SYS_mprotect, {addr, len, static_cast<uint64_t>(prot), 0, 0, 0});
+  if (r < 0) return r;
+  SplitAt(addr);
+  SplitAt(addr + len);
+  for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < addr + len; ++it) it->second.prot = prot;
+  // Merge neighbours that became alike again (malloc grows arenas one
+  // mprotect at a time; the list must not grow with every call).
+  for (uint64_t edge : {addr, addr + len}) {
+    auto right = vmas_.find(edge);
+    if (right == vmas_.end() || right == vmas_.begin()) continue;
+    auto left = std::prev(right);
+    Vma& l = left->second;
+    const Vma& rv = right->second;
+    if (l.end == edge && l.prot == rv.prot && l.shared == rv.shared && l.chunk == rv.chunk &&
+        l.chunk_offset + (edge - left->first) == rv.chunk_offset && l.name == rv.name) {
+      l.end = rv.end;
+      vmas_.erase(right);
+    }
+  }
+  return 0;
+}
+
+long MemoryAddressSpace::Advise(uint64_t addr, uint64_t len, int advice) {
+  if (addr % kPage || addr + len < addr) return -EINVAL;
+  len = PageUp(len);
+  if (advice != MADV_DONTNEED && advice != MADV_REMOVE && advice != MADV_FREE) return 0;
+  // DONTNEED / FREE on private memory: the pages read as zeros afterwards
+  // and go back to the host now. REMOVE also on shared memory.
+  auto it = vmas_.upper_bound(addr);
+  if (it != vmas_.begin() && std::prev(it)->second.end > addr) --it;
+  for (; it != vmas_.end() && it->first < addr + len; ++it) {
+    const uint64_t s = std::max(addr, it->first), e = std::min(addr + len, it->second.end);
+    if (s < e && (!it->second.shared || advice == MADV_REMOVE)) {
+      file_.Discard(it->second.chunk->offset + it->second.chunk_offset + (s - it->first), e - s);
+    }
+  }
+  return 0;
+}
+
+long MemoryAddressSpace::Remap(uint64_t old_addr, uint64_t old_len, uint64_t new_len, int flags, uint64_t new_addr) {
+  if (old_addr % kPage || (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED))) return -EINVAL;
+  if ((flags & MREMAP_FIXED) && (!(flags & MREMAP_MAYMOVE) || new_addr % kPage)) return -EINVAL;
+  old_len = PageUp(old_len);
+  new_len = PageUp(new_len);
+  if (new_len == 0 || old_len == 0 || old_addr + old_len < old_addr) return -EINVAL;
+  // The old range is mapped without holes (it may span the pieces an
+  // earlier in-place growth added).
+  auto it = vmas_.upper_bound(old_addr);
+  if (it == vmas_.begin()) return -EFAULT;
+  --it;
+  if (it->second.end <= old_addr) return -EFAULT;
+  const Vma v = it->second;
+  {
+    uint64_t pos = it->second.end;
+    for (auto n = std::next(it); pos < old_addr + old_len; ++n) {
+      if (n == vmas_.end() || n->first != pos) return -EFAULT;
+      pos = n->second.end;
+    }
+  }
+  if (!(flags & MREMAP_FIXED)) {
+    if (new_len <= old_len) {
+      if (new_len < old_len) Unmap(old_addr + new_len, old_len - new_len);
+      return static_cast<long>(old_addr);
+    }
+    // Grow in place when the pages after it are free.
+    const uint64_t ext = old_addr + old_len, ext_len = new_len - old_len;
+    auto next = vmas_.lower_bound(ext);
+    auto last = std::prev(vmas_.upper_bound(ext - 1));
+    const bool free_after = (next == vmas_.end() || next->first >= ext + ext_len) && last->second.end == ext &&
+                            ext + ext_len <= platform_.max_user_address() &&
+                            !platform_.stub_range().Overlaps(ext, ext + ext_len);
+    if (free_after) {
+      const int64_t off = file_.Allocate(ext_len);
+      if (off < 0) return -ENOMEM;
+      long r = Install(ext, ext_len, v.prot, v.shared,
+                       std::make_shared<Chunk>(file_, static_cast<uint64_t>(off), ext_len), 0, v.name);
+      return r < 0 ? r : static_cast<long>(old_addr);
+    }
+    return -ENOMEM;  // the kernel picks an address and asks again with MREMAP_FIXED
+  }
+  if (platform_.stub_range().Overlaps(new_addr, new_addr + new_len) || new_addr + new_len > platform_.max_user_address() ||
+      (new_addr < old_addr + old_len && old_addr < new_addr + new_len)) {
+    return -EINVAL;
+  }
+  const int64_t off = file_.Allocate(new_len);
+  if (off < 0) return -ENOMEM;
+  auto chunk = std::make_shared<Chunk>(file_, static_cast<uint64_t>(off), new_len);
+  const uint64_t copy_len = std::min(old_len, new_len);
+  for (auto p = it; p != vmas_.end() && p->first < old_addr + copy_len; ++p) {
+    const uint64_t s = std::max(old_addr, p->first), e = std::min(old_addr + copy_len, p->second.end);
+    CopyData(p->second.chunk->offset + p->second.chunk_offset + (s - p->first), chunk->offset + (s - old_addr), e - s);
+  }
+  Unmap(new_addr, new_len);
+  long r = Install(new_addr, new_len, v.prot, v.shared, std::move(chunk), 0, v.name);
+  if (r < 0) return r;
+  Unmap(old_addr, old_len);
+  return static_cast<long>(new_addr);
+}
+
+void MemoryAddressSpace::CopyData(uint64_t src, uint64_t dst, uint64_t len) {
+  // Only the extents that hold data: untouched pages stay holes in the copy.
+  uint64_t pos = src;
+  const uint64_t end = src + len;
+  while (pos < end) {
+    off_t d = ::lseek(file_.fd(), static_cast<off_t>(pos), SEEK_DATA);
+    if (d < 0 || static_cast<uint64_t>(d) >= end) break;
+    off_t h = ::lseek(file_.fd(), d, SEEK_HOLE);
+    uint64_t stop = h < 0 ? end : std::min<uint64_t>(static_cast<uint64_t>(h), end);
+    std::memcpy(file_.at(dst + (static_cast<uint64_t>(d) - src)), file_.at(static_cast<uint64_t>(d)),
+                stop - static_cast<uint64_t>(d));
+    pos = stop;
+  }
+}
+
+std::unique_ptr<platform::AddressSpace> MemoryAddressSpace::Fork() {
+  // A host fork of the stub gives the child the same layout at once, every
+  // mapping on the same memory-file pages: right for MAP_SHARED memory.
+  // Private memory then gets pages of its own: a copy of the parent's
+  // (only the extents that hold data), mapped over the inherited range.
+  auto child = std::make_unique<MemoryAddressSpace>(platform_, file_, inner_->Fork());
+  for (const auto& [start, v] : vmas_) {
+    const uint64_t len = v.end - start;
+    if (v.shared) {
+      child->vmas_[start] = v;
+      continue;
+    }
+    const int64_t off = file_.Allocate(len);
+    if (off < 0) throw SysError(ENOMEM, "fork", "the memory file is full");
+    auto chunk = std::make_shared<Chunk>(file_, static_cast<uint64_t>(off), len);
+    CopyData(v.chunk->offset + v.chunk_offset, chunk->offset, len);
+    long r = child->Install(start, len, v.prot, false, std::move(chunk), 0, v.name);
+    if (r < 0) throw SysError(static_cast<int>(-r), "fork", "mapping memory into the child's stub");
+  }
+  return child;
+}
+
+template <typename Fn>
+ssize_t MemoryAddressSpace::Access(uint64_t addr, size_t len, int need, Fn&& fn) {
+  if (!alive()) return -ESRCH;
+  if (len == 0) return 0;
+  if (addr + len < addr) len = static_cast<size_t>(0 - addr);
+  size_t done = 0;
+  while (done < len) {
+    const uint64_t pos = addr + done;
+    auto it = vmas_.upper_bound(pos);
+    if (it == vmas_.begin()) break;
+    --it;
+    const Vma& v = it->second;
+    if (pos >= v.end || !(v.prot & need)) break;
+    const size_t n = std::min<uint64_t>(len - done, v.end - pos);
+    fn(file_.at(v.chunk->offset + v.chunk_offset + (pos - it->first)), done, n);
+    done += n;
+  }
+  return done ? static_cast<ssize_t>(done) : -EFAULT;
+}
+
+ssize_t MemoryAddressSpace::ReadMemory(uint64_t addr, void* dst, size_t len) {
+  // x86 pages that are mapped at all are readable (write and exec imply read).
+  return Access(addr, len, PROT_READ | PROT_WRITE | PROT_EXEC, [&](uint8_t* p, size_t at, size_t n) {
+    std::memcpy(static_cast<uint8_t*>(dst) + at, p, n);
+  });
+}
+
+ssize_t MemoryAddressSpace::WriteMemory(uint64_t addr, const void* src, size_t len) {
+  return Access(addr, len, PROT_WRITE, [&](uint8_t* p, size_t at, size_t n) {
+    std::memcpy(p, static_cast<const uint8_t*>(src) + at, n);
+  });
+}
+
+void MemoryAddressSpace::Name(uint64_t addr, uint64_t len, const std::string& name) {
+  len = PageUp(len);
+  SplitAt(addr);
+  SplitAt(addr + len);
+  for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < addr + len; ++it) it->second.name = name;
+}
+
+std::string MemoryAddressSpace::Maps() const {
+  std::string out;
+  char line[160];
+  for (const auto& [start, v] : vmas_) {
+    std::snprintf(line, sizeof line, "%08lx-%08lx %c%c%c%c %08lx 00:00 0", static_cast<unsigned long>(start),
+                  static_cast<unsigned long>(v.end), (v.prot & PROT_READ) ? 'r' : '-', (v.prot & PROT_WRITE) ? 'w' : '-',
+                  (v.prot & PROT_EXEC) ? 'x' : '-', v.shared ? 's' : 'p', 0ul);
+    out += line;
+    if (!v.name.empty()) out += std::string(20, ' ') + v.name;
+    out += '\n';
+  }
+  return out;
+}
+
+uint64_t MemoryAddressSpace::mapped() const {
+  uint64_t n = 0;
+  for (const auto& [start, v] : vmas_) n += v.end - start;
+  return n;
+}
+
+uint64_t MemoryAddressSpace::resident() const {
+  uint64_t n = 0;
+  for (const auto& [start, v] : vmas_) {
+    uint64_t pos = v.chunk->offset + v.chunk_offset;
+    const uint64_t end = pos + (v.end - start);
+    while (pos < end) {
+      off_t d = ::lseek(file_.fd(), static_cast<off_t>(pos), SEEK_DATA);
+      if (d < 0 || static_cast<uint64_t>(d) >= end) break;
+      off_t h = ::lseek(file_.fd(), d, SEEK_HOLE);
+      uint64_t stop = h < 0 ? end : std::min<uint64_t>(static_cast<uint64_t>(h), end);
+      n += stop - static_cast<uint64_t>(d);
+      pos = stop;
+    }
+  }
+  return n;
+}
+
+}  // namespace bulkhead::router

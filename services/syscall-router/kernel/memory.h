@@ -1,0 +1,138 @@
+// Application memory in the memory file.
+//
+// Every page of application memory is a page of one memfd (the memory
+// file): the stubs map ranges of it MAP_SHARED (injected mmap), and the
+// router maps the whole file once, so that it reads and writes application
+// memory with memcpy instead of cross-process copies. The router therefore
+// knows every mapping (a VMA list per address space) and implements what the
+// host kernel did for anonymous memory: fork copies private memory (eagerly,
+// only the pages that hold data; copy-on-write comes with the mem-broker
+// issue), MAP_SHARED memory stays shared across fork, munmap and mprotect
+// split mappings, freed ranges go back to the host (FALLOC_FL_PUNCH_HOLE).
+//
+// MemoryFile: the file, the router's mapping of it, and a first-fit
+// allocator of page ranges (to be served by the mem-broker, issue 6).
+// MemoryAddressSpace: a platform::AddressSpace decorator that turns the
+// kernel's anonymous mmaps into memory-file mappings and serves
+// ReadMemory/WriteMemory from the router's mapping, honouring protections.
+// Only the kernel's thread may use either.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "base/fd.h"
+#include "base/mapping.h"
+#include "services/syscall-router/platform/platform.h"
+
+namespace bulkhead::router {
+
+class MemoryFile {
+ public:
+  // A sparse memfd of `size` bytes (nothing is committed until written),
+  // mapped into the router. Throws SysError.
+  explicit MemoryFile(uint64_t size = uint64_t{64} << 30);
+
+  int fd() const { return fd_.get(); }
+  uint64_t size() const { return map_.size(); }
+  uint8_t* at(uint64_t offset) const { return map_.data() + offset; }
+
+  // A page-aligned range of `len` bytes (rounded up to pages); -1 when the
+  // file is full. Fresh ranges read as zeros.
+  int64_t Allocate(uint64_t len);
+  // Gives a range back; its pages go back to the host at once.
+  void Free(uint64_t offset, uint64_t len);
+  // Zeroes a range and returns its pages to the host (MADV_DONTNEED of
+  // private anonymous memory).
+  void Discard(uint64_t offset, uint64_t len);
+
+  uint64_t allocated() const { return allocated_; }
+  // Bytes of the file that hold data (pages the host committed).
+  uint64_t resident() const;
+
+ private:
+  UniqueFd fd_;
+  Mapping map_;
+  std::map<uint64_t, uint64_t> free_;  // offset -> length, coalesced
+  uint64_t allocated_ = 0;
+};
+
+// A range of the memory file, shared by every mapping that refers to it
+// (split halves of one mapping, a MAP_SHARED mapping and its forks). Freed
+// when the last reference goes.
+struct Chunk {
+  Chunk(MemoryFile& f, uint64_t off, uint64_t l) : file(f), offset(off), len(l) {}
+  ~Chunk() { file.Free(offset, len); }
+  Chunk(const Chunk&) = delete;
+  Chunk& operator=(const Chunk&) = delete;
+  MemoryFile& file;
+  const uint64_t offset;
+  const uint64_t len;
+};
+
+struct Vma {
+  uint64_t end = 0;  // exclusive; the key of the map is the start
+  int prot = 0;
+  bool shared = false;  // MAP_SHARED: fork shares it, else copies
+  std::shared_ptr<Chunk> chunk;
+  uint64_t chunk_offset = 0;  // where `start` lies in the chunk
+  std::string name;           // for /proc/PID/maps: a path, [heap], [stack]
+};
+
+class MemoryAddressSpace final : public platform::AddressSpace {
+ public:
+  MemoryAddressSpace(platform::Platform& platform, MemoryFile& file,
+                     std::unique_ptr<platform::AddressSpace> inner);
+
+  platform::AddressSpace& inner() { return *inner_; }
+
+  // mmap (anonymous: memory-file backed), munmap, mprotect, madvise and
+  // mremap are served here; other calls go to the stub unchanged.
+  long Syscall(long nr, const platform::SyscallArgs& args) override;
+  long MapFile(uint64_t addr, uint64_t len, int prot, int file_fd, uint64_t offset) override {
+    return inner_->MapFile(addr, len, prot, file_fd, offset);
+  }
+  std::unique_ptr<platform::AddressSpace> Fork() override;
+  ssize_t ReadMemory(uint64_t addr, void* dst, size_t len) override;
+  ssize_t WriteMemory(uint64_t addr, const void* src, size_t len) override;
+  bool alive() const override { return inner_->alive(); }
+  pid_t stub_pid() const override { return inner_->stub_pid(); }
+  size_t stub_threads() const override { return inner_->stub_threads(); }
+
+  // Labels [addr, addr + len) for /proc/PID/maps.
+  void Name(uint64_t addr, uint64_t len, const std::string& name);
+  // /proc/PID/maps.
+  std::string Maps() const;
+  // Bytes mapped, and bytes of them that hold data.
+  uint64_t mapped() const;
+  uint64_t resident() const;
+  const std::map<uint64_t, Vma>& vmas() const { return vmas_; }
+
+ private:
+  long Map(uint64_t addr, uint64_t len, int prot, int flags);
+  long Unmap(uint64_t addr, uint64_t len);
+  long Protect(uint64_t addr, uint64_t len, int prot);
+  long Remap(uint64_t old_addr, uint64_t old_len, uint64_t new_len, int flags, uint64_t new_addr);
+  long Advise(uint64_t addr, uint64_t len, int advice);
+  // Splits the VMA containing `at` (if any) so that one starts exactly there.
+  void SplitAt(uint64_t at);
+  // Maps [addr, addr+len) of `chunk` from chunk_offset into the stub and
+  // records it (the range must be free in vmas_).
+  long Install(uint64_t addr, uint64_t len, int prot, bool shared, std::shared_ptr<Chunk> chunk,
+               uint64_t chunk_offset, std::string name);
+  // Copies the pages of [off, off+len) that hold data to dst_off.
+  void CopyData(uint64_t src_off, uint64_t dst_off, uint64_t len);
+  template <typename Fn>
+  ssize_t Access(uint64_t addr, size_t len, int need, Fn&& fn);
+
+  platform::Platform& platform_;
+  MemoryFile& file_;
+  std::unique_ptr<platform::AddressSpace> inner_;
+  std::map<uint64_t, Vma> vmas_;
+};
+
+}  // namespace bulkhead::router

@@ -1,0 +1,147 @@
+// The memory file and the memory layer of an address space: allocation,
+// protections, splits, fork (private copied, shared shared), mremap, and that
+// the stub sees exactly what the router wrote.
+#include "services/syscall-router/kernel/memory.h"
+
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "services/syscall-router/platform/ptrace_platform.h"
+
+namespace bulkhead::router {
+namespace {
+
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kBase = 0x10000000;
+
+TEST(MemoryFile, AllocatesFreesAndCoalesces) {
+  MemoryFile f(64 * kPage);
+  int64_t a = f.Allocate(1);  // rounded up to a page
+  int64_t b = f.Allocate(2 * kPage);
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  EXPECT_EQ(b, a + static_cast<int64_t>(kPage));
+  EXPECT_EQ(f.allocated(), 3 * kPage);
+  std::memset(f.at(static_cast<uint64_t>(a)), 'x', kPage);
+  f.Free(static_cast<uint64_t>(a), kPage);
+  f.Free(static_cast<uint64_t>(b), 2 * kPage);
+  EXPECT_EQ(f.allocated(), 0u);
+  // Freed pages read as zeros and the whole file is one free range again.
+  EXPECT_EQ(f.at(static_cast<uint64_t>(a))[0], 0);
+  EXPECT_EQ(f.Allocate(64 * kPage), 0);
+  EXPECT_EQ(f.Allocate(kPage), -1);  // full
+}
+
+class MemoryAs : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    file_ = std::make_unique<MemoryFile>(uint64_t{1} << 30);
+    platform::PtracePlatformOptions o;
+    o.files = {file_->fd()};
+    platform_ = platform::NewPtracePlatform(o);
+    as_ = std::make_unique<MemoryAddressSpace>(*platform_, *file_, platform_->NewAddressSpace());
+  }
+  long Mmap(MemoryAddressSpace& as, uint64_t addr, uint64_t len, int prot, int share = MAP_PRIVATE) {
+    return as.Mmap(addr, len, prot, share | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
+  }
+  std::unique_ptr<MemoryFile> file_;
+  std::unique_ptr<platform::Platform> platform_;
+  std::unique_ptr<MemoryAddressSpace> as_;
+};
+
+TEST_F(MemoryAs, RouterWritesAreWhatTheStubSees) {
+  ASSERT_EQ(Mmap(*as_, kBase, 2 * kPage, PROT_READ | PROT_WRITE), static_cast<long>(kBase));
+  ASSERT_TRUE(as_->CopyOut(kBase + 10, "hello", 6));
+  char seen[6] = {};
+  // Read back through the stub itself (process_vm_readv), not the file.
+  ASSERT_EQ(as_->inner().ReadMemory(kBase + 10, seen, 6), 6);
+  EXPECT_STREQ(seen, "hello");
+  EXPECT_EQ(as_->ReadCString(kBase + 10, 16), "hello");
+  EXPECT_EQ(as_->vmas().size(), 1u);
+}
+
+TEST_F(MemoryAs, ProtectionsAndHolesGiveEfault) {
+  ASSERT_EQ(Mmap(*as_, kBase, 3 * kPage, PROT_READ | PROT_WRITE), static_cast<long>(kBase));
+  ASSERT_EQ(as_->Mprotect(kBase + kPage, kPage, PROT_READ), 0);
+  EXPECT_EQ(as_->vmas().size(), 3u);
+  EXPECT_FALSE(as_->CopyOut(kBase + kPage, "x", 1));  // read-only
+  char c;
+  EXPECT_TRUE(as_->CopyIn(kBase + kPage, &c, 1));
+  // A write across into the read-only page stops short.
+  EXPECT_EQ(as_->WriteMemory(kBase + kPage - 2, "abcd", 4), 2);
+  ASSERT_EQ(as_->Mprotect(kBase + kPage, kPage, PROT_READ | PROT_WRITE), 0);
+  EXPECT_EQ(as_->vmas().size(), 1u);  // merged back
+  ASSERT_EQ(as_->Munmap(kBase + kPage, kPage), 0);
+  EXPECT_EQ(as_->vmas().size(), 2u);
+  EXPECT_FALSE(as_->CopyIn(kBase + kPage, &c, 1));
+  EXPECT_EQ(as_->ReadMemory(0x1000, &c, 1), -EFAULT);
+  EXPECT_EQ(as_->Mprotect(kBase, 3 * kPage, PROT_READ), -ENOMEM);  // the hole
+}
+
+TEST_F(MemoryAs, ForkCopiesPrivateAndSharesShared) {
+  ASSERT_EQ(Mmap(*as_, kBase, kPage, PROT_READ | PROT_WRITE), static_cast<long>(kBase));
+  ASSERT_EQ(Mmap(*as_, kBase + 16 * kPage, kPage, PROT_READ | PROT_WRITE, MAP_SHARED),
+            static_cast<long>(kBase + 16 * kPage));
+  // A large untouched mapping: fork must not make it resident.
+  ASSERT_EQ(Mmap(*as_, kBase + 64 * kPage, 4096 * kPage, PROT_READ | PROT_WRITE), static_cast<long>(kBase + 64 * kPage));
+  ASSERT_TRUE(as_->CopyOut(kBase, "private", 8));
+  ASSERT_TRUE(as_->CopyOut(kBase + 16 * kPage, "shared", 7));
+  const uint64_t before = file_->resident();
+  auto child_base = as_->Fork();
+  auto* child = dynamic_cast<MemoryAddressSpace*>(child_base.get());
+  ASSERT_NE(child, nullptr);
+  EXPECT_LE(file_->resident() - before, 2 * kPage);
+  EXPECT_EQ(child->ReadCString(kBase, 16), "private");
+  ASSERT_TRUE(child->CopyOut(kBase, "childs", 7));
+  EXPECT_EQ(as_->ReadCString(kBase, 16), "private");
+  ASSERT_TRUE(child->CopyOut(kBase + 16 * kPage, "SHARED", 7));
+  EXPECT_EQ(as_->ReadCString(kBase + 16 * kPage, 16), "SHARED");
+  char seen[8] = {};
+  ASSERT_EQ(child->inner().ReadMemory(kBase, seen, 7), 7);
+  EXPECT_STREQ(seen, "childs");
+  // The child's private pages go back when it goes.
+  const uint64_t allocated = file_->allocated();
+  child_base.reset();
+  EXPECT_LT(file_->allocated(), allocated);
+}
+
+TEST_F(MemoryAs, RemapGrowsInPlaceOrMovesWithTheData) {
+  ASSERT_EQ(Mmap(*as_, kBase, kPage, PROT_READ | PROT_WRITE), static_cast<long>(kBase));
+  ASSERT_TRUE(as_->CopyOut(kBase, "keep", 5));
+  EXPECT_EQ(as_->Syscall(SYS_mremap, {kBase, kPage, 4 * kPage, 0, 0, 0}), static_cast<long>(kBase));
+  EXPECT_TRUE(as_->CopyOut(kBase + 3 * kPage, "end", 4));
+  ASSERT_EQ(Mmap(*as_, kBase + 4 * kPage, kPage, PROT_READ), static_cast<long>(kBase + 4 * kPage));
+  // Blocked by the next mapping: without MAYMOVE it fails, with FIXED it moves.
+  EXPECT_EQ(as_->Syscall(SYS_mremap, {kBase, 4 * kPage, 8 * kPage, 0, 0, 0}), -ENOMEM);
+  const uint64_t to = kBase + 64 * kPage;
+  EXPECT_EQ(as_->Syscall(SYS_mremap, {kBase, 4 * kPage, 8 * kPage, MREMAP_MAYMOVE | MREMAP_FIXED, to, 0}),
+            static_cast<long>(to));
+  EXPECT_EQ(as_->ReadCString(to, 8), "keep");
+  EXPECT_EQ(as_->ReadCString(to + 3 * kPage, 8), "end");
+  char c;
+  EXPECT_FALSE(as_->CopyIn(kBase, &c, 1));  // the old place is gone
+}
+
+TEST_F(MemoryAs, MadviseDontneedZeroesPrivateMemory) {
+  ASSERT_EQ(Mmap(*as_, kBase, 2 * kPage, PROT_READ | PROT_WRITE), static_cast<long>(kBase));
+  ASSERT_TRUE(as_->CopyOut(kBase, "gone", 5));
+  ASSERT_TRUE(as_->CopyOut(kBase + kPage, "kept", 5));
+  EXPECT_EQ(as_->Syscall(SYS_madvise, {kBase, kPage, MADV_DONTNEED, 0, 0, 0}), 0);
+  EXPECT_EQ(as_->ReadCString(kBase, 8), "");
+  EXPECT_EQ(as_->ReadCString(kBase + kPage, 8), "kept");
+}
+
+TEST_F(MemoryAs, MapsListsNamedMappings) {
+  ASSERT_EQ(Mmap(*as_, kBase, 2 * kPage, PROT_READ | PROT_EXEC), static_cast<long>(kBase));
+  as_->Name(kBase, 2 * kPage, "/bin/prog");
+  const std::string maps = as_->Maps();
+  EXPECT_NE(maps.find("10000000-10002000 r-xp"), std::string::npos) << maps;
+  EXPECT_NE(maps.find("/bin/prog"), std::string::npos) << maps;
+}
+
+}  // namespace
+}  // namespace bulkhead::router
