@@ -367,6 +367,15 @@ int main(int argc, char** argv) {
   if (!strcmp(m, "events")) return events();
   if (!strcmp(m, "spawn")) return spawn();
   if (!strcmp(m, "pgroups")) return pgroups();
+  if (!strcmp(m, "enosys")) {
+    /* A call bulkhead does not serve, twice; then time to read the stats. */
+    long a = syscall(SYS_io_uring_setup, 1, 0);
+    int e = errno;
+    syscall(SYS_io_uring_setup, 1, 0);
+    printf("io_uring_setup %ld ENOSYS=%d\n", a, e == ENOSYS);
+    sleep(argc > 2 ? atoi(argv[2]) : 0);
+    return 0;
+  }
   if (!strcmp(m, "crash")) {
     *(volatile int*)0 = 1; /* no handler: death by SIGSEGV, 139 from a shell */
     return 0;

@@ -94,6 +94,37 @@ TEST(Shells, InitIgnoresSignalsWithoutAHandler) {
   EXPECT_EQ(r.code, 3);
 }
 
+// Unimplemented calls answer ENOSYS and are counted per number where an
+// operator looks: `bulkhead stats` of the running sandbox.
+TEST(Stats, UnimplementedCallsAreCountedInBulkheadStats) {
+  const std::string root = TestDir("stats-root");
+  const std::string bh = Runfile("runtime/bulkhead");
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string prog = Runfile("integration/tasks");
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    execl(bh.c_str(), "bulkhead", "--root", root.c_str(), "do", "--", prog.c_str(), "enosys", "3",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const std::string id = "do-" + std::to_string(pid);
+  Result r;
+  for (int i = 0; i < 40; ++i) {
+    usleep(100000);
+    r = Sh(bh + " --root " + root + " stats " + id);
+    if (r.out.find("io_uring_setup") != std::string::npos) break;
+  }
+  EXPECT_NE(r.out.find("unimplemented (answered ENOSYS): io_uring_setup x2"), std::string::npos) << r.out << r.err;
+  Result j = Sh(bh + " --root " + root + " stats --json " + id);
+  EXPECT_NE(j.out.find("\"io_uring_setup\":2"), std::string::npos) << j.out << j.err;
+  int st = 0;
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 // Every argument is hostile: random arguments at every system call number
 // for a bounded time, from processes that are killed and replaced as they
 // hang or crash. The router survives (bulkhead do would exit 125 and report

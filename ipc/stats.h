@@ -12,7 +12,9 @@
 namespace bulkhead::ipc {
 
 inline constexpr uint64_t kStatsMagic = 0x5354415453424b48ull;  // "HKBSTATS"
-inline constexpr uint32_t kStatsVersion = 1;
+inline constexpr uint32_t kStatsVersion = 2;
+// syscall-router: system call numbers below this are counted when answered ENOSYS.
+inline constexpr int kMaxCountedSyscall = 512;
 inline constexpr int kHistogramBuckets = 40;
 inline constexpr int kMaxStatsChannels = 8;
 
@@ -56,6 +58,9 @@ struct ServiceStatsBlock {
   std::atomic<uint64_t> errors;
   LatencyHistogram latency;  // request service time
   ChannelCounters channels[kMaxStatsChannels];
+  // syscall-router: how often each system call number was answered ENOSYS
+  // (unimplemented), for `bulkhead stats`.
+  std::atomic<uint64_t> unimplemented[kMaxCountedSyscall];
 };
 
 // Prepares a zeroed block (done by the supervisor before handing it over).

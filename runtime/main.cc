@@ -120,7 +120,13 @@ int CmdStats(const Global& g, std::vector<std::string> args) {
                     (unsigned long long)ch.getMessagesOut(), (unsigned long long)ch.getErrors(), ch.getRingDepth(),
                     (unsigned long long)ch.getBulkBytesIn(), (unsigned long long)ch.getBulkBytesOut());
       }
-      std::printf("]}");
+      std::printf("],\"unimplemented\":{");
+      n = 0;
+      for (auto u : s.getUnimplemented()) {
+        std::printf("%s\"%s\":%llu", n++ ? "," : "", JsonEscape(harden::SyscallName(u.getNr())).c_str(),
+                    (unsigned long long)u.getCount());
+      }
+      std::printf("}}");
     }
     std::printf("\n]\n");
     return 0;
@@ -144,6 +150,13 @@ int CmdStats(const Global& g, std::vector<std::string> args) {
     }
     if (s.getLastFatalSyscall() >= 0) {
       std::printf("  last death: seccomp refused %s\n", harden::SyscallName(s.getLastFatalSyscall()).c_str());
+    }
+    if (s.getUnimplemented().size() > 0) {
+      std::printf("  unimplemented (answered ENOSYS):");
+      for (auto u : s.getUnimplemented()) {
+        std::printf(" %s x%llu", harden::SyscallName(u.getNr()).c_str(), (unsigned long long)u.getCount());
+      }
+      std::printf("\n");
     }
   }
   return 0;

@@ -755,6 +755,10 @@ std::vector<ServiceSnapshot> Supervisor::Stats() const {
       s.messages_out = b->messages_out.load(std::memory_order_relaxed);
       s.errors = b->errors.load(std::memory_order_relaxed);
       for (int i = 0; i < ipc::kHistogramBuckets; ++i) s.latency[i] = b->latency.counts[i].load(std::memory_order_relaxed);
+      for (int nr = 0; nr < ipc::kMaxCountedSyscall; ++nr) {
+        const uint64_t n = b->unimplemented[nr].load(std::memory_order_relaxed);
+        if (n) s.unimplemented.emplace_back(nr, n);
+      }
       for (int i = 0; i < ipc::kMaxStatsChannels; ++i) {
         const auto& c = b->channels[i];
         std::string name = ipc::SafeChannelName(c);
@@ -856,6 +860,11 @@ void Supervisor::HandleCli(int fd) {
           o.setMessagesOut(s.messages_out);
           o.setErrors(s.errors);
           o.setLastFatalSyscall(s.last_fatal_syscall);
+          auto un = o.initUnimplemented(static_cast<unsigned>(s.unimplemented.size()));
+          for (unsigned u = 0; u < s.unimplemented.size(); ++u) {
+            un[u].setNr(s.unimplemented[u].first);
+            un[u].setCount(s.unimplemented[u].second);
+          }
           auto counts = o.initLatency().initCounts(ipc::kHistogramBuckets);
           for (int b = 0; b < ipc::kHistogramBuckets; ++b) counts.set(b, s.latency[b]);
           auto chans = o.initChannels(static_cast<unsigned>(s.channels.size()));

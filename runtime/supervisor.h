@@ -62,6 +62,7 @@ struct AppResult {
 };
 
 struct ServiceSnapshot {
+  std::vector<std::pair<int, uint64_t>> unimplemented;  // syscall-router: nr -> times answered ENOSYS
   ServiceKind kind;
   pid_t pid = 0;
   uint32_t restarts = 0;

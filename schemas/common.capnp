@@ -99,4 +99,10 @@ struct ServiceStats {
   latency @7 :Histogram;      # request service time inside the service
   channels @8 :List(ChannelStats);
   lastFatalSyscall @9 :Int32; # -1 if none
+  unimplemented @10 :List(SyscallCount);  # syscall-router: answered ENOSYS, by number
+}
+
+struct SyscallCount {
+  nr @0 :Int32;
+  count @1 :UInt64;
 }

@@ -624,6 +624,7 @@ void Service::WatchUpdates() {
 int Service::Run() {
   name_ = std::string(ServiceName(spec_.kind));
   ReadBootstrap();
+  context_.stats = stats_;
   if (spec_.setup) spec_.setup(context_);
   harden::HardenOptions ho;
   ho.outside_uid = spec_.outside_uid;

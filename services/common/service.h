@@ -29,6 +29,8 @@ struct ServiceContext {
   std::array<UniqueFd, 3> stdio;   // syscall-router: the sandbox's stdin, stdout, stderr
   // syscall-router: its client channel to a subsystem (nullptr if none).
   std::function<ChannelHolder*(ServiceKind)> peer;
+  // The service's stats block, shared with the supervisor.
+  ipc::ServiceStatsBlock* stats = nullptr;
 };
 
 // syscall-router: runs an application to its end and fills in how it ended.

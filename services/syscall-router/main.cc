@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   std::array<UniqueFd, 3> stdio;
   std::unique_ptr<router::TerminalSignals> terminal;
   std::unique_ptr<router::MemoryFile> memory;
+  std::atomic<uint64_t>* enosys = nullptr;
   service::ServiceSpec spec{ServiceKind::SYSCALL_ROUTER, router::RouterPolicy()};
   spec.setup = [&](service::ServiceContext& ctx) {
     router::Kernel::CaptureHostFacts();
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
     terminal = std::make_unique<router::TerminalSignals>(*platform);
     if (auto* h = ctx.peer(ServiceKind::FS_GOFER)) gofer = std::make_unique<router::GoferClient>(h);
     stdio = std::move(ctx.stdio);
+    if (ctx.stats) enosys = ctx.stats->unimplemented;
   };
   spec.signal_handler = [&](int sig) {
     if (terminal) terminal->Post(sig);
@@ -59,7 +61,7 @@ int main(int argc, char** argv) {
     std::array<int, 3> fds;
     int devnull = -1;
     for (int i = 0; i < 3; ++i) fds[i] = stdio[i] ? stdio[i].get() : devnull;
-    router::Kernel kernel(*platform, *gofer, fds, terminal.get(), memory.get());
+    router::Kernel kernel(*platform, *gofer, fds, terminal.get(), memory.get(), enosys);
     router::RunResult res = kernel.Run(req);
     out.setCode(res.exit_code);
     out.setError(res.error);

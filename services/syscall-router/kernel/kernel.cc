@@ -37,6 +37,7 @@
 #include <optional>
 
 #include "harden/seccomp_policy.h"
+#include "ipc/stats.h"
 #include "services/syscall-router/loader/exec.h"
 #include "services/syscall-router/platform/ptrace_platform.h"
 
@@ -259,14 +260,16 @@ struct Task {
 };
 
 struct Kernel::Impl {
-  Impl(platform::Platform& p, GoferClient& g, std::array<int, 3> s, TerminalSignals* term, MemoryFile* mem)
-      : platform_(p), gofer_(g), stdio_(s), term_(term), mem_(mem) {}
+  Impl(platform::Platform& p, GoferClient& g, std::array<int, 3> s, TerminalSignals* term, MemoryFile* mem,
+       std::atomic<uint64_t>* enosys)
+      : platform_(p), gofer_(g), stdio_(s), term_(term), mem_(mem), enosys_(enosys) {}
 
   platform::Platform& platform_;
   GoferClient& gofer_;
   std::array<int, 3> stdio_;
   TerminalSignals* term_;
   MemoryFile* mem_;
+  std::atomic<uint64_t>* enosys_;
   std::string hostname_ = "bulkhead";
   RunResult* res_ = nullptr;
   std::map<int, std::unique_ptr<Process>> procs_;
@@ -392,6 +395,7 @@ struct Kernel::Impl {
   }
 
   void Unimplemented(long nr) {
+    if (enosys_ && nr >= 0 && nr < ipc::kMaxCountedSyscall) enosys_[nr].fetch_add(1, std::memory_order_relaxed);
     if (res_->unimplemented[nr]++ == 0) {
       spdlog::info("unimplemented system call {} ({}): answered ENOSYS",
                    harden::SyscallName(static_cast<int>(nr)), nr);
@@ -3103,8 +3107,8 @@ void Kernel::CaptureHostFacts() {
 }
 
 Kernel::Kernel(platform::Platform& platform, GoferClient& gofer, std::array<int, 3> stdio,
-               TerminalSignals* terminal, MemoryFile* memory)
-    : impl_(std::make_unique<Impl>(platform, gofer, stdio, terminal, memory)) {}
+               TerminalSignals* terminal, MemoryFile* memory, std::atomic<uint64_t>* enosys_counters)
+    : impl_(std::make_unique<Impl>(platform, gofer, stdio, terminal, memory, enosys_counters)) {}
 Kernel::~Kernel() = default;
 
 RunResult Kernel::Run(const RunRequest& req) { return impl_->Run(req); }

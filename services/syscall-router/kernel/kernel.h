@@ -12,6 +12,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -72,8 +73,11 @@ class Kernel {
   // must be one of the platform's files); without one, stubs hold
   // application memory as their own anonymous memory and fork is a host
   // fork of the stub.
+  // `enosys_counters`: kMaxCountedSyscall counters in the router's stats
+  // block, bumped for every call answered ENOSYS (bulkhead stats), or null.
   Kernel(platform::Platform& platform, GoferClient& gofer, std::array<int, 3> stdio,
-         TerminalSignals* terminal = nullptr, MemoryFile* memory = nullptr);
+         TerminalSignals* terminal = nullptr, MemoryFile* memory = nullptr,
+         std::atomic<uint64_t>* enosys_counters = nullptr);
   ~Kernel();
 
   // Reads the host facts the sandbox's /proc and sysinfo show (CPU count,
