@@ -75,8 +75,16 @@ std::vector<pid_t> SandboxProcesses(const std::string& id) {
     const std::string name = e.path().filename().string();
     pid_t pid = static_cast<pid_t>(std::atoi(name.c_str()));
     if (pid <= 0 || pid == ::getpid()) continue;
-    std::ifstream in("/proc/" + name + "/cmdline", std::ios::binary);
-    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // read(2), not a stream: a process that exits meanwhile makes the read
+    // fail (ESRCH), which libstdc++'s stream buffer would throw.
+    std::string cmd;
+    {
+      UniqueFd fd(::open(("/proc/" + name + "/cmdline").c_str(), O_RDONLY | O_CLOEXEC));
+      if (!fd) continue;
+      char buf[4096];
+      ssize_t n;
+      while ((n = ::read(fd.get(), buf, sizeof buf)) > 0) cmd.append(buf, static_cast<size_t>(n));
+    }
     // A zombie has an empty command line, so everything listed is alive.
     if (cmd.find(std::string("--sandbox-id") + '\0' + id + '\0') != std::string::npos ||
         cmd.find(std::string("--id") + '\0' + id + '\0') != std::string::npos) {
