@@ -353,6 +353,53 @@ static int pgroups(void) {
   return 0;
 }
 
+#include <sys/mman.h>
+/* Process-shared futexes through MAP_SHARED memory, and a robust mutex whose
+ * owner dies holding it. */
+static int shared(void) {
+  struct shm {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int turn;
+    pthread_mutex_t robust;
+  }* m = mmap(NULL, sizeof *m, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return 1;
+  pthread_mutexattr_t ma;
+  pthread_mutexattr_init(&ma);
+  pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+  pthread_mutex_init(&m->mu, &ma);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
+  pthread_cond_init(&m->cv, &ca);
+  pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+  pthread_mutex_init(&m->robust, &ma);
+  pid_t c = fork();
+  if (c == 0) {
+    for (int i = 0; i < 200; ++i) {
+      pthread_mutex_lock(&m->mu);
+      while (m->turn != 1) pthread_cond_wait(&m->cv, &m->mu);
+      m->turn = 0;
+      pthread_cond_signal(&m->cv);
+      pthread_mutex_unlock(&m->mu);
+    }
+    pthread_mutex_lock(&m->robust);
+    _exit(0); /* dies holding it */
+  }
+  for (int i = 0; i < 200; ++i) {
+    pthread_mutex_lock(&m->mu);
+    m->turn = 1;
+    pthread_cond_signal(&m->cv);
+    while (m->turn != 0) pthread_cond_wait(&m->cv, &m->mu);
+    pthread_mutex_unlock(&m->mu);
+  }
+  waitpid(c, NULL, 0);
+  int rc = pthread_mutex_lock(&m->robust);
+  printf("200 cross-process round trips; robust lock after owner death: %s\n",
+         rc == EOWNERDEAD ? "EOWNERDEAD" : strerror(rc));
+  return 0;
+}
+
 int main(int argc, char** argv) {
   setvbuf(stdout, NULL, _IONBF, 0);
   const char* m = argc > 1 ? argv[1] : "";
@@ -367,6 +414,7 @@ int main(int argc, char** argv) {
   if (!strcmp(m, "events")) return events();
   if (!strcmp(m, "spawn")) return spawn();
   if (!strcmp(m, "pgroups")) return pgroups();
+  if (!strcmp(m, "shared")) return shared();
   if (!strcmp(m, "enosys")) {
     /* A call bulkhead does not serve, twice; then time to read the stats. */
     long a = syscall(SYS_io_uring_setup, 1, 0);

@@ -211,6 +211,14 @@ using FdTable = std::map<int, FdEntry>;
 
 struct Task;
 
+// What a futex word is: a page of the memory file for shared memory (so that
+// processes sharing it meet), else an address in one address space.
+struct FutexKey {
+  const void* space = nullptr;
+  uint64_t addr = 0;
+  bool operator==(const FutexKey&) const = default;
+};
+
 struct Process {
   int pid = 0, ppid = 0, pgid = 0, sid = 0;
   std::shared_ptr<platform::AddressSpace> as;
@@ -248,8 +256,10 @@ struct Task {
   bool retry = false;
   int64_t deadline = -1;  // monotonic ns, -1: none
   bool futex_woken = false;
-  uint64_t futex_addr = 0;
+  bool futex_waiting = false;
+  FutexKey futex_key;
   uint32_t futex_bitset = 0;
+  uint64_t robust_head = 0;  // set_robust_list
   std::vector<pollfd> host_waits;  // host fds the waiting call needs
   bool restore_mask = false;       // sigsuspend / ppoll / pselect6 set a temporary mask
   uint64_t saved_mask = 0;
@@ -772,7 +782,7 @@ struct Kernel::Impl {
     const KSigaction& a = (*t.proc->act)[sig];
     const long nr = t.regs.syscall_nr();
     const bool handler = a.handler > 1;
-    t.futex_addr = 0;
+    t.futex_waiting = false;
     if (!handler || ((a.flags & SA_RESTART) && Restartable(nr))) {
       t.regs.gp.rip -= 2;  // back onto the `syscall` instruction
       t.regs.gp.rax = static_cast<uint64_t>(nr);
@@ -928,6 +938,7 @@ struct Kernel::Impl {
     if (p.zombie) return;
     const int status = normal ? ((code_or_sig & 0xff) << 8) : (code_or_sig & 0x7f);
     std::vector<Task*> tasks = p.tasks;
+    for (Task* t : tasks) ReleaseRobustList(*t);  // shared locks outlive the process
     for (Task* t : tasks) RemoveTask(t);
     p.zombie = true;
     p.wait_status = status;
@@ -1370,6 +1381,7 @@ struct Kernel::Impl {
       ExitProcess(p, code, true);
       return;
     }
+    ReleaseRobustList(t);
     if (t.clear_tid) {
       const int32_t zero = 0;
       if (p.as->CopyOut(t.clear_tid, &zero, 4)) FutexWake(p, t.clear_tid, 1, FUTEX_BITSET_MATCH_ANY);
@@ -1377,17 +1389,60 @@ struct Kernel::Impl {
     RemoveTask(&t);
   }
 
+  FutexKey KeyOf(Process& p, uint64_t addr) {
+    if (auto* mm = Mm(p)) {
+      const auto& v = mm->vmas();
+      auto it = v.upper_bound(addr);
+      if (it != v.begin()) {
+        --it;
+        if (addr < it->second.end && it->second.shared) {
+          return {mem_, it->second.chunk->offset + it->second.chunk_offset + (addr - it->first)};
+        }
+      }
+    }
+    return {p.as.get(), addr};
+  }
+
   int FutexWake(Process& p, uint64_t addr, int n, uint32_t bitset) {
+    const FutexKey key = KeyOf(p, addr);
     int woken = 0;
     for (auto& [tid, tp] : tasks_) {
       if (woken >= n) break;
       Task& w = *tp;
-      if (w.state != Task::State::kBlocked || w.futex_addr != addr || w.futex_woken) continue;
-      if (w.proc->as != p.as || !(w.futex_bitset & bitset)) continue;
+      if (w.state != Task::State::kBlocked || !w.futex_waiting || w.futex_woken || !(w.futex_key == key)) continue;
+      if (!(w.futex_bitset & bitset)) continue;
       w.futex_woken = true;
       ++woken;
     }
     return woken;
+  }
+
+  // A dying thread's robust futexes (set_robust_list): each lock it still
+  // holds gets FUTEX_OWNER_DIED and one waiter is woken, as Linux does.
+  void ReleaseRobustList(Task& t) {
+    if (!t.robust_head || !t.proc->as) return;
+    struct {
+      uint64_t next;
+      int64_t futex_offset;
+      uint64_t pending;
+    } head;
+    if (!In(t, t.robust_head, &head)) return;
+    auto release = [&](uint64_t entry) {
+      const uint64_t uaddr = (entry & ~1ull) + static_cast<uint64_t>(head.futex_offset);
+      uint32_t w;
+      if (!In(t, uaddr, &w) || (w & FUTEX_TID_MASK) != static_cast<uint32_t>(t.tid)) return;
+      const uint32_t nw = (w & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
+      if (Out(t, uaddr, nw)) FutexWake(*t.proc, uaddr, 1, FUTEX_BITSET_MATCH_ANY);
+    };
+    uint64_t entry = head.next;
+    for (int limit = 2048; limit > 0 && (entry & ~1ull) != t.robust_head && entry != 0; --limit) {
+      uint64_t next;
+      if (!In(t, entry & ~1ull, &next)) break;
+      if (entry != head.pending) release(entry);
+      entry = next;
+    }
+    if (head.pending) release(head.pending);
+    t.robust_head = 0;
   }
 
   int64_t Futex(Task& t) {
@@ -1400,11 +1455,11 @@ struct Kernel::Impl {
       case FUTEX_WAIT_BITSET: {
         if (t.retry) {
           if (t.futex_woken) {
-            t.futex_addr = 0;
+            t.futex_waiting = false;
             return 0;
           }
           if (t.deadline >= 0 && NowNs() >= t.deadline) {
-            t.futex_addr = 0;
+            t.futex_waiting = false;
             return -ETIMEDOUT;
           }
           return kBlock;
@@ -1426,7 +1481,8 @@ struct Kernel::Impl {
             t.deadline = NowNs() + (TsNs(ts) - NowNs(realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC));
           }
         }
-        t.futex_addr = addr;
+        t.futex_key = KeyOf(*t.proc, addr);
+        t.futex_waiting = true;
         t.futex_bitset = bitset;
         t.futex_woken = false;
         return kBlock;
@@ -1449,11 +1505,12 @@ struct Kernel::Impl {
         int woken = FutexWake(*t.proc, addr, static_cast<int>(std::min<uint32_t>(val, INT32_MAX)), FUTEX_BITSET_MATCH_ANY);
         int64_t moved = 0;
         const int64_t limit = static_cast<int64_t>(t.arg(3) & 0x7fffffff);
+        const FutexKey from = KeyOf(*t.proc, addr), to = KeyOf(*t.proc, addr2);
         for (auto& [tid, tp] : tasks_) {
           if (moved >= limit) break;
           Task& w = *tp;
-          if (w.state == Task::State::kBlocked && w.futex_addr == addr && !w.futex_woken && w.proc->as == t.proc->as) {
-            w.futex_addr = addr2;
+          if (w.state == Task::State::kBlocked && w.futex_waiting && w.futex_key == from && !w.futex_woken) {
+            w.futex_key = to;
             ++moved;
           }
         }
@@ -2663,8 +2720,21 @@ struct Kernel::Impl {
         if (a(0) == ARCH_GET_GS) return Out(t, a(1), t.regs.gp.gs_base) ? 0 : -EFAULT;
         return -EINVAL;
       case SYS_set_tid_address: t.clear_tid = a(0); return t.tid;
-      case SYS_set_robust_list: return a(1) == 24 ? 0 : -EINVAL;
-      case SYS_get_robust_list: return -ENOSYS;
+      case SYS_set_robust_list:
+        if (a(1) != 24) return -EINVAL;
+        t.robust_head = a(0);
+        return 0;
+      case SYS_get_robust_list: {
+        Task* target = &t;
+        if (ia(0) != 0) {
+          auto it = tasks_.find(ia(0));
+          if (it == tasks_.end()) return -ESRCH;
+          target = it->second.get();
+        }
+        const uint64_t len = 24;
+        if (!Out(t, a(1), target->robust_head) || !Out(t, a(2), len)) return -EFAULT;
+        return 0;
+      }
       case SYS_rseq: return -ENOSYS;
       case SYS_futex: return Futex(t);
       case SYS_getpid: return p.pid;
