@@ -40,7 +40,7 @@ TEST_P(Tasks, SameAsNative) { ExpectSame(Runfile("integration/tasks") + " " + Ge
 
 INSTANTIATE_TEST_SUITE_P(Modes, Tasks,
                          ::testing::Values("threads", "tsignal", "segv", "fpu", "forks", "pipes", "stops",
-                                           "timers", "events", "spawn", "pgroups", "shared"),
+                                           "timers", "events", "spawn", "pgroups", "shared", "ptimers"),
                          [](const auto& info) { return std::string(info.param); });
 
 TEST(Shells, BusyboxShPipesLoopsSubshellsAndAThousandForks) {

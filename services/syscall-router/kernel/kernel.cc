@@ -13,6 +13,7 @@
 #include <sys/auxv.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -172,7 +173,7 @@ struct Pipe {
 }  // namespace
 
 struct File {
-  enum class Kind { kHost, kGofer, kNull, kZero, kFull, kRandom, kPipe, kEventfd, kEpoll, kMem, kDir };
+  enum class Kind { kHost, kGofer, kNull, kZero, kFull, kRandom, kPipe, kEventfd, kEpoll, kMem, kDir, kTimerfd };
   Kind kind = Kind::kNull;
   uint32_t flags = 0;  // O_ACCMODE | O_APPEND | O_NONBLOCK ... as the application set them
   GoferClient* gofer = nullptr;
@@ -183,8 +184,10 @@ struct File {
   struct stat st {};
   std::shared_ptr<Pipe> pipe;
   bool pipe_write = false;
-  uint64_t counter = 0;  // eventfd
+  uint64_t counter = 0;  // eventfd; timerfd: expirations not read yet
   bool semaphore = false;
+  int64_t deadline = -1, interval = 0;  // timerfd: next expiry (monotonic ns), period
+  clockid_t clock = CLOCK_MONOTONIC;    // timerfd
   std::string data;  // kMem: the contents; kDir: synthesized dirents already encoded
   struct EpollItem {
     std::weak_ptr<File> file;
@@ -239,6 +242,16 @@ struct Process {
   bool vfork_done = false;  // exec'd or exited: a vfork parent may go on
   bool execed = false;
   int64_t itimer_deadline = -1, itimer_interval = 0;  // ITIMER_REAL, monotonic ns
+  struct PosixTimer {
+    clockid_t clock = CLOCK_MONOTONIC;
+    int notify = SIGEV_SIGNAL;  // SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID
+    int signo = SIGALRM;
+    uint64_t value = 0;
+    int tid = 0;
+    int64_t deadline = -1, interval = 0;
+    int overrun = 0;
+  };
+  std::map<int, PosixTimer> timers;  // timer_create
 };
 
 struct Task {
@@ -286,6 +299,7 @@ struct Kernel::Impl {
   std::map<int, std::unique_ptr<Task>> tasks_;
   std::map<platform::Context*, Task*> by_ctx_;
   std::vector<std::unique_ptr<Task>> graveyard_;
+  std::vector<std::weak_ptr<File>> timerfds_;  // armed ones set the loop's deadline
   std::vector<std::shared_ptr<platform::AddressSpace>> dead_as_;
   int next_pid_ = 1;
   int fg_pgrp_ = 1;
@@ -518,6 +532,18 @@ struct Kernel::Impl {
       }
       for (auto& [pid, p] : procs_) {
         if (p->itimer_deadline >= 0 && (deadline < 0 || p->itimer_deadline < deadline)) deadline = p->itimer_deadline;
+        for (auto& [id, tm] : p->timers) {
+          if (tm.deadline >= 0 && (deadline < 0 || tm.deadline < deadline)) deadline = tm.deadline;
+        }
+      }
+      for (auto it = timerfds_.begin(); it != timerfds_.end();) {
+        auto f = it->lock();
+        if (!f) {
+          it = timerfds_.erase(it);
+          continue;
+        }
+        if (f->deadline >= 0 && (deadline < 0 || f->deadline < deadline)) deadline = f->deadline;
+        ++it;
       }
       int timeout = -1;
       if (deadline >= 0) timeout = static_cast<int>(std::clamp<int64_t>((deadline - NowNs() + 999999) / 1000000, 0, 60000));
@@ -594,10 +620,143 @@ struct Kernel::Impl {
   void FireTimers() {
     const int64_t now = NowNs();
     for (auto& [pid, p] : procs_) {
-      if (p->zombie || p->itimer_deadline < 0 || p->itimer_deadline > now) continue;
-      p->itimer_deadline = p->itimer_interval > 0 ? now + p->itimer_interval : -1;
-      SignalProcess(*p, SIGALRM, SI_KERNEL, 0);
+      if (p->zombie) continue;
+      if (p->itimer_deadline >= 0 && p->itimer_deadline <= now) {
+        p->itimer_deadline = p->itimer_interval > 0 ? now + p->itimer_interval : -1;
+        SignalProcess(*p, SIGALRM, SI_KERNEL, 0);
+      }
+      for (auto& [id, tm] : p->timers) {
+        if (tm.deadline < 0 || tm.deadline > now) continue;
+        int missed = 0;
+        if (tm.interval > 0) {
+          const int64_t late = (now - tm.deadline) / tm.interval;
+          missed = static_cast<int>(std::min<int64_t>(late, INT32_MAX));
+          tm.deadline += (late + 1) * tm.interval;
+        } else {
+          tm.deadline = -1;
+        }
+        if (tm.notify == SIGEV_NONE) continue;
+        siginfo_t si = Info(tm.signo, SI_TIMER, 0);
+        si.si_timerid = id;
+        si.si_overrun = missed;
+        si.si_value.sival_ptr = reinterpret_cast<void*>(tm.value);
+        if (tm.notify == SIGEV_THREAD_ID) {
+          auto it = tasks_.find(tm.tid);
+          if (it != tasks_.end() && it->second->proc == p.get()) QueueSignal(*it->second, tm.signo, si);
+        } else {
+          SignalProcess(*p, tm.signo, SI_TIMER, 0, &si);
+        }
+      }
     }
+  }
+
+  // timerfd: expirations due by now.
+  static void TickTimerfd(File& f) {
+    if (f.deadline < 0) return;
+    const int64_t now = NowNs();
+    if (now < f.deadline) return;
+    if (f.interval > 0) {
+      const int64_t n = (now - f.deadline) / f.interval + 1;
+      f.counter += static_cast<uint64_t>(n);
+      f.deadline += n * f.interval;
+    } else {
+      f.counter += 1;
+      f.deadline = -1;
+    }
+  }
+
+  static itimerspec Remaining(int64_t deadline, int64_t interval, int64_t now) {
+    itimerspec cur{};
+    if (deadline >= 0) {
+      const int64_t left = std::max<int64_t>(deadline - now, 1);
+      cur.it_value = {left / 1000000000, left % 1000000000};
+    }
+    cur.it_interval = {interval / 1000000000, interval % 1000000000};
+    return cur;
+  }
+
+  int64_t TimerCreate(Task& t, clockid_t clock, uint64_t sev_addr, uint64_t id_addr) {
+    if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME &&
+        clock != CLOCK_PROCESS_CPUTIME_ID && clock != CLOCK_THREAD_CPUTIME_ID) {
+      return -EINVAL;
+    }
+    Process::PosixTimer tm;
+    tm.clock = clock;
+    if (sev_addr) {
+      sigevent sev;
+      if (!In(t, sev_addr, &sev)) return -EFAULT;
+      tm.notify = sev.sigev_notify;
+      tm.signo = sev.sigev_signo;
+      tm.value = reinterpret_cast<uint64_t>(sev.sigev_value.sival_ptr);
+      if (tm.notify != SIGEV_NONE && tm.notify != SIGEV_SIGNAL && tm.notify != SIGEV_THREAD_ID) return -EINVAL;
+      if (tm.notify != SIGEV_NONE && (tm.signo < 1 || tm.signo > 64)) return -EINVAL;
+      if (tm.notify == SIGEV_THREAD_ID) {
+        tm.tid = sev._sigev_un._tid;
+        auto it = tasks_.find(tm.tid);
+        if (it == tasks_.end() || it->second->proc != t.proc) return -EINVAL;
+      }
+    } else {
+      tm.value = 0;
+    }
+    Process& p = *t.proc;
+    if (p.timers.size() >= 4096) return -EAGAIN;
+    int id = 0;
+    while (p.timers.count(id)) ++id;
+    if (!sev_addr) tm.value = static_cast<uint64_t>(id);
+    const int32_t id32 = id;
+    if (!Out(t, id_addr, id32)) return -EFAULT;
+    p.timers[id] = tm;
+    return 0;
+  }
+
+  int64_t TimerSettime(Task& t, int id, int flags, uint64_t new_addr, uint64_t old_addr) {
+    auto it = t.proc->timers.find(id);
+    if (it == t.proc->timers.end()) return -EINVAL;
+    if (flags & ~TIMER_ABSTIME) return -EINVAL;
+    itimerspec nv;
+    if (!In(t, new_addr, &nv)) return -EFAULT;
+    if (!ValidTs(nv.it_value) || !ValidTs(nv.it_interval)) return -EINVAL;
+    auto& tm = it->second;
+    const int64_t now = NowNs();
+    if (old_addr && !Out(t, old_addr, Remaining(tm.deadline, tm.interval, now))) return -EFAULT;
+    tm.interval = TsNs(nv.it_interval);
+    const int64_t v = TsNs(nv.it_value);
+    if (v == 0) {
+      tm.deadline = -1;
+    } else if (flags & TIMER_ABSTIME) {
+      const clockid_t c = tm.clock == CLOCK_REALTIME ? CLOCK_REALTIME : CLOCK_MONOTONIC;
+      tm.deadline = now + std::max<int64_t>(v - NowNs(c), 0);
+    } else {
+      tm.deadline = now + v;
+    }
+    return 0;
+  }
+
+  int64_t TimerfdSettime(Task& t, int fd, int flags, uint64_t new_addr, uint64_t old_addr) {
+    auto f = GetFile(t, fd);
+    if (!f) return -EBADF;
+    if (f->kind != File::Kind::kTimerfd) return -EINVAL;
+    if (flags & ~(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET)) return -EINVAL;
+    itimerspec nv;
+    if (!In(t, new_addr, &nv)) return -EFAULT;
+    if (!ValidTs(nv.it_value) || !ValidTs(nv.it_interval)) return -EINVAL;
+    // Deadlines are kept on the monotonic clock (the loop sleeps on it); an
+    // absolute time on another clock is converted once, here.
+    const int64_t now = NowNs();
+    TickTimerfd(*f);
+    if (old_addr && !Out(t, old_addr, Remaining(f->deadline, f->interval, now))) return -EFAULT;
+    f->interval = TsNs(nv.it_interval);
+    f->counter = 0;
+    const int64_t v = TsNs(nv.it_value);
+    if (v == 0) {
+      f->deadline = -1;
+    } else if (flags & TFD_TIMER_ABSTIME) {
+      const clockid_t c = f->clock == CLOCK_REALTIME ? CLOCK_REALTIME : CLOCK_MONOTONIC;
+      f->deadline = now + std::max<int64_t>(v - NowNs(c), 0);
+    } else {
+      f->deadline = now + v;
+    }
+    return 0;
   }
 
   // The end of a system call: its result, and the task runs again.
@@ -1129,6 +1288,7 @@ struct Kernel::Impl {
     }
     t.altstack = {nullptr, SS_DISABLE, 0};
     t.clear_tid = 0;
+    p.timers.clear();  // POSIX timers do not survive execve
     p.execed = true;
     p.vfork_done = true;
     return 0;
@@ -1883,6 +2043,9 @@ struct Kernel::Impl {
       }
       case File::Kind::kEventfd:
         return static_cast<short>((f.counter > 0 ? POLLIN : 0) | (f.counter < UINT64_MAX - 1 ? POLLOUT : 0));
+      case File::Kind::kTimerfd:
+        TickTimerfd(f);
+        return f.counter > 0 ? POLLIN : 0;
       case File::Kind::kEpoll: {
         for (auto& [fd, item] : f.epoll) {
           auto target = item.file.lock();
@@ -1949,6 +2112,14 @@ struct Kernel::Impl {
       }
       case File::Kind::kEpoll:
         return -EINVAL;
+      case File::Kind::kTimerfd: {
+        if (count < 8) return -EINVAL;
+        TickTimerfd(*f);
+        if (f->counter == 0) return nonblock ? -EAGAIN : kBlock;
+        if (!Out(t, buf, f->counter)) return -EFAULT;
+        f->counter = 0;
+        return 8;
+      }
       case File::Kind::kHost: {
         if (offset >= 0) return -ESPIPE;
         pollfd p{f->host_fd, POLLIN, 0};
@@ -2001,6 +2172,8 @@ struct Kernel::Impl {
       case File::Kind::kDir:
       case File::Kind::kEpoll:
         return -EBADF;
+      case File::Kind::kTimerfd:
+        return -EINVAL;
       case File::Kind::kGofer:
         return -EROFS;
       case File::Kind::kEventfd: {
@@ -2892,6 +3065,37 @@ struct Kernel::Impl {
         p.itimer_deadline = v > 0 ? now + v : -1;
         p.itimer_interval = ToNs(nv.it_interval.tv_sec, nv.it_interval.tv_usec * 1000);
         return 0;
+      }
+      case SYS_timer_create: return TimerCreate(t, static_cast<clockid_t>(ia(0)), a(1), a(2));
+      case SYS_timer_settime: return TimerSettime(t, ia(0), ia(1), a(2), a(3));
+      case SYS_timer_gettime: {
+        auto it = p.timers.find(ia(0));
+        if (it == p.timers.end()) return -EINVAL;
+        return Out(t, a(1), Remaining(it->second.deadline, it->second.interval, NowNs())) ? 0 : -EFAULT;
+      }
+      case SYS_timer_getoverrun: {
+        auto it = p.timers.find(ia(0));
+        return it == p.timers.end() ? -EINVAL : it->second.overrun;
+      }
+      case SYS_timer_delete: return p.timers.erase(ia(0)) ? 0 : -EINVAL;
+      case SYS_timerfd_create: {
+        const int clock = ia(0);
+        if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME) return -EINVAL;
+        if (a(1) & ~static_cast<uint64_t>(TFD_CLOEXEC | TFD_NONBLOCK)) return -EINVAL;
+        auto f = std::make_shared<File>();
+        f->kind = File::Kind::kTimerfd;
+        f->clock = clock;
+        f->flags = O_RDWR | ((a(1) & TFD_NONBLOCK) ? O_NONBLOCK : 0);
+        timerfds_.push_back(f);
+        return NewFd(t, f, 0, a(1) & TFD_CLOEXEC);
+      }
+      case SYS_timerfd_settime: return TimerfdSettime(t, ia(0), ia(1), a(2), a(3));
+      case SYS_timerfd_gettime: {
+        auto f = GetFile(t, ia(0));
+        if (!f) return -EBADF;
+        if (f->kind != File::Kind::kTimerfd) return -EINVAL;
+        TickTimerfd(*f);
+        return Out(t, a(1), Remaining(f->deadline, f->interval, NowNs())) ? 0 : -EFAULT;
       }
       case SYS_rt_sigaction: {
         const int sig = ia(0);
