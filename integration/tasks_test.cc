@@ -1,7 +1,9 @@
 // Processes, threads, signals, pipes and terminals under `bulkhead do`:
 // every case runs natively and in the sandbox, and the two must agree on
 // output and exit code.
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
@@ -11,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
 #include <string>
 
 #include "integration/util.h"
@@ -120,6 +123,54 @@ TEST(Stats, UnimplementedCallsAreCountedInBulkheadStats) {
   EXPECT_NE(r.out.find("unimplemented (answered ENOSYS): io_uring_setup x2"), std::string::npos) << r.out << r.err;
   Result j = Sh(bh + " --root " + root + " stats --json " + id);
   EXPECT_NE(j.out.find("\"io_uring_setup\":2"), std::string::npos) << j.out << j.err;
+  int st = 0;
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+// Application memory lives in the sandbox's memory file: one memfd, held by
+// the mem-broker and mapped by the syscall-router (and the stubs).
+TEST(Memory, RouterAndBrokerShareTheSandboxMemoryFile) {
+  const std::string root = TestDir("memfile-root");
+  const std::string bh = Runfile("runtime/bulkhead");
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    execl(bh.c_str(), "bulkhead", "--root", root.c_str(), "do", "--", "/bin/sleep", "2", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const std::string id = "do-" + std::to_string(pid);
+  std::map<std::string, ino_t> inode;  // service -> inode of its memory file
+  for (int i = 0; i < 40 && inode.size() < 2; ++i) {
+    usleep(50000);
+    for (pid_t p : ProcessesOf(id)) {
+      const std::string cmd = ReadFile("/proc/" + std::to_string(p) + "/cmdline");
+      const std::string who = cmd.find("mem-broker") != std::string::npos        ? "mem-broker"
+                              : cmd.find("syscall-router") != std::string::npos ? "syscall-router"
+                                                                                : "";
+      if (who.empty()) continue;
+      const std::string fddir = "/proc/" + std::to_string(p) + "/fd";
+      DIR* d = opendir(fddir.c_str());
+      if (!d) continue;
+      while (dirent* e = readdir(d)) {
+        char link[256];
+        ssize_t n = readlink((fddir + "/" + e->d_name).c_str(), link, sizeof link - 1);
+        if (n <= 0) continue;
+        link[n] = 0;
+        struct stat st;
+        if (std::string(link).rfind("/memfd:bulkhead.memory", 0) == 0 &&
+            stat((fddir + "/" + e->d_name).c_str(), &st) == 0) {
+          inode[who] = st.st_ino;
+        }
+      }
+      closedir(d);
+    }
+  }
+  ASSERT_EQ(inode.size(), 2u) << "memory file not found in both services";
+  EXPECT_EQ(inode["mem-broker"], inode["syscall-router"]);
   int st = 0;
   ASSERT_EQ(waitpid(pid, &st, 0), pid);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);

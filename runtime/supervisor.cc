@@ -1,6 +1,7 @@
 #include "runtime/supervisor.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <linux/limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -289,6 +290,10 @@ void Supervisor::SendBootstrap(Proc& p) {
     b.setHasRootfs(true);
     fds.push_back(rootfs_.get());
   }
+  if ((p.kind == ServiceKind::SYSCALL_ROUTER || p.kind == ServiceKind::MEM_BROKER) && memory_file_) {
+    b.setHasMemoryFile(true);
+    fds.push_back(memory_file_.get());
+  }
   if (p.kind == ServiceKind::SYSCALL_ROUTER && o_.pass_stdio) {
     b.setHasStdio(true);
     for (int fd = 0; fd < 3; ++fd) fds.push_back(fd);
@@ -368,6 +373,13 @@ void Supervisor::Start() {
 
     rootfs_.Reset(::open(o_.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!rootfs_) throw SysError(errno, "open", "sandbox root " + o_.rootfs);
+    // The memory file: sparse, nothing committed until the application
+    // touches memory. The mem-broker owns it (allocation and accounting move
+    // there with issue 6); the router maps it whole; stubs map ranges.
+    memory_file_.Reset(CheckSys(static_cast<int>(::syscall(SYS_memfd_create, "bulkhead.memory", MFD_CLOEXEC)),
+                                "memfd_create", "the sandbox's memory file"));
+    CheckSys(::ftruncate(memory_file_.get(), static_cast<off_t>(o_.memory_file_bytes)), "ftruncate",
+             "the sandbox's memory file");
     const uint64_t t0 = MonotonicNs();
     for (auto& p : procs_) p->binary = FindServiceBinary(o_.service_dir, p->kind);
     for (auto& p : procs_) {
@@ -584,6 +596,7 @@ void Supervisor::Stop() {
   cli_conns_.clear();
   cli_listen_.Reset();
   rootfs_.Reset();
+  memory_file_.Reset();
   RemoveState();
   if (signal_fd_) {
     signal_fd_.Reset();

@@ -40,6 +40,8 @@ struct SupervisorOptions {
   // bulkhead do: while the application runs, SIGINT, SIGQUIT, SIGTSTP and
   // SIGWINCH (what a terminal sends) go to its foreground process group.
   bool forward_terminal_signals = false;
+  // Size of the sandbox's memory file (sparse: a ceiling, not a commitment).
+  uint64_t memory_file_bytes = uint64_t{64} << 30;
   ipc::ChannelGeometry geometry{256, 1024, 1u << 20};
   int restart_backoff_max_ms = 5000;
   int max_restarts_per_minute = 20;        // beyond this a crash-looping service ends the sandbox
@@ -162,6 +164,7 @@ class Supervisor {
   bool started_ = false;
   bool stopping_ = false;
   bool app_running_ = false;  // inside RunApp
+  UniqueFd memory_file_;      // the sandbox's memory file (memfd)
 
   sigset_t HandledSignals() const;
   void ForwardTerminalSignal(int sig);

@@ -73,6 +73,10 @@ struct Bootstrap {
   # syscall-router only: the host descriptors the sandbox's stdin, stdout and
   # stderr are, following everything else.
   hasStdio @5 :Bool;
+  # syscall-router and mem-broker: the sandbox's memory file (a memfd that
+  # holds all application memory), following the rootfs descriptor if any
+  # and before the stdio ones.
+  hasMemoryFile @6 :Bool;
 }
 
 struct ChannelGrant {

@@ -228,6 +228,10 @@ void Service::ReadBootstrap() {
     if (next >= b.fds.size()) throw std::runtime_error("bootstrap: missing rootfs descriptor");
     context_.rootfs = std::move(b.fds[next++]);
   }
+  if (root.getHasMemoryFile()) {
+    if (next >= b.fds.size()) throw std::runtime_error("bootstrap: missing memory file descriptor");
+    context_.memory_file = std::move(b.fds[next++]);
+  }
   if (root.getHasStdio()) {
     if (next + 3 > b.fds.size()) throw std::runtime_error("bootstrap: missing stdio descriptors");
     for (auto& fd : context_.stdio) fd = std::move(b.fds[next++]);

@@ -27,6 +27,7 @@ namespace bulkhead::service {
 struct ServiceContext {
   UniqueFd rootfs;                 // fs-gofer: the sandbox root (O_PATH directory)
   std::array<UniqueFd, 3> stdio;   // syscall-router: the sandbox's stdin, stdout, stderr
+  UniqueFd memory_file;            // syscall-router, mem-broker: the sandbox's memory file
   // syscall-router: its client channel to a subsystem (nullptr if none).
   std::function<ChannelHolder*(ServiceKind)> peer;
   // The service's stats block, shared with the supervisor.

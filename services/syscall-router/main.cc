@@ -32,9 +32,11 @@ int main(int argc, char** argv) {
   spec.setup = [&](service::ServiceContext& ctx) {
     router::Kernel::CaptureHostFacts();
     // Before hardening: the platform reserves the stub pages every stub inherits.
-    // The memory file all application memory lives in; every stub keeps
-    // its descriptor to map ranges of it.
-    memory = std::make_unique<router::MemoryFile>();
+    // The memory file all application memory lives in (the sandbox's, from
+    // the supervisor; the mem-broker holds it too); every stub keeps its
+    // descriptor to map ranges of it.
+    memory = ctx.memory_file ? std::make_unique<router::MemoryFile>(std::move(ctx.memory_file))
+                             : std::make_unique<router::MemoryFile>();
     router::platform::PtracePlatformOptions popts;
     popts.files = {memory->fd()};
     platform = router::platform::NewPtracePlatform(popts);

@@ -27,9 +27,24 @@ uint64_t PageUp(uint64_t v) { return (v + kPage - 1) & ~(kPage - 1); }
 
 MemoryFile::MemoryFile(uint64_t size) {
   size = PageUp(size);
-  fd_.Reset(CheckSys(static_cast<int>(::syscall(SYS_memfd_create, "bulkhead-memory", MFD_CLOEXEC)),
+  fd_.Reset(CheckSys(static_cast<int>(::syscall(SYS_memfd_create, "bulkhead.memory", MFD_CLOEXEC)),
                      "memfd_create", "the memory file"));
   CheckSys(::ftruncate(fd_.get(), static_cast<off_t>(size)), "ftruncate", "the memory file");
+  MapWhole(size);
+}
+
+MemoryFile::MemoryFile(UniqueFd fd) : fd_(std::move(fd)) {
+  struct stat st;
+  CheckSys(::fstat(fd_.get(), &st), "fstat", "the memory file");
+  const uint64_t size = static_cast<uint64_t>(st.st_size) & ~(kPage - 1);
+  if (!S_ISREG(st.st_mode) || size < kPage) {
+    throw SysError(EINVAL, "memory file", "not a regular file of at least a page");
+  }
+  MapWhole(size);
+  Discard(0, size);
+}
+
+void MemoryFile::MapWhole(uint64_t size) {
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd_.get(), 0);
   if (p == MAP_FAILED) throw SysError(errno, "mmap", "the memory file (" + std::to_string(size) + " bytes)");
   map_ = Mapping(p, size);

@@ -36,6 +36,10 @@ class MemoryFile {
   // A sparse memfd of `size` bytes (nothing is committed until written),
   // mapped into the router. Throws SysError.
   explicit MemoryFile(uint64_t size = uint64_t{64} << 30);
+  // Adopts an existing memory file (the sandbox's, from the supervisor): its
+  // size is the file's; anything in it is discarded (a router that starts
+  // afresh has no application yet, a previous router's pages are garbage).
+  explicit MemoryFile(UniqueFd fd);
 
   int fd() const { return fd_.get(); }
   uint64_t size() const { return map_.size(); }
@@ -55,6 +59,7 @@ class MemoryFile {
   uint64_t resident() const;
 
  private:
+  void MapWhole(uint64_t size);
   UniqueFd fd_;
   Mapping map_;
   std::map<uint64_t, uint64_t> free_;  // offset -> length, coalesced
