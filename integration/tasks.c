@@ -329,6 +329,20 @@ static int spawn(void) {
   }
   waitpid(p, &st, 0);
   printf("vfork+exec exit %d\n", WEXITSTATUS(st));
+  /* The vfork child shares the parent's memory until it execs. */
+  static volatile int seen = 0;
+  p = vfork();
+  if (p == 0) {
+    seen = 42;
+    _exit(0);
+  }
+  waitpid(p, &st, 0);
+  printf("vfork child wrote %d\n", seen);
+  /* posix_spawn reports a failed exec as its result (through shared memory). */
+  char* nargv[] = {"nosuch", NULL};
+  rc = posix_spawn(&p, "/nonexistent/program", NULL, NULL, nargv, environ);
+  printf("posix_spawn of a missing program: %d (ENOENT %d)\n", rc, ENOENT);
+  if (rc == 0) waitpid(p, &st, 0);
   return 0;
 }
 

@@ -1384,12 +1384,19 @@ struct Kernel::Impl {
     if (flags & CLONE_THREAD) {
       c = NewTask(&parent, pid);
     } else {
-      std::unique_ptr<platform::AddressSpace> as;
-      try {
-        as = parent.as->Fork();
-      } catch (const std::exception& e) {
-        spdlog::warn("process {}: fork failed: {}", parent.pid, e.what());
-        return -EAGAIN;
+      // CLONE_VM (vfork, posix_spawn): a new process in the same address
+      // space, run by another thread of the same stub, until it execs (which
+      // gives it an address space of its own) or exits. Otherwise a copy.
+      std::shared_ptr<platform::AddressSpace> as;
+      if (flags & CLONE_VM) {
+        as = parent.as;
+      } else {
+        try {
+          as = parent.as->Fork();
+        } catch (const std::exception& e) {
+          spdlog::warn("process {}: fork failed: {}", parent.pid, e.what());
+          return -EAGAIN;
+        }
       }
       auto proc = std::make_unique<Process>();
       Process* p = proc.get();
@@ -1425,7 +1432,7 @@ struct Kernel::Impl {
     if (flags & CLONE_PARENT_SETTID) Out(t, ptid, tid32);
     if (flags & CLONE_CHILD_SETTID) c->proc->as->CopyOut(ctid, &tid32, 4);
     if (flags & CLONE_CHILD_CLEARTID) c->clear_tid = ctid;
-    if (flags & CLONE_THREAD) {
+    if (flags & CLONE_VM) {
       // Bound now, while this task's stub thread is stopped: the platform
       // makes the new stub thread with a call injected through it.
       c->state = Task::State::kRunning;

@@ -360,6 +360,7 @@ struct StubThread {
   PtraceContext* owner = nullptr;  // the context bound to it, or null
   bool exited = false;             // its exit was collected
   bool running = false;            // resumed asynchronously, its event not yet taken
+  bool draining = false;           // unbound while running: not free until its next stop
   Registers* target = nullptr;     // asynchronous run: where the event's registers go
   int stub_cpu = -1;
 };
@@ -509,7 +510,7 @@ class PtraceAddressSpace final : public AddressSpace {
     Unbind(ctx);
     StubThread* t = nullptr;
     for (auto& th : threads_) {
-      if (th->owner == nullptr && !th->exited) {
+      if (th->owner == nullptr && !th->exited && !th->draining) {
         t = th.get();
         break;
       }
@@ -524,9 +525,17 @@ class PtraceAddressSpace final : public AddressSpace {
 
   static void Unbind(PtraceContext& ctx) {
     if (ctx.bound_as != nullptr && !ctx.bound_life.expired() && ctx.bound_thread != nullptr) {
-      ctx.bound_thread->owner = nullptr;
-      ctx.bound_as->SetRunning(*ctx.bound_thread, false);
-      ctx.bound_thread->target = nullptr;
+      StubThread& t = *ctx.bound_thread;
+      t.owner = nullptr;
+      if (t.running && !t.exited) {
+        // Still running application code (its task went while it ran, in an
+        // address space that lives on): stop it; it is free again once that
+        // stop is collected (Collect), never before.
+        t.draining = true;
+        ::syscall(SYS_tgkill, ctx.bound_as->stub_pid(), t.tid, kInterruptSignal);
+      }
+      ctx.bound_as->SetRunning(t, false);
+      t.target = nullptr;
     }
     ctx.bound_as = nullptr;
     ctx.bound_thread = nullptr;
@@ -718,7 +727,7 @@ long PtraceAddressSpace::Inject(long nr, const SyscallArgs& a) {
   // Any stopped thread will do: the address space is shared.
   StubThread* tp = nullptr;
   for (auto& th : threads_) {
-    if (!th->running && !th->exited) {
+    if (!th->running && !th->exited && !th->draining) {
       tp = th.get();
       break;
     }
@@ -1158,6 +1167,7 @@ void PtracePlatform::Collect(pid_t r, int status, std::vector<Ready>* out) {
   const bool exit = WIFEXITED(status) || WIFSIGNALED(status);
   if (!t.running || t.target == nullptr || t.owner == nullptr) {
     if (exit) as->MarkExit(t, status);
+    if (WIFSTOPPED(status)) t.draining = false;  // stopped now: free for another context
     return;  // not running for anyone: nothing to report
   }
   PtraceContext* ctx = t.owner;
