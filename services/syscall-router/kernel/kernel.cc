@@ -285,7 +285,9 @@ struct Task {
 struct Kernel::Impl {
   Impl(platform::Platform& p, GoferClient& g, std::array<int, 3> s, TerminalSignals* term, MemoryFile* mem,
        std::atomic<uint64_t>* enosys)
-      : platform_(p), gofer_(g), stdio_(s), term_(term), mem_(mem), enosys_(enosys) {}
+      : platform_(p), gofer_(g), stdio_(s), term_(term), mem_(mem), enosys_(enosys) {
+    if (mem_) cache_ = std::make_unique<FileCache>(*mem_);
+  }
 
   platform::Platform& platform_;
   GoferClient& gofer_;
@@ -293,6 +295,7 @@ struct Kernel::Impl {
   TerminalSignals* term_;
   MemoryFile* mem_;
   std::atomic<uint64_t>* enosys_;
+  std::unique_ptr<FileCache> cache_;  // read-only file pages (exec), shared by all processes
   std::string hostname_ = "bulkhead";
   RunResult* res_ = nullptr;
   std::map<int, std::unique_ptr<Process>> procs_;
@@ -1212,7 +1215,39 @@ struct Kernel::Impl {
           return -planner.error().err;
         case loader::ExecPlanner::Step::kDone: {
           loader::ExecImage img = planner.TakeImage();
+          auto* mm = dynamic_cast<MemoryAddressSpace*>(&as);
           for (const auto& m : img.plan.mappings) {
+            if (mm && cache_ && m.file_bytes && !(m.prot & PROT_WRITE)) {
+              // Read-only segment (text, rodata): the file cache's pages,
+              // shared by every process that maps this file.
+              auto& src = files[m.source == loader::MapSource::kInterpreter ? loader::FileRole::kInterpreter
+                                                                            : loader::FileRole::kExecutable];
+              if (!src) { *error = "no file for a mapping"; return -EIO; }
+              const FileCache::Key key{static_cast<uint64_t>(src->st.st_dev), static_cast<uint64_t>(src->st.st_ino),
+                                       static_cast<uint64_t>(src->st.st_size), TsNs(src->st.st_mtim), m.file_offset,
+                                       m.file_bytes};
+              long err = 0;
+              auto chunk = cache_->Get(key, [&](uint8_t* dst, uint64_t len) -> long {
+                uint64_t done = 0;
+                while (done < len) {
+                  const size_t want = std::min<uint64_t>(kChunk, len - done);
+                  long n = gofer_.Pread(src->handle, static_cast<int64_t>(m.file_offset + done), {dst + done, want});
+                  if (n < 0) return n;
+                  if (n == 0) break;
+                  done += static_cast<uint64_t>(n);
+                }
+                return static_cast<long>(done);
+              }, &err);
+              if (!chunk) { *error = "reading the image failed"; return static_cast<int>(err); }
+              const uint64_t flen = PageUp(m.file_bytes);
+              long r = mm->MapCow(m.addr, flen, m.prot, chunk, src->path);
+              if (r < 0) { *error = "mapping the image failed"; return static_cast<int>(r); }
+              if (m.len > flen) {
+                r = as.Mmap(m.addr + flen, m.len - flen, m.prot, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
+                if (r < 0) { *error = "mapping the image failed"; return static_cast<int>(r); }
+              }
+              continue;
+            }
             long r = as.Mmap(m.addr, m.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
             if (r < 0) { *error = "mapping the image failed"; return static_cast<int>(r); }
             if (m.file_bytes) {

@@ -169,6 +169,47 @@ long MemoryAddressSpace::Map(uint64_t addr, uint64_t len, int prot, int flags) {
   return static_cast<long>(addr);
 }
 
+long MemoryAddressSpace::MapCow(uint64_t addr, uint64_t len, int prot, std::shared_ptr<Chunk> chunk,
+                                std::string name) {
+  len = PageUp(len);
+  if (addr % kPage || len == 0 || addr + len < addr || (prot & PROT_WRITE) || len > chunk->len) return -EINVAL;
+  SplitAt(addr);
+  SplitAt(addr + len);
+  std::vector<uint64_t> gone;
+  for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < addr + len; ++it) gone.push_back(it->first);
+  long r = inner_->MapFile(addr, len, prot, file_.fd(), chunk->offset);
+  if (r < 0) return r;
+  for (uint64_t s : gone) vmas_.erase(s);
+  Vma v;
+  v.end = addr + len;
+  v.prot = prot;
+  v.cow = true;
+  v.chunk = std::move(chunk);
+  v.name = std::move(name);
+  vmas_[addr] = std::move(v);
+  return static_cast<long>(addr);
+}
+
+long MemoryAddressSpace::BreakCow(uint64_t addr, uint64_t len) {
+  SplitAt(addr);
+  SplitAt(addr + len);
+  for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < addr + len; ++it) {
+    Vma& v = it->second;
+    if (!v.cow) continue;
+    const uint64_t n = v.end - it->first;
+    const int64_t off = file_.Allocate(n);
+    if (off < 0) return -ENOMEM;
+    auto chunk = std::make_shared<Chunk>(file_, static_cast<uint64_t>(off), n);
+    CopyData(v.chunk->offset + v.chunk_offset, chunk->offset, n);
+    long r = inner_->MapFile(it->first, n, v.prot, file_.fd(), chunk->offset);
+    if (r < 0) return r;
+    v.chunk = std::move(chunk);
+    v.chunk_offset = 0;
+    v.cow = false;
+  }
+  return 0;
+}
+
 long MemoryAddressSpace::Unmap(uint64_t addr, uint64_t len) {
   len = PageUp(len);
   if (addr % kPage || len == 0 || addr + len < addr) return -EINVAL;
@@ -193,6 +234,10 @@ long MemoryAddressSpace::Protect(uint64_t addr, uint64_t len, int prot) {
     pos = c->second.end;
     it = vmas_.upper_bound(pos);
   }
+  // Writable pages of a shared file cache: a private copy first.
+  if (prot & PROT_WRITE) {
+    if (long r = BreakCow(addr, len); r < 0) return r;
+  }
   long r = inner_->Syscall(SYS_mprotect, {addr, len, static_cast<uint64_t>(prot), 0, 0, 0});
   if (r < 0) return r;
   SplitAt(addr);
@@ -207,7 +252,7 @@ long MemoryAddressSpace::Protect(uint64_t addr, uint64_t len, int prot) {
     Vma& l = left->second;
     const Vma& rv = right->second;
     if (l.end == edge && l.prot == rv.prot && l.shared == rv.shared && l.chunk == rv.chunk &&
-        l.chunk_offset + (edge - left->first) == rv.chunk_offset && l.name == rv.name) {
+        l.chunk_offset + (edge - left->first) == rv.chunk_offset && l.name == rv.name && l.cow == rv.cow) {
       l.end = rv.end;
       vmas_.erase(right);
     }
@@ -225,7 +270,7 @@ long MemoryAddressSpace::Advise(uint64_t addr, uint64_t len, int advice) {
   if (it != vmas_.begin() && std::prev(it)->second.end > addr) --it;
   for (; it != vmas_.end() && it->first < addr + len; ++it) {
     const uint64_t s = std::max(addr, it->first), e = std::min(addr + len, it->second.end);
-    if (s < e && (!it->second.shared || advice == MADV_REMOVE)) {
+    if (s < e && !it->second.cow && (!it->second.shared || advice == MADV_REMOVE)) {
       file_.Discard(it->second.chunk->offset + it->second.chunk_offset + (s - it->first), e - s);
     }
   }
@@ -315,7 +360,7 @@ std::unique_ptr<platform::AddressSpace> MemoryAddressSpace::Fork() {
   auto child = std::make_unique<MemoryAddressSpace>(platform_, file_, inner_->Fork());
   for (const auto& [start, v] : vmas_) {
     const uint64_t len = v.end - start;
-    if (v.shared) {
+    if (v.shared || v.cow) {  // the host fork mapped the same pages
       child->vmas_[start] = v;
       continue;
     }
@@ -381,6 +426,20 @@ std::string MemoryAddressSpace::Maps() const {
     out += '\n';
   }
   return out;
+}
+
+void FileCache::Trim() {
+  while (cached_ > keep_bytes_) {
+    auto victim = entries_.end();
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (it->second.chunk.use_count() == 1 && (victim == entries_.end() || it->second.last_use < victim->second.last_use)) {
+        victim = it;
+      }
+    }
+    if (victim == entries_.end()) return;  // everything is in use
+    cached_ -= victim->second.chunk->len;
+    entries_.erase(victim);
+  }
 }
 
 uint64_t MemoryAddressSpace::mapped() const {

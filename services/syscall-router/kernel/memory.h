@@ -83,6 +83,10 @@ struct Vma {
   uint64_t end = 0;  // exclusive; the key of the map is the start
   int prot = 0;
   bool shared = false;  // MAP_SHARED: fork shares it, else copies
+  // Read-only pages of a cached file (FileCache) shared by every process
+  // that maps them: fork shares them too, and the first mprotect that adds
+  // PROT_WRITE gives the mapping a private copy first.
+  bool cow = false;
   std::shared_ptr<Chunk> chunk;
   uint64_t chunk_offset = 0;  // where `start` lies in the chunk
   std::string name;           // for /proc/PID/maps: a path, [heap], [stack]
@@ -108,6 +112,11 @@ class MemoryAddressSpace final : public platform::AddressSpace {
   pid_t stub_pid() const override { return inner_->stub_pid(); }
   size_t stub_threads() const override { return inner_->stub_threads(); }
 
+  // Maps `chunk` (from its start) read-only-shared at [addr, addr + len),
+  // replacing what was there, as a copy-on-write mapping (Vma::cow). `prot`
+  // must not include PROT_WRITE.
+  long MapCow(uint64_t addr, uint64_t len, int prot, std::shared_ptr<Chunk> chunk, std::string name);
+
   // Labels [addr, addr + len) for /proc/PID/maps.
   void Name(uint64_t addr, uint64_t len, const std::string& name);
   // /proc/PID/maps.
@@ -129,6 +138,8 @@ class MemoryAddressSpace final : public platform::AddressSpace {
   // records it (the range must be free in vmas_).
   long Install(uint64_t addr, uint64_t len, int prot, bool shared, std::shared_ptr<Chunk> chunk,
                uint64_t chunk_offset, std::string name);
+  // Gives cow mappings in [addr, addr + len) private pages (a copy).
+  long BreakCow(uint64_t addr, uint64_t len);
   // Copies the pages of [off, off+len) that hold data to dst_off.
   void CopyData(uint64_t src_off, uint64_t dst_off, uint64_t len);
   template <typename Fn>
@@ -138,6 +149,64 @@ class MemoryAddressSpace final : public platform::AddressSpace {
   MemoryFile& file_;
   std::unique_ptr<platform::AddressSpace> inner_;
   std::map<uint64_t, Vma> vmas_;
+};
+
+// File contents in the memory file, for the read-only segments of
+// executables and libraries: every process that maps libc's text maps the
+// same pages, exec reads a file once, and fork copies none of it. Keyed by
+// the file's identity (device, inode, size, mtime) and the range. Entries
+// no mapping uses are dropped, oldest first, above `keep_bytes`.
+class FileCache {
+ public:
+  explicit FileCache(MemoryFile& file, uint64_t keep_bytes = uint64_t{64} << 20)
+      : file_(file), keep_bytes_(keep_bytes) {}
+
+  struct Key {
+    uint64_t dev, ino, size;
+    int64_t mtime_ns;
+    uint64_t offset, bytes;
+    auto operator<=>(const Key&) const = default;
+  };
+  // The cached chunk, or one filled by `fill(dst, len)` (which returns the
+  // bytes it wrote, or -errno); the rest of the last page is zero.
+  template <typename Fill>
+  std::shared_ptr<Chunk> Get(const Key& key, Fill&& fill, long* err) {
+    auto it = entries_.find(key);
+    if (it != entries_.end()) {
+      it->second.last_use = ++clock_;
+      ++hits_;
+      return it->second.chunk;
+    }
+    const int64_t off = file_.Allocate(key.bytes);
+    if (off < 0) {
+      *err = -ENOMEM;
+      return nullptr;
+    }
+    auto chunk = std::make_shared<Chunk>(file_, static_cast<uint64_t>(off), (key.bytes + 4095) & ~uint64_t{4095});
+    const long n = fill(file_.at(chunk->offset), key.bytes);
+    if (n < 0 || static_cast<uint64_t>(n) != key.bytes) {
+      *err = n < 0 ? n : -EIO;
+      return nullptr;
+    }
+    ++misses_;
+    entries_[key] = {chunk, ++clock_};
+    cached_ += chunk->len;
+    Trim();
+    return chunk;
+  }
+  uint64_t hits() const { return hits_; }
+  uint64_t misses() const { return misses_; }
+
+ private:
+  void Trim();
+  struct Entry {
+    std::shared_ptr<Chunk> chunk;
+    uint64_t last_use;
+  };
+  MemoryFile& file_;
+  const uint64_t keep_bytes_;
+  std::map<Key, Entry> entries_;
+  uint64_t cached_ = 0, clock_ = 0, hits_ = 0, misses_ = 0;
 };
 
 }  // namespace bulkhead::router

@@ -143,5 +143,52 @@ TEST_F(MemoryAs, MapsListsNamedMappings) {
   EXPECT_NE(maps.find("/bin/prog"), std::string::npos) << maps;
 }
 
+TEST_F(MemoryAs, CachedFilePagesAreSharedUntilMadeWritable) {
+  FileCache cache(*file_);
+  int fills = 0;
+  auto fill = [&](uint8_t* dst, uint64_t len) -> long {
+    ++fills;
+    std::memset(dst, 'T', len);
+    return static_cast<long>(len);
+  };
+  const FileCache::Key key{1, 2, 3 * kPage, 4, 0, 2 * kPage + 100};
+  long err = 0;
+  auto chunk = cache.Get(key, fill, &err);
+  ASSERT_NE(chunk, nullptr);
+  ASSERT_EQ(cache.Get(key, fill, &err), chunk);  // a hit: filled once
+  EXPECT_EQ(fills, 1);
+  EXPECT_EQ(chunk->len, 3 * kPage);
+  EXPECT_EQ(file_->at(chunk->offset)[2 * kPage + 100], 0);  // the rest of the last page is zero
+
+  ASSERT_EQ(as_->MapCow(kBase, 3 * kPage, PROT_READ | PROT_EXEC, chunk, "/lib/x"), static_cast<long>(kBase));
+  EXPECT_EQ(as_->MapCow(kBase, kPage, PROT_READ | PROT_WRITE, chunk, "/lib/x"), -EINVAL);
+  char c = 0;
+  ASSERT_TRUE(as_->CopyIn(kBase + 5, &c, 1));
+  EXPECT_EQ(c, 'T');
+  EXPECT_FALSE(as_->CopyOut(kBase, "w", 1));  // read-only
+  // fork shares the cached pages: nothing is allocated for them.
+  const uint64_t allocated = file_->allocated();
+  auto child_base = as_->Fork();
+  auto* child = dynamic_cast<MemoryAddressSpace*>(child_base.get());
+  ASSERT_NE(child, nullptr);
+  EXPECT_EQ(file_->allocated(), allocated);
+  // Made writable: a private copy first; the cache and the other process
+  // keep the original.
+  ASSERT_EQ(child->Mprotect(kBase, kPage, PROT_READ | PROT_WRITE), 0);
+  EXPECT_EQ(file_->allocated(), allocated + kPage);
+  ASSERT_TRUE(child->CopyOut(kBase, "W", 1));
+  ASSERT_TRUE(as_->CopyIn(kBase, &c, 1));
+  EXPECT_EQ(c, 'T');
+  ASSERT_TRUE(child->CopyIn(kBase, &c, 1));
+  EXPECT_EQ(c, 'W');
+  char seen = 0;
+  ASSERT_EQ(child->inner().ReadMemory(kBase, &seen, 1), 1);  // the stub sees its copy
+  EXPECT_EQ(seen, 'W');
+  // DONTNEED never discards cached pages.
+  EXPECT_EQ(as_->Syscall(SYS_madvise, {kBase, kPage, MADV_DONTNEED, 0, 0, 0}), 0);
+  ASSERT_TRUE(as_->CopyIn(kBase, &c, 1));
+  EXPECT_EQ(c, 'T');
+}
+
 }  // namespace
 }  // namespace bulkhead::router
