@@ -59,9 +59,9 @@ TEST(Shells, DebianProgramsAgreeWithNative) {
   ExpectSame("/bin/sh -c " + Quote("for i in 1 2 3; do echo $i; done | tr '\\n' ,; echo; exit 5"));
   ExpectSame("/bin/bash -c " + Quote("a=(x y z); echo ${#a[@]} ${a[1]}; (exit 4); echo $?; "
                                       "trap 'echo got USR1' USR1; kill -USR1 $$; echo after"));
-  // /dev, /proc and /sys are the sandbox's own: their entries differ, and
+  // /dev, /proc, /sys and /tmp are the sandbox's own: their entries differ, and
   // the host's /proc link count sets the width of that column.
-  ExpectSame("/bin/sh -c " + Quote("ls -la / | grep -v -e ' dev$' -e ' proc$' -e ' sys$' | tr -s ' '"));
+  ExpectSame("/bin/sh -c " + Quote("ls -la / | grep -v -e ' dev$' -e ' proc$' -e ' sys$' -e ' tmp$' | tr -s ' '"));
   ExpectSame("/bin/cat /etc/os-release");
   ExpectSame("/bin/sh -c " + Quote("tr ' ' '\\n' < /etc/os-release | sort | uniq -c | sort -rn | head -5"));
   ExpectSame("/usr/bin/sha256sum /etc/os-release");
@@ -75,6 +75,29 @@ TEST(Shells, DebianProgramsAgreeWithNative) {
       "print(subprocess.run(['sh', '-c', 'echo sub; exit 3'], capture_output=True, text=True))\n"));
   ExpectSame("/usr/bin/perl -e " + Quote("print \"perl \", 6 * 7, \"\\n\"; my $p = fork(); exit 5 if !$p; "
                                           "waitpid($p, 0); print $? >> 8, \"\\n\"; exit 2"));
+}
+
+// /tmp is a writable tmpfs of the sandbox's own (the root stays read-only):
+// the same file operations give the same results as natively, in a fresh
+// directory under /tmp.
+TEST(Shells, TmpIsWritable) {
+  ExpectSame("/bin/bash -c " + Quote(
+      "d=$(mktemp -d) && cd $d && mkdir -p a/b && echo hi > a/b/f && mv a/b/f a/g && "
+      "ln -s g a/l && cat a/l && readlink a/l && ls a | tr '\\n' ' ' && echo && "
+      "printf '%s\\n' one two >> a/g && wc -l < a/g && truncate -s 2 a/g && od -c a/g | head -1 && "
+      "cat <<EOF\nheredoc $((6*7))\nEOF\n"
+      "rm -r a && rmdir a 2>/dev/null; ls -A; cd / && rmdir $d && echo done"));
+  ExpectSame("/usr/bin/python3 -c " + Quote(
+      "import tempfile, os, shutil\n"
+      "d = tempfile.mkdtemp()\n"
+      "with open(os.path.join(d, 'x'), 'w') as f: f.write('data' * 1000)\n"
+      "print(os.path.getsize(os.path.join(d, 'x')), sorted(os.listdir(d)))\n"
+      "os.rename(os.path.join(d, 'x'), os.path.join(d, 'y')); print(sorted(os.listdir(d)))\n"
+      "shutil.rmtree(d); print(os.path.exists(d))\n"));
+  // Writes to the root itself are refused: read-only.
+  Result r = Sh(Bulkhead() + "/bin/sh -c 'echo x > /etc/bulkhead-test; echo $?; mkdir /newdir; echo $?'");
+  EXPECT_EQ(r.out, "2\n1\n") << r.err;
+  EXPECT_NE(r.err.find("Read-only file system"), std::string::npos) << r.err;
 }
 
 TEST(Shells, SignalDeathExitsWith128PlusN) {

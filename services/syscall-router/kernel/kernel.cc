@@ -17,6 +17,8 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/sysinfo.h>
 #include <sys/times.h>
 #include <sys/random.h>
@@ -39,6 +41,7 @@
 
 #include "harden/seccomp_policy.h"
 #include "ipc/stats.h"
+#include "services/syscall-router/kernel/tmpfs.h"
 #include "services/syscall-router/loader/exec.h"
 #include "services/syscall-router/platform/ptrace_platform.h"
 
@@ -173,7 +176,7 @@ struct Pipe {
 }  // namespace
 
 struct File {
-  enum class Kind { kHost, kGofer, kNull, kZero, kFull, kRandom, kPipe, kEventfd, kEpoll, kMem, kDir, kTimerfd };
+  enum class Kind { kHost, kGofer, kNull, kZero, kFull, kRandom, kPipe, kEventfd, kEpoll, kMem, kDir, kTimerfd, kTmpfs };
   Kind kind = Kind::kNull;
   uint32_t flags = 0;  // O_ACCMODE | O_APPEND | O_NONBLOCK ... as the application set them
   GoferClient* gofer = nullptr;
@@ -188,7 +191,9 @@ struct File {
   bool semaphore = false;
   int64_t deadline = -1, interval = 0;  // timerfd: next expiry (monotonic ns), period
   clockid_t clock = CLOCK_MONOTONIC;    // timerfd
-  std::string data;  // kMem: the contents; kDir: synthesized dirents already encoded
+  std::string data;  // kMem: the contents; kDir, kTmpfs directories: dirents already encoded
+  Tmpfs* tmpfs = nullptr;                  // kTmpfs
+  std::shared_ptr<Tmpfs::Node> tnode;      // kTmpfs
   struct EpollItem {
     std::weak_ptr<File> file;
     uint32_t events = 0;
@@ -303,6 +308,45 @@ struct Kernel::Impl {
   std::map<platform::Context*, Task*> by_ctx_;
   std::vector<std::unique_ptr<Task>> graveyard_;
   std::vector<std::weak_ptr<File>> timerfds_;  // armed ones set the loop's deadline
+  // Writable tmpfs mounts of the sandbox (the rest of the tree is the
+  // read-only root through the fs-gofer).
+  Tmpfs tmp_{uint64_t{256} << 20, makedev(0, 0x2a)};
+  Tmpfs shm_{uint64_t{256} << 20, makedev(0, 0x2b)};
+
+  // The tmpfs `path` lies in (and the path below its mount point), or null.
+  Tmpfs* TmpfsFor(const std::string& path, std::string* rel) {
+    for (auto [prefix, fs] : {std::pair<const char*, Tmpfs*>{"/tmp", &tmp_}, {"/dev/shm", &shm_}}) {
+      const size_t n = std::strlen(prefix);
+      if (path.compare(0, n, prefix) == 0 && (path.size() == n || path[n] == '/')) {
+        *rel = path.size() == n ? "" : path.substr(n + 1);
+        return fs;
+      }
+    }
+    return nullptr;
+  }
+
+  int64_t OpenTmpfs(Task& t, Tmpfs& fs, const std::string& rel, const std::string& path, uint32_t flags, uint32_t mode) {
+    if ((flags & O_TMPFILE) == O_TMPFILE) return -EOPNOTSUPP;
+    Tmpfs::NodePtr node;
+    if (int rc = fs.Open(rel, static_cast<int>(flags), mode & ~t.proc->umask, &node); rc < 0) return rc;
+    auto f = std::make_shared<File>();
+    f->kind = File::Kind::kTmpfs;
+    f->tmpfs = &fs;
+    f->tnode = node;
+    f->path = path;
+    fs.Stat(*node, &f->st);
+    f->flags = flags & (O_ACCMODE | O_APPEND | O_NONBLOCK);
+    return NewFd(t, f, 0, flags & O_CLOEXEC);
+  }
+
+  // mkdir, rmdir, unlink, symlink, rename: in a tmpfs, or EROFS (the root is
+  // read-only; ENOENT/ENOTDIR still come first where the path is wrong).
+  int64_t ReadOnlyRoot(Task& t, const std::string& path) {
+    struct stat st;
+    const std::string parent = path.substr(0, std::max<size_t>(path.rfind('/'), 1));
+    if (int64_t rc = StatPath(t, parent, true, &st); rc < 0) return rc;
+    return S_ISDIR(st.st_mode) ? -EROFS : -ENOTDIR;
+  }
   std::vector<std::shared_ptr<platform::AddressSpace>> dead_as_;
   int next_pid_ = 1;
   int fg_pgrp_ = 1;
@@ -1173,8 +1217,9 @@ struct Kernel::Impl {
         case loader::ExecPlanner::Step::kOpen: {
           auto f = std::make_shared<File>();
           f->path = Absolute(p, planner.open_path());
-          if (IsVirtual(f->path)) {
-            planner.OpenFailed(EACCES);
+          std::string trel;
+          if (IsVirtual(f->path) || TmpfsFor(f->path, &trel)) {
+            planner.OpenFailed(EACCES);  // exec from /proc, /dev or a tmpfs: not yet
             break;
           }
           int rc = gofer_.Open(f->path, O_RDONLY, 0, &f->handle, &f->st);
@@ -1342,7 +1387,7 @@ struct Kernel::Impl {
         std::string dir = search.substr(start, end - start);
         std::string cand = (dir.empty() ? "." : dir) + "/" + path;
         struct stat st;
-        if (gofer_.Stat(Absolute(*t.proc, cand), true, &st) == 0 && S_ISREG(st.st_mode)) found = cand;
+        if (StatPath(t, Absolute(*t.proc, cand), true, &st) == 0 && S_ISREG(st.st_mode)) found = cand;
         start = end + 1;
       }
       if (found.empty()) {
@@ -1809,7 +1854,7 @@ struct Kernel::Impl {
       n.content = std::move(s);
       return n;
     };
-    if (path == "/dev") return dir({"null", "zero", "full", "random", "urandom", "tty", "stdin", "stdout", "stderr", "fd"});
+    if (path == "/dev") return dir({"null", "zero", "full", "random", "urandom", "tty", "stdin", "stdout", "stderr", "fd", "shm"});
     if (path == "/dev/null") return chr(File::Kind::kNull, 1, 3);
     if (path == "/dev/zero") return chr(File::Kind::kZero, 1, 5);
     if (path == "/dev/full") return chr(File::Kind::kFull, 1, 7);
@@ -1873,7 +1918,10 @@ struct Kernel::Impl {
       return text("MemTotal:       " + kb(pages) + "MemFree:        " + kb(avail) + "MemAvailable:   " + kb(avail) +
                   "Buffers:        0 kB\nCached:         0 kB\nSwapTotal:      0 kB\nSwapFree:       0 kB\n");
     }
-    if (path == "/proc/mounts") return text("none / bulkhead ro 0 0\nproc /proc proc rw 0 0\n");
+    if (path == "/proc/mounts") {
+      return text("none / bulkhead ro 0 0\nproc /proc proc rw 0 0\ntmpfs /tmp tmpfs rw,nosuid,nodev 0 0\n"
+                  "tmpfs /dev/shm tmpfs rw,nosuid,nodev 0 0\n");
+    }
     if (path == "/proc/filesystems") return text("nodev\tproc\nnodev\ttmpfs\n");
     if (path == "/proc/version") return text("Linux version 6.1.0-bulkhead (bulkhead) #1 SMP\n");
     if (path == "/proc/loadavg") return text("0.00 0.00 0.00 1/" + std::to_string(tasks_.size()) + " " + std::to_string(next_pid_ - 1) + "\n");
@@ -1999,6 +2047,8 @@ struct Kernel::Impl {
   }
 
   int64_t OpenPath(Task& t, const std::string& path, uint32_t flags, uint32_t mode) {
+    std::string rel;
+    if (Tmpfs* fs = TmpfsFor(path, &rel)) return OpenTmpfs(t, *fs, rel, path, flags, mode);
     if (IsVirtual(path)) return OpenVirtual(t, path, flags);
     if (flags & (O_CREAT | O_TRUNC | O_TMPFILE)) {
       struct stat st;
@@ -2043,6 +2093,13 @@ struct Kernel::Impl {
   }
 
   int64_t StatPath(Task& t, const std::string& path, bool follow, struct stat* st) {
+    std::string rel;
+    if (Tmpfs* fs = TmpfsFor(path, &rel)) {
+      Tmpfs::NodePtr n;
+      if (int rc = fs->Lookup(rel, follow, &n); rc < 0) return rc;
+      fs->Stat(*n, st);
+      return 0;
+    }
     if (IsVirtual(path)) {
       auto n = Virtual(t, path, follow);
       if (!n) {
@@ -2058,6 +2115,10 @@ struct Kernel::Impl {
 
   int64_t StatFile(File& f, struct stat* st) {
     if (f.kind == File::Kind::kHost) return ::fstat(f.host_fd, st) < 0 ? -errno : 0;
+    if (f.kind == File::Kind::kTmpfs) {
+      f.tmpfs->Stat(*f.tnode, st);
+      return 0;
+    }
     if (f.kind == File::Kind::kGofer) return gofer_.Fstat(f.handle, st);
     *st = f.st;
     if (f.kind == File::Kind::kPipe) {
@@ -2131,6 +2192,16 @@ struct Kernel::Impl {
       }
       case File::Kind::kDir:
         return -EISDIR;
+      case File::Kind::kTmpfs: {
+        if (S_ISDIR(f->tnode->mode)) return -EISDIR;
+        const int64_t pos = offset >= 0 ? offset : f->offset;
+        const auto& d = f->tnode->data;
+        if (pos >= static_cast<int64_t>(d.size())) return 0;
+        const size_t n = std::min<uint64_t>(count, d.size() - static_cast<size_t>(pos));
+        if (!t.proc->as->CopyOut(buf, d.data() + pos, n)) return -EFAULT;
+        if (offset < 0) f->offset += static_cast<int64_t>(n);
+        return static_cast<int64_t>(n);
+      }
       case File::Kind::kPipe: {
         if (offset >= 0) return -ESPIPE;
         Pipe& p = *f->pipe;
@@ -2218,6 +2289,8 @@ struct Kernel::Impl {
         return -EINVAL;
       case File::Kind::kGofer:
         return -EROFS;
+      case File::Kind::kTmpfs:
+        return WriteTmpfs(t, *f, buf, count, -1);
       case File::Kind::kEventfd: {
         if (count < 8) return -EINVAL;
         uint64_t v;
@@ -2284,6 +2357,19 @@ struct Kernel::Impl {
       return kBlock;
     }
     return static_cast<int64_t>(done + n);
+  }
+
+  int64_t WriteTmpfs(Task& t, File& f, uint64_t buf, uint64_t count, int64_t offset) {
+    if (S_ISDIR(f.tnode->mode)) return -EISDIR;
+    std::vector<uint8_t> tmp(std::min<uint64_t>(count, uint64_t{16} << 20));
+    ssize_t got = tmp.empty() ? 0 : t.proc->as->ReadMemory(buf, tmp.data(), tmp.size());
+    if (got < 0) return -EFAULT;
+    const int64_t pos = offset >= 0 ? offset : (f.flags & O_APPEND) ? static_cast<int64_t>(f.tnode->data.size()) : f.offset;
+    long n = f.tmpfs->Write(*f.tnode, static_cast<uint64_t>(pos), tmp.data(), static_cast<uint64_t>(got));
+    if (n == -EFBIG) SignalTask(t, SIGXFSZ);
+    if (n < 0) return n;
+    if (offset < 0) f.offset = pos + n;
+    return n;
   }
 
   void SignalTask(Task& t, int sig) { QueueSignal(t, sig, Info(sig, SI_KERNEL, 0)); }
@@ -2514,8 +2600,9 @@ struct Kernel::Impl {
       if (f->kind == File::Kind::kZero || f->kind == File::Kind::kNull) {
         f.reset();  // /dev/zero maps as anonymous memory
       } else {
-        if (f->kind != File::Kind::kGofer) return -ENODEV;
+        if (f->kind != File::Kind::kGofer && f->kind != File::Kind::kTmpfs) return -ENODEV;
         if (type != MAP_PRIVATE && (prot & PROT_WRITE)) return -EACCES;  // read-only files for now
+        if (f->kind == File::Kind::kTmpfs && type != MAP_PRIVATE) return -ENODEV;  // shared tmpfs mappings: issue 5
       }
     }
     if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
@@ -2536,7 +2623,8 @@ struct Kernel::Impl {
       for (uint64_t done = 0; done < len;) {
         size_t want = std::min<uint64_t>(kChunk, len - done);
         tmp.resize(want);
-        long n = gofer_.Pread(f->handle, static_cast<int64_t>(off + done), {tmp.data(), want});
+        long n = f->kind == File::Kind::kTmpfs ? f->tmpfs->Read(*f->tnode, off + done, tmp.data(), want)
+                                               : gofer_.Pread(f->handle, static_cast<int64_t>(off + done), {tmp.data(), want});
         if (n < 0) return n;
         if (n == 0) break;
         if (!p.as->CopyOut(addr + done, tmp.data(), static_cast<size_t>(n))) return -EFAULT;
@@ -2574,6 +2662,11 @@ struct Kernel::Impl {
         auto f = GetFile(t, ia(0));
         if (!f) return -EBADF;
         if (f->kind == File::Kind::kPipe || f->kind == File::Kind::kHost) return -ESPIPE;
+        if (static_cast<int64_t>(a(3)) < 0) return -EINVAL;
+        if (f->kind == File::Kind::kTmpfs) {
+          if ((f->flags & O_ACCMODE) == O_RDONLY) return -EBADF;
+          return WriteTmpfs(t, *f, a(1), a(2), static_cast<int64_t>(a(3)));
+        }
         return Write(t, ia(0), a(1), a(2));
       }
       case SYS_readv: return Iov(t, ia(0), a(1), a(2), false);
@@ -2607,7 +2700,9 @@ struct Kernel::Impl {
         if (f->kind == File::Kind::kHost || f->kind == File::Kind::kPipe) return -ESPIPE;
         if (f->kind == File::Kind::kNull || f->kind == File::Kind::kZero || f->kind == File::Kind::kRandom) return 0;
         int64_t off = static_cast<int64_t>(a(1)), base;
-        int64_t size = f->kind == File::Kind::kGofer ? f->st.st_size : static_cast<int64_t>(f->data.size());
+        int64_t size = f->kind == File::Kind::kGofer   ? f->st.st_size
+                       : f->kind == File::Kind::kTmpfs ? static_cast<int64_t>(f->tnode->data.size())
+                                                       : static_cast<int64_t>(f->data.size());
         switch (ia(2)) {
           case SEEK_SET: base = 0; break;
           case SEEK_CUR: base = f->offset; break;
@@ -2686,13 +2781,18 @@ struct Kernel::Impl {
         struct stat st;
         if (int64_t rc = StatPath(t, path, true, &st); rc < 0) return rc;
         if ((mode & X_OK) && !S_ISDIR(st.st_mode) && !(st.st_mode & 0111)) return -EACCES;
-        if ((mode & W_OK) && !IsVirtual(path) && !S_ISCHR(st.st_mode)) return -EROFS;
+        std::string rel;
+        if ((mode & W_OK) && !TmpfsFor(path, &rel) && !IsVirtual(path) && !S_ISCHR(st.st_mode)) return -EROFS;
         return 0;
       }
       case SYS_getdents64: {
         auto f = GetFile(t, ia(0));
         if (!f) return -EBADF;
-        if (f->kind == File::Kind::kDir) {
+        if (f->kind == File::Kind::kTmpfs) {
+          if (!S_ISDIR(f->tnode->mode)) return -ENOTDIR;
+          if (f->offset == 0) f->data = f->tmpfs->Dirents(*f->tnode);  // a fresh listing from the start
+        }
+        if (f->kind == File::Kind::kDir || f->kind == File::Kind::kTmpfs) {
           // Whole records from the current offset that fit.
           size_t pos = static_cast<size_t>(f->offset), end = pos;
           while (end < f->data.size()) {
@@ -2720,7 +2820,13 @@ struct Kernel::Impl {
         if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path); rc < 0) return rc;
         const int64_t size = static_cast<int64_t>(at ? a(3) : a(2));
         if (size <= 0) return -EINVAL;
-        if (IsVirtual(path)) {
+        std::string rel;
+        if (Tmpfs* fs = TmpfsFor(path, &rel)) {
+          Tmpfs::NodePtr n;
+          if (int rc = fs->Lookup(rel, false, &n); rc < 0) return rc;
+          if (!S_ISLNK(n->mode)) return -EINVAL;
+          target = n->target;
+        } else if (IsVirtual(path)) {
           auto n = Virtual(t, path, false);
           if (!n) return -ENOENT;
           if (!S_ISLNK(n->mode)) return -EINVAL;
@@ -3107,6 +3213,228 @@ struct Kernel::Impl {
         p.itimer_deadline = v > 0 ? now + v : -1;
         p.itimer_interval = ToNs(nv.it_interval.tv_sec, nv.it_interval.tv_usec * 1000);
         return 0;
+      }
+      case SYS_mkdir:
+      case SYS_mkdirat: {
+        const bool at = nr == SYS_mkdirat;
+        std::string path, rel;
+        if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path); rc < 0) return rc;
+        const uint32_t mode = static_cast<uint32_t>(at ? a(2) : a(1)) & ~p.umask;
+        if (Tmpfs* fs = TmpfsFor(path, &rel)) return fs->Mkdir(rel, mode);
+        struct stat st;
+        if (StatPath(t, path, false, &st) == 0) return -EEXIST;
+        return ReadOnlyRoot(t, path);
+      }
+      case SYS_rmdir:
+      case SYS_unlink:
+      case SYS_unlinkat: {
+        const bool at = nr == SYS_unlinkat;
+        if (at && (a(2) & ~static_cast<uint64_t>(AT_REMOVEDIR))) return -EINVAL;
+        const bool dir = nr == SYS_rmdir || (at && (a(2) & AT_REMOVEDIR));
+        std::string path, rel;
+        if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path); rc < 0) return rc;
+        if (Tmpfs* fs = TmpfsFor(path, &rel)) return dir ? fs->Rmdir(rel) : fs->Unlink(rel);
+        struct stat st;
+        if (int64_t rc = StatPath(t, path, false, &st); rc < 0) return rc;
+        if (dir && !S_ISDIR(st.st_mode)) return -ENOTDIR;
+        if (!dir && S_ISDIR(st.st_mode)) return -EISDIR;
+        return -EROFS;
+      }
+      case SYS_symlink:
+      case SYS_symlinkat: {
+        const bool at = nr == SYS_symlinkat;
+        std::string target, path, rel;
+        int64_t err = 0;
+        if (!ReadPath(t, a(0), &target, &err)) return err;
+        if (int64_t rc = PathAt(t, at ? ia(1) : AT_FDCWD, at ? a(2) : a(1), &path); rc < 0) return rc;
+        if (Tmpfs* fs = TmpfsFor(path, &rel)) return fs->Symlink(target, rel);
+        struct stat st;
+        if (StatPath(t, path, false, &st) == 0) return -EEXIST;
+        return ReadOnlyRoot(t, path);
+      }
+      case SYS_rename:
+      case SYS_renameat:
+      case SYS_renameat2: {
+        const bool at = nr != SYS_rename;
+        const uint64_t flags = nr == SYS_renameat2 ? a(4) : 0;
+        if (flags & ~static_cast<uint64_t>(RENAME_NOREPLACE)) return flags & (RENAME_EXCHANGE | RENAME_WHITEOUT) ? -EINVAL : -EINVAL;
+        std::string from, to, rf, rt;
+        if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &from); rc < 0) return rc;
+        if (int64_t rc = PathAt(t, at ? ia(2) : AT_FDCWD, at ? a(3) : a(1), &to); rc < 0) return rc;
+        Tmpfs* ff = TmpfsFor(from, &rf);
+        Tmpfs* ft = TmpfsFor(to, &rt);
+        if (ff && ff == ft) return ff->Rename(rf, rt, flags & RENAME_NOREPLACE);
+        struct stat st;
+        if (int64_t rc = StatPath(t, from, false, &st); rc < 0) return rc;
+        return ff || ft ? -EXDEV : -EROFS;
+      }
+      case SYS_link:
+      case SYS_linkat: {
+        const bool at = nr == SYS_linkat;
+        std::string from, to, rel;
+        if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &from); rc < 0) return rc;
+        if (int64_t rc = PathAt(t, at ? ia(2) : AT_FDCWD, at ? a(3) : a(1), &to); rc < 0) return rc;
+        struct stat st;
+        if (int64_t rc = StatPath(t, from, false, &st); rc < 0) return rc;
+        if (StatPath(t, to, false, &st) == 0) return -EEXIST;
+        return TmpfsFor(to, &rel) ? -EPERM : -EROFS;  // hard links: not in the tmpfs yet
+      }
+      case SYS_chmod:
+      case SYS_fchmodat:
+      case SYS_fchmod:
+      case SYS_chown:
+      case SYS_lchown:
+      case SYS_fchownat:
+      case SYS_fchown: {
+        // Modes in a tmpfs change; owners stay root (one identity inside).
+        Tmpfs::NodePtr node;
+        std::string path, rel;
+        if (nr == SYS_fchmod || nr == SYS_fchown) {
+          auto f = GetFile(t, ia(0));
+          if (!f) return -EBADF;
+          if (f->kind == File::Kind::kTmpfs) node = f->tnode;
+          else if (f->kind == File::Kind::kGofer) return -EROFS;
+        } else {
+          const bool at = nr == SYS_fchmodat || nr == SYS_fchownat;
+          if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path, nr == SYS_fchownat && (a(4) & AT_EMPTY_PATH)); rc < 0) return rc;
+          Tmpfs* fs = TmpfsFor(path, &rel);
+          const bool follow = nr != SYS_lchown && !(nr == SYS_fchownat && (a(4) & AT_SYMLINK_NOFOLLOW));
+          if (!fs) {
+            struct stat st;
+            if (int64_t rc = StatPath(t, path, follow, &st); rc < 0) return rc;
+            return IsVirtual(path) ? -EPERM : -EROFS;
+          }
+          if (int rc = fs->Lookup(rel, follow, &node); rc < 0) return rc;
+        }
+        if (node && (nr == SYS_chmod || nr == SYS_fchmod || nr == SYS_fchmodat)) {
+          const uint32_t mode = static_cast<uint32_t>(nr == SYS_fchmodat ? a(2) : a(1));
+          node->mode = (node->mode & S_IFMT) | (mode & 07777);
+          Tmpfs::Touch(*node, false);
+        }
+        return 0;
+      }
+      case SYS_utimensat:
+      case SYS_utimes:
+      case SYS_utime:
+      case SYS_futimesat: {
+        Tmpfs::NodePtr node;
+        std::string path, rel;
+        if (nr == SYS_utimensat && a(1) == 0) {  // futimens
+          auto f = GetFile(t, ia(0));
+          if (!f) return -EBADF;
+          if (f->kind != File::Kind::kTmpfs) return f->kind == File::Kind::kGofer ? -EROFS : 0;
+          node = f->tnode;
+        } else {
+          const bool at = nr == SYS_utimensat || nr == SYS_futimesat;
+          if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path); rc < 0) return rc;
+          Tmpfs* fs = TmpfsFor(path, &rel);
+          const bool follow = !(nr == SYS_utimensat && (a(3) & AT_SYMLINK_NOFOLLOW));
+          if (!fs) {
+            struct stat st;
+            if (int64_t rc = StatPath(t, path, follow, &st); rc < 0) return rc;
+            return -EROFS;
+          }
+          if (int rc = fs->Lookup(rel, follow, &node); rc < 0) return rc;
+        }
+        timespec now;
+        ::clock_gettime(CLOCK_REALTIME, &now);
+        timespec at = now, mt = now;
+        const uint64_t times = nr == SYS_utimensat ? a(2) : nr == SYS_futimesat ? a(2) : a(1);
+        if (times && nr == SYS_utimensat) {
+          timespec ts[2];
+          if (!t.proc->as->CopyIn(times, ts, sizeof ts)) return -EFAULT;
+          auto pick = [&](const timespec& v, timespec* out) -> bool {
+            if (v.tv_nsec == UTIME_NOW) return true;
+            if (v.tv_nsec == UTIME_OMIT) { *out = {-1, -1}; return true; }
+            if (!ValidTs(v)) return false;
+            *out = v;
+            return true;
+          };
+          if (!pick(ts[0], &at) || !pick(ts[1], &mt)) return -EINVAL;
+        } else if (times && nr == SYS_utime) {
+          struct { int64_t actime, modtime; } u;
+          if (!In(t, times, &u)) return -EFAULT;
+          at = {u.actime, 0};
+          mt = {u.modtime, 0};
+        } else if (times) {
+          timeval tv[2];
+          if (!t.proc->as->CopyIn(times, tv, sizeof tv)) return -EFAULT;
+          at = {tv[0].tv_sec, tv[0].tv_usec * 1000};
+          mt = {tv[1].tv_sec, tv[1].tv_usec * 1000};
+        }
+        if (at.tv_sec != -1 || at.tv_nsec != -1) node->atime = at;
+        if (mt.tv_sec != -1 || mt.tv_nsec != -1) node->mtime = mt;
+        node->ctime = now;
+        return 0;
+      }
+      case SYS_truncate:
+      case SYS_ftruncate: {
+        if (static_cast<int64_t>(a(1)) < 0) return -EINVAL;
+        if (nr == SYS_ftruncate) {
+          auto f = GetFile(t, ia(0));
+          if (!f) return -EBADF;
+          if (f->kind != File::Kind::kTmpfs) return f->kind == File::Kind::kGofer ? -EROFS : -EINVAL;
+          if ((f->flags & O_ACCMODE) == O_RDONLY) return -EINVAL;
+          return f->tmpfs->Truncate(*f->tnode, a(1));
+        }
+        std::string path, rel;
+        if (int64_t rc = PathAt(t, AT_FDCWD, a(0), &path); rc < 0) return rc;
+        if (Tmpfs* fs = TmpfsFor(path, &rel)) {
+          Tmpfs::NodePtr node;
+          if (int rc = fs->Lookup(rel, true, &node); rc < 0) return rc;
+          if (S_ISDIR(node->mode)) return -EISDIR;
+          return fs->Truncate(*node, a(1));
+        }
+        struct stat st;
+        if (int64_t rc = StatPath(t, path, true, &st); rc < 0) return rc;
+        return S_ISDIR(st.st_mode) ? -EISDIR : -EROFS;
+      }
+      case SYS_fallocate: {
+        auto f = GetFile(t, ia(0));
+        if (!f) return -EBADF;
+        if (f->kind != File::Kind::kTmpfs) return f->kind == File::Kind::kGofer ? -EROFS : -ENODEV;
+        if (ia(1) != 0) return -EOPNOTSUPP;
+        const int64_t off = static_cast<int64_t>(a(2)), len = static_cast<int64_t>(a(3));
+        if (off < 0 || len <= 0 || off > INT64_MAX - len) return -EINVAL;
+        const uint64_t end = static_cast<uint64_t>(off + len);
+        return end > f->tnode->data.size() ? f->tmpfs->Truncate(*f->tnode, end) : 0;
+      }
+      case SYS_statfs:
+      case SYS_fstatfs: {
+        struct statfs sf;
+        std::memset(&sf, 0, sizeof sf);
+        std::string path, rel;
+        bool tmp = false;
+        if (nr == SYS_statfs) {
+          if (int64_t rc = PathAt(t, AT_FDCWD, a(0), &path); rc < 0) return rc;
+          struct stat st;
+          if (int64_t rc = StatPath(t, path, true, &st); rc < 0) return rc;
+          tmp = TmpfsFor(path, &rel) != nullptr;
+        } else {
+          auto f = GetFile(t, ia(0));
+          if (!f) return -EBADF;
+          tmp = f->kind == File::Kind::kTmpfs;
+        }
+        sf.f_type = tmp ? 0x01021994 /* TMPFS_MAGIC */ : 0xef53 /* EXT4 */;
+        sf.f_bsize = 4096;
+        sf.f_frsize = 4096;
+        sf.f_blocks = tmp ? (uint64_t{256} << 20) / 4096 : 1u << 24;
+        sf.f_bfree = tmp ? sf.f_blocks - tmp_.used() / 4096 : 0;
+        sf.f_bavail = sf.f_bfree;
+        sf.f_files = 1u << 20;
+        sf.f_ffree = tmp ? sf.f_files / 2 : 0;
+        sf.f_namelen = 255;
+        sf.f_flags = tmp ? 0 : ST_RDONLY;
+        return Out(t, nr == SYS_statfs ? a(1) : a(1), sf) ? 0 : -EFAULT;
+      }
+      case SYS_mknod:
+      case SYS_mknodat: {
+        std::string path, rel;
+        const bool at = nr == SYS_mknodat;
+        if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path); rc < 0) return rc;
+        struct stat st;
+        if (StatPath(t, path, false, &st) == 0) return -EEXIST;
+        return TmpfsFor(path, &rel) ? -EPERM : ReadOnlyRoot(t, path);  // FIFOs and devices: issue 5
       }
       case SYS_timer_create: return TimerCreate(t, static_cast<clockid_t>(ia(0)), a(1), a(2));
       case SYS_timer_settime: return TimerSettime(t, ia(0), ia(1), a(2), a(3));

@@ -1,0 +1,306 @@
+#include "services/syscall-router/kernel/tmpfs.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace bulkhead::router {
+namespace {
+
+constexpr int kMaxSymlinks = 40;
+constexpr size_t kNameMax = 255;
+
+timespec Now() {
+  timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return ts;
+}
+
+std::vector<std::string> Split(const std::string& rel) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i < rel.size()) {
+    size_t j = rel.find('/', i);
+    if (j == std::string::npos) j = rel.size();
+    if (j > i) parts.push_back(rel.substr(i, j - i));
+    i = j + 1;
+  }
+  return parts;
+}
+
+std::string Join(const std::vector<std::string>& parts, size_t from, size_t to) {
+  std::string s;
+  for (size_t i = from; i < to; ++i) s += (s.empty() ? "" : "/") + parts[i];
+  return s;
+}
+
+}  // namespace
+
+Tmpfs::Tmpfs(uint64_t max_bytes, dev_t dev) : max_bytes_(max_bytes), dev_(dev) {
+  root_ = NewNode(S_IFDIR | 01777);
+  root_->nlink = 2;
+}
+
+Tmpfs::NodePtr Tmpfs::NewNode(mode_t mode) {
+  auto n = std::make_shared<Node>();
+  n->ino = next_ino_++;
+  n->mode = mode;
+  n->atime = n->mtime = n->ctime = Now();
+  return n;
+}
+
+void Tmpfs::Touch(Node& n, bool modified) {
+  const timespec t = Now();
+  n.ctime = t;
+  if (modified) n.mtime = t;
+}
+
+int Tmpfs::Walk(const std::string& rel, bool follow_last, NodePtr* out, int depth) const {
+  if (depth > kMaxSymlinks) return -ELOOP;
+  const std::vector<std::string> parts = Split(rel);
+  NodePtr cur = root_;
+  std::vector<NodePtr> stack = {root_};
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const std::string& p = parts[i];
+    if (p.size() > kNameMax) return -ENAMETOOLONG;
+    if (!S_ISDIR(cur->mode)) return -ENOTDIR;
+    if (p == ".") continue;
+    if (p == "..") {
+      if (stack.size() > 1) stack.pop_back();  // never above the mount point
+      cur = stack.back();
+      continue;
+    }
+    auto it = cur->children.find(p);
+    if (it == cur->children.end()) return -ENOENT;
+    NodePtr next = it->second;
+    const bool last = i + 1 == parts.size();
+    if (S_ISLNK(next->mode) && (!last || follow_last)) {
+      // Relative targets resolve from the link's directory, absolute ones
+      // from the mount point (the kernel re-roots paths outside it).
+      const std::string& tg = next->target;
+      std::string base = tg.size() && tg[0] == '/' ? "" : Join(parts, 0, i);
+      std::string rest = Join(parts, i + 1, parts.size());
+      std::string path = tg.size() && tg[0] == '/' ? tg.substr(1) : (base.empty() ? tg : base + "/" + tg);
+      if (!rest.empty()) path += "/" + rest;
+      return Walk(path, follow_last, out, depth + 1);
+    }
+    cur = next;
+    stack.push_back(cur);
+  }
+  *out = cur;
+  return 0;
+}
+
+int Tmpfs::Lookup(const std::string& rel, bool follow, NodePtr* out) const { return Walk(rel, follow, out, 0); }
+
+int Tmpfs::Parent(const std::string& rel, NodePtr* dir, std::string* name) const {
+  const std::vector<std::string> parts = Split(rel);
+  if (parts.empty()) return -EBUSY;  // the mount point itself
+  *name = parts.back();
+  if (*name == "." || *name == "..") return -EINVAL;
+  if (name->size() > kNameMax) return -ENAMETOOLONG;
+  if (int rc = Walk(Join(parts, 0, parts.size() - 1), true, dir, 0); rc < 0) return rc;
+  return S_ISDIR((*dir)->mode) ? 0 : -ENOTDIR;
+}
+
+int Tmpfs::Open(const std::string& rel, int flags, mode_t mode, NodePtr* out) {
+  NodePtr n;
+  int rc = Walk(rel, !(flags & O_NOFOLLOW), &n, 0);
+  if (rc == 0) {
+    if ((flags & O_CREAT) && (flags & O_EXCL)) return -EEXIST;
+    if (S_ISLNK(n->mode)) return -ELOOP;
+    if ((flags & O_DIRECTORY) && !S_ISDIR(n->mode)) return -ENOTDIR;
+    if (S_ISDIR(n->mode) && (flags & O_ACCMODE) != O_RDONLY) return -EISDIR;
+    if ((flags & O_TRUNC) && S_ISREG(n->mode) && (flags & O_ACCMODE) != O_RDONLY) Truncate(*n, 0);
+    *out = n;
+    return 0;
+  }
+  if (rc != -ENOENT || !(flags & O_CREAT)) return rc;
+  if (flags & O_DIRECTORY) return -EINVAL;
+  NodePtr dir;
+  std::string name;
+  if (int p = Parent(rel, &dir, &name); p < 0) return p;
+  if (dir->children.count(name)) return -EEXIST;  // a dangling symlink
+  n = NewNode(S_IFREG | (mode & 07777));
+  dir->children[name] = n;
+  Touch(*dir, true);
+  *out = n;
+  return 0;
+}
+
+int Tmpfs::Mkdir(const std::string& rel, mode_t mode) {
+  NodePtr dir;
+  std::string name;
+  if (int rc = Parent(rel, &dir, &name); rc < 0) return rc == -EBUSY ? -EEXIST : rc;
+  if (dir->children.count(name)) return -EEXIST;
+  NodePtr n = NewNode(S_IFDIR | (mode & 07777));
+  n->nlink = 2;
+  n->parent = dir;
+  dir->children[name] = n;
+  ++dir->nlink;
+  Touch(*dir, true);
+  return 0;
+}
+
+int Tmpfs::Rmdir(const std::string& rel) {
+  NodePtr dir;
+  std::string name;
+  if (int rc = Parent(rel, &dir, &name); rc < 0) return rc;
+  auto it = dir->children.find(name);
+  if (it == dir->children.end()) return -ENOENT;
+  if (!S_ISDIR(it->second->mode)) return -ENOTDIR;
+  if (!it->second->children.empty()) return -ENOTEMPTY;
+  it->second->nlink = 0;
+  dir->children.erase(it);
+  --dir->nlink;
+  Touch(*dir, true);
+  return 0;
+}
+
+int Tmpfs::Unlink(const std::string& rel) {
+  NodePtr dir;
+  std::string name;
+  if (int rc = Parent(rel, &dir, &name); rc < 0) return rc == -EBUSY ? -EISDIR : rc;
+  auto it = dir->children.find(name);
+  if (it == dir->children.end()) return -ENOENT;
+  if (S_ISDIR(it->second->mode)) return -EISDIR;
+  // The data stays while a descriptor holds the node; the budget is freed
+  // when the last one goes (approximated: at once).
+  used_ -= std::min<uint64_t>(used_, it->second->data.size());
+  it->second->nlink = 0;
+  dir->children.erase(it);
+  Touch(*dir, true);
+  return 0;
+}
+
+int Tmpfs::Symlink(const std::string& target, const std::string& rel) {
+  if (target.empty()) return -ENOENT;
+  NodePtr dir;
+  std::string name;
+  if (int rc = Parent(rel, &dir, &name); rc < 0) return rc == -EBUSY ? -EEXIST : rc;
+  if (dir->children.count(name)) return -EEXIST;
+  NodePtr n = NewNode(S_IFLNK | 0777);
+  n->target = target;
+  dir->children[name] = n;
+  Touch(*dir, true);
+  return 0;
+}
+
+int Tmpfs::Rename(const std::string& from, const std::string& to, bool noreplace) {
+  NodePtr fdir, tdir;
+  std::string fname, tname;
+  if (int rc = Parent(from, &fdir, &fname); rc < 0) return rc;
+  if (int rc = Parent(to, &tdir, &tname); rc < 0) return rc;
+  auto src = fdir->children.find(fname);
+  if (src == fdir->children.end()) return -ENOENT;
+  NodePtr moving = src->second;
+  // A directory cannot move below itself.
+  for (NodePtr d = tdir; d; d = d->parent.lock()) {
+    if (d == moving) return -EINVAL;
+  }
+  auto dst = tdir->children.find(tname);
+  if (dst != tdir->children.end()) {
+    if (dst->second == moving) return 0;
+    if (noreplace) return -EEXIST;
+    const bool sd = S_ISDIR(moving->mode), dd = S_ISDIR(dst->second->mode);
+    if (sd && !dd) return -ENOTDIR;
+    if (!sd && dd) return -EISDIR;
+    if (dd && !dst->second->children.empty()) return -ENOTEMPTY;
+    if (dd) --tdir->nlink;
+    dst->second->nlink = 0;
+    tdir->children.erase(dst);
+  }
+  fdir->children.erase(fname);
+  tdir->children[tname] = moving;
+  if (S_ISDIR(moving->mode)) {
+    --fdir->nlink;
+    ++tdir->nlink;
+    moving->parent = tdir;
+  }
+  Touch(*fdir, true);
+  Touch(*tdir, true);
+  Touch(*moving, false);
+  return 0;
+}
+
+long Tmpfs::Read(const Node& n, uint64_t off, uint8_t* dst, uint64_t len) const {
+  if (off >= n.data.size()) return 0;
+  const uint64_t k = std::min<uint64_t>(len, n.data.size() - off);
+  std::memcpy(dst, n.data.data() + off, k);
+  return static_cast<long>(k);
+}
+
+long Tmpfs::Write(Node& n, uint64_t off, const uint8_t* src, uint64_t len) {
+  if (off > max_bytes_ || len > max_bytes_) return -EFBIG;
+  const uint64_t end = off + len;
+  if (end > n.data.size()) {
+    const uint64_t grow = end - n.data.size();
+    if (used_ + grow > max_bytes_) return -ENOSPC;
+    n.data.resize(end);
+    used_ += grow;
+  }
+  std::memcpy(n.data.data() + off, src, len);
+  Touch(n, true);
+  return static_cast<long>(len);
+}
+
+int Tmpfs::Truncate(Node& n, uint64_t len) {
+  if (!S_ISREG(n.mode)) return -EINVAL;
+  if (len > max_bytes_) return -EFBIG;
+  if (len > n.data.size()) {
+    const uint64_t grow = len - n.data.size();
+    if (used_ + grow > max_bytes_) return -ENOSPC;
+    used_ += grow;
+  } else {
+    used_ -= std::min<uint64_t>(used_, n.data.size() - len);
+  }
+  n.data.resize(len);
+  Touch(n, true);
+  return 0;
+}
+
+void Tmpfs::Stat(const Node& n, struct stat* st) const {
+  std::memset(st, 0, sizeof *st);
+  st->st_dev = dev_;
+  st->st_ino = n.ino;
+  st->st_mode = n.mode;
+  st->st_nlink = n.nlink;
+  st->st_blksize = 4096;
+  st->st_size = S_ISREG(n.mode)   ? static_cast<off_t>(n.data.size())
+                : S_ISLNK(n.mode) ? static_cast<off_t>(n.target.size())
+                                  : 4096;
+  st->st_blocks = (st->st_size + 511) / 512;
+  st->st_atim = n.atime;
+  st->st_mtim = n.mtime;
+  st->st_ctim = n.ctime;
+}
+
+std::string Tmpfs::Dirents(const Node& n) const {
+  std::string out;
+  auto add = [&](uint64_t ino, const std::string& name, unsigned char type) {
+    const size_t reclen = (19 + name.size() + 1 + 7) & ~size_t{7};
+    std::string rec(reclen, '\0');
+    const uint64_t off = out.size() + reclen;
+    std::memcpy(&rec[0], &ino, 8);
+    std::memcpy(&rec[8], &off, 8);
+    const uint16_t rl = static_cast<uint16_t>(reclen);
+    std::memcpy(&rec[16], &rl, 2);
+    rec[18] = static_cast<char>(type);
+    std::memcpy(&rec[19], name.data(), name.size());
+    out += rec;
+  };
+  auto parent = n.parent.lock();
+  add(n.ino, ".", DT_DIR);
+  add(parent ? parent->ino : n.ino, "..", DT_DIR);
+  for (const auto& [name, c] : n.children) {
+    add(c->ino, name, S_ISDIR(c->mode) ? DT_DIR : S_ISLNK(c->mode) ? DT_LNK : DT_REG);
+  }
+  return out;
+}
+
+}  // namespace bulkhead::router

@@ -1,0 +1,76 @@
+// tmpfs: a writable in-memory file system of the router's own, mounted at
+// /tmp and /dev/shm of every sandbox (the root stays the read-only host tree
+// served by the fs-gofer). As gVisor does, tmpfs belongs to the application
+// kernel, not to the file server: nothing of it ever touches a host file.
+//
+// Directories, regular files and symlinks; sizes, modes, times, link counts;
+// a byte budget per mount (ENOSPC). File data lives on the router's heap for
+// now; the memory file is its place once the mem-broker accounts for it
+// (issue 6).
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace bulkhead::router {
+
+class Tmpfs {
+ public:
+  struct Node {
+    uint64_t ino = 0;
+    mode_t mode = 0;  // S_IFDIR / S_IFREG / S_IFLNK | permissions
+    uint32_t nlink = 1;
+    timespec atime{}, mtime{}, ctime{};
+    std::map<std::string, std::shared_ptr<Node>> children;  // directories
+    std::weak_ptr<Node> parent;                             // directories
+    std::vector<uint8_t> data;                              // regular files
+    std::string target;                                     // symlinks
+  };
+  using NodePtr = std::shared_ptr<Node>;
+
+  explicit Tmpfs(uint64_t max_bytes = uint64_t{256} << 20, dev_t dev = 0x2a);
+
+  // `rel` is the path below the mount point, normalized ("" is the root).
+  // Symlinks are followed in every component but the last (and the last
+  // too with `follow`); results are 0 or -errno.
+  int Lookup(const std::string& rel, bool follow, NodePtr* out) const;
+  // Opens or creates a regular file (O_CREAT, O_EXCL, O_TRUNC, O_DIRECTORY).
+  int Open(const std::string& rel, int flags, mode_t mode, NodePtr* out);
+  int Mkdir(const std::string& rel, mode_t mode);
+  int Rmdir(const std::string& rel);
+  int Unlink(const std::string& rel);
+  int Symlink(const std::string& target, const std::string& rel);
+  int Rename(const std::string& from, const std::string& to, bool noreplace);
+
+  // File data. Read returns bytes copied; Write -ENOSPC past the budget.
+  long Read(const Node& n, uint64_t off, uint8_t* dst, uint64_t len) const;
+  long Write(Node& n, uint64_t off, const uint8_t* src, uint64_t len);
+  int Truncate(Node& n, uint64_t len);
+
+  void Stat(const Node& n, struct stat* st) const;
+  // linux_dirent64 records of a directory: ".", "..", then its entries.
+  std::string Dirents(const Node& n) const;
+  static void Touch(Node& n, bool modified);
+
+  uint64_t used() const { return used_; }
+
+ private:
+  // The parent directory of `rel` and its last component.
+  int Parent(const std::string& rel, NodePtr* dir, std::string* name) const;
+  int Walk(const std::string& rel, bool follow_last, NodePtr* out, int depth) const;
+  NodePtr NewNode(mode_t mode);
+
+  NodePtr root_;
+  uint64_t next_ino_ = 2;
+  const uint64_t max_bytes_;
+  uint64_t used_ = 0;
+  const dev_t dev_;
+};
+
+}  // namespace bulkhead::router
