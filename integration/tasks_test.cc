@@ -94,6 +94,10 @@ TEST(Shells, TmpIsWritable) {
       "print(os.path.getsize(os.path.join(d, 'x')), sorted(os.listdir(d)))\n"
       "os.rename(os.path.join(d, 'x'), os.path.join(d, 'y')); print(sorted(os.listdir(d)))\n"
       "shutil.rmtree(d); print(os.path.exists(d))\n"));
+  // A script and a copied program run from /tmp.
+  ExpectSame("/bin/bash -c " + Quote(
+      "d=$(mktemp -d) && printf '#!/bin/sh\\necho script $1\\n' > $d/s.sh && chmod +x $d/s.sh && $d/s.sh arg && "
+      "cp /bin/echo $d/e && $d/e copied && rm -r $d"));
   // Writes to the root itself are refused: read-only.
   Result r = Sh(Bulkhead() + "/bin/sh -c 'echo x > /etc/bulkhead-test; echo $?; mkdir /newdir; echo $?'");
   EXPECT_EQ(r.out, "2\n1\n") << r.err;

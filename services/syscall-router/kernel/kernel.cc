@@ -1196,6 +1196,12 @@ struct Kernel::Impl {
     std::vector<std::string> argv;
   };
 
+  // Bytes of an executable being loaded: from the gofer, or a tmpfs file.
+  long ReadFileAt(File& f, int64_t off, std::span<uint8_t> out) {
+    if (f.kind == File::Kind::kTmpfs) return f.tmpfs->Read(*f.tnode, static_cast<uint64_t>(off), out.data(), out.size());
+    return gofer_.Pread(f.handle, off, out);
+  }
+
   // Loads `path` into the fresh address space `as`. 0, -errno (nothing
   // changed for the caller), or kFatalExec.
   int Load(Process& p, platform::AddressSpace& as, const std::string& path, const std::vector<std::string>& argv,
@@ -1218,14 +1224,24 @@ struct Kernel::Impl {
           auto f = std::make_shared<File>();
           f->path = Absolute(p, planner.open_path());
           std::string trel;
-          if (IsVirtual(f->path) || TmpfsFor(f->path, &trel)) {
-            planner.OpenFailed(EACCES);  // exec from /proc, /dev or a tmpfs: not yet
-            break;
-          }
-          int rc = gofer_.Open(f->path, O_RDONLY, 0, &f->handle, &f->st);
-          if (rc == 0) {
-            f->kind = File::Kind::kGofer;
-            f->gofer = &gofer_;
+          int rc;
+          if (Tmpfs* fs = TmpfsFor(f->path, &trel)) {
+            Tmpfs::NodePtr node;
+            rc = fs->Lookup(trel, true, &node);
+            if (rc == 0) {
+              f->kind = File::Kind::kTmpfs;
+              f->tmpfs = fs;
+              f->tnode = node;
+              fs->Stat(*node, &f->st);
+            }
+          } else if (IsVirtual(f->path)) {
+            rc = -EACCES;  // exec from /proc or /dev: not served
+          } else {
+            rc = gofer_.Open(f->path, O_RDONLY, 0, &f->handle, &f->st);
+            if (rc == 0) {
+              f->kind = File::Kind::kGofer;
+              f->gofer = &gofer_;
+            }
           }
           if (rc == 0 && S_ISDIR(f->st.st_mode)) rc = -EACCES;
           if (rc == 0 && !S_ISREG(f->st.st_mode)) rc = -EACCES;
@@ -1244,7 +1260,7 @@ struct Kernel::Impl {
           uint64_t got = 0;
           int err = 0;
           while (got < buf.size()) {
-            long n = gofer_.Pread(last->handle, static_cast<int64_t>(planner.read_offset() + got),
+            long n = ReadFileAt(*last, static_cast<int64_t>(planner.read_offset() + got),
                                   {buf.data() + got, std::min(kChunk, buf.size() - got)});
             if (n < 0) { err = static_cast<int>(-n); break; }
             if (n == 0) break;
@@ -1276,7 +1292,7 @@ struct Kernel::Impl {
                 uint64_t done = 0;
                 while (done < len) {
                   const size_t want = std::min<uint64_t>(kChunk, len - done);
-                  long n = gofer_.Pread(src->handle, static_cast<int64_t>(m.file_offset + done), {dst + done, want});
+                  long n = ReadFileAt(*src, static_cast<int64_t>(m.file_offset + done), {dst + done, want});
                   if (n < 0) return n;
                   if (n == 0) break;
                   done += static_cast<uint64_t>(n);
@@ -1302,7 +1318,7 @@ struct Kernel::Impl {
               for (uint64_t done = 0; done < m.file_bytes;) {
                 size_t want = std::min<uint64_t>(kChunk, m.file_bytes - done);
                 buf.resize(want);
-                long n = gofer_.Pread(src->handle, static_cast<int64_t>(m.file_offset + done), {buf.data(), want});
+                long n = ReadFileAt(*src, static_cast<int64_t>(m.file_offset + done), {buf.data(), want});
                 if (n <= 0) { *error = "reading the image failed"; return n < 0 ? static_cast<int>(n) : -EIO; }
                 if (!as.CopyOut(m.addr + done, buf.data(), static_cast<size_t>(n))) return -EFAULT;
                 done += static_cast<uint64_t>(n);
