@@ -203,6 +203,60 @@ TEST(Memory, RouterAndBrokerShareTheSandboxMemoryFile) {
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+// The fs-gofer is killed (SIGKILL) while a program has a file open and half
+// read: the supervisor restarts it, the router re-opens the handle on the new
+// gofer, and the program reads on without an error and with the same bytes.
+TEST(CrashSurvival, FileReadsGoOnAcrossAGoferKill) {
+  const std::string script =
+      "import hashlib, os, sys, time\n"
+      "path = sys.executable if os.path.getsize(sys.executable) > 1 << 20 else '/usr/bin/perl'\n"
+      "f = open(path, 'rb', buffering=0)\n"
+      "h = hashlib.sha256()\n"
+      "size = os.fstat(f.fileno()).st_size\n"
+      "h.update(f.read(size // 2))\n"
+      "print('half', flush=True)\n"
+      "time.sleep(1.5)\n"
+      "while True:\n"
+      "    b = f.read(65536)\n"
+      "    if not b: break\n"
+      "    h.update(b)\n"
+      "print(h.hexdigest(), os.fstat(f.fileno()).st_size == size, len(open('/etc/os-release').read()) > 0)\n";
+  Result native = Sh("/usr/bin/python3 -c " + Quote(script));
+  ASSERT_EQ(native.code, 0) << native.err;
+  const std::string root = TestDir("crash-root");
+  const std::string bh = Runfile("runtime/bulkhead");
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(out[1], 1);
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, 2);
+    execl(bh.c_str(), "bulkhead", "--root", root.c_str(), "do", "--", "/usr/bin/python3", "-c", script.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out[1]);
+  std::string got;
+  char buf[256];
+  while (got.find("half\n") == std::string::npos) {
+    ssize_t n = read(out[0], buf, sizeof buf);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  ASSERT_NE(got.find("half\n"), std::string::npos) << got;
+  Result k = Sh(bh + " --root " + root + " kill-service do-" + std::to_string(pid) + " fs-gofer");
+  EXPECT_EQ(k.code, 0) << k.out << k.err;
+  ssize_t n;
+  while ((n = read(out[0], buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+  close(out[0]);
+  int st = 0;
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << got;
+  EXPECT_EQ(got, native.out);
+}
+
 // Every argument is hostile: random arguments at every system call number
 // for a bounded time, from processes that are killed and replaced as they
 // hang or crash. The router survives (bulkhead do would exit 125 and report

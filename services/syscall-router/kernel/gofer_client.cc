@@ -1,5 +1,7 @@
 #include "services/syscall-router/kernel/gofer_client.h"
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -10,6 +12,8 @@ namespace {
 
 namespace g = schema::gofer;
 constexpr uint64_t kGoferDeadlineNs = 10'000'000'000ull;
+constexpr int kRestartWaitMs = 10'000;  // how long a call waits for a restarted gofer
+constexpr int kAttempts = 3;
 
 void ToStat(schema::Stat::Reader s, struct stat* st) {
   std::memset(st, 0, sizeof(*st));
@@ -33,11 +37,20 @@ void ToStat(schema::Stat::Reader s, struct stat* st) {
 template <typename Fill, typename Use>
 long Call(service::ChannelHolder* h, Fill&& fill, Use&& use) {
   std::lock_guard<std::mutex> l(h->call_mutex());
-  auto ch = h->Get();
+  uint64_t version = 0;
+  auto ch = h->Get(&version);
   if (!ch) return -EIO;
   ipc::ReceivedMessage m;
   ipc::Decoded<g::Response> resp;
   ipc::Status st = ch->Call<g::Request, g::Response>(std::forward<Fill>(fill), &m, &resp, ipc::DeadlineIn(kGoferDeadlineNs));
+  if (st == ipc::Status::kPeerDead || st == ipc::Status::kClosed || st == ipc::Status::kCorrupt ||
+      st == ipc::Status::kTimeout) {
+    // The gofer died (or hangs): the supervisor restarts it and hands us a
+    // fresh channel. Wait for that; the caller re-opens and retries.
+    uint64_t now = version;
+    h->WaitNewer(version, kRestartWaitMs, &now);
+    return now != version ? -ESTALE : -EIO;
+  }
   if (st != ipc::Status::kOk) return -ipc::StatusErrno(st);
   long rc;
   if (resp.root().isError()) {
@@ -52,7 +65,7 @@ long Call(service::ChannelHolder* h, Fill&& fill, Use&& use) {
 
 }  // namespace
 
-int GoferClient::Open(const std::string& path, uint32_t flags, uint32_t mode, uint64_t* handle, struct stat* st) {
+int GoferClient::RawOpen(const std::string& path, uint32_t flags, uint32_t mode, uint64_t* handle, struct stat* st) {
   return static_cast<int>(Call(
       holder_,
       [&](g::Request::Builder b) {
@@ -69,7 +82,7 @@ int GoferClient::Open(const std::string& path, uint32_t flags, uint32_t mode, ui
       }));
 }
 
-long GoferClient::Pread(uint64_t handle, int64_t offset, std::span<uint8_t> out) {
+long GoferClient::RawPread(uint64_t handle, int64_t offset, std::span<uint8_t> out) {
   return Call(
       holder_,
       [&](g::Request::Builder b) {
@@ -86,7 +99,7 @@ long GoferClient::Pread(uint64_t handle, int64_t offset, std::span<uint8_t> out)
       });
 }
 
-int GoferClient::Fstat(uint64_t handle, struct stat* st) {
+int GoferClient::RawFstat(uint64_t handle, struct stat* st) {
   return static_cast<int>(Call(
       holder_, [&](g::Request::Builder b) { b.initFstat().setHandle(handle); },
       [&](g::Response::Reader r, const ipc::ReceivedMessage&) -> long {
@@ -96,7 +109,7 @@ int GoferClient::Fstat(uint64_t handle, struct stat* st) {
       }));
 }
 
-int GoferClient::Stat(const std::string& path, bool follow, struct stat* st) {
+int GoferClient::RawStat(const std::string& path, bool follow, struct stat* st) {
   return static_cast<int>(Call(
       holder_,
       [&](g::Request::Builder b) {
@@ -111,7 +124,7 @@ int GoferClient::Stat(const std::string& path, bool follow, struct stat* st) {
       }));
 }
 
-long GoferClient::Getdents(uint64_t handle, std::span<uint8_t> out) {
+long GoferClient::RawGetdents(uint64_t handle, std::span<uint8_t> out) {
   return Call(
       holder_,
       [&](g::Request::Builder b) {
@@ -127,7 +140,7 @@ long GoferClient::Getdents(uint64_t handle, std::span<uint8_t> out) {
       });
 }
 
-int GoferClient::Readlink(const std::string& path, std::string* target) {
+int GoferClient::RawReadlink(const std::string& path, std::string* target) {
   return static_cast<int>(Call(
       holder_, [&](g::Request::Builder b) { b.initReadlink().setPath(path); },
       [&](g::Response::Reader r, const ipc::ReceivedMessage&) -> long {
@@ -137,10 +150,121 @@ int GoferClient::Readlink(const std::string& path, std::string* target) {
       }));
 }
 
-int GoferClient::Close(uint64_t handle) {
+int GoferClient::RawClose(uint64_t handle) {
   return static_cast<int>(Call(
       holder_, [&](g::Request::Builder b) { b.initClose().setHandle(handle); },
       [&](g::Response::Reader r, const ipc::ReceivedMessage&) -> long { return r.isOk() ? 0 : -EIO; }));
+}
+
+// ---------------------------------------------------------------- recovery
+
+int GoferClient::Open(const std::string& path, uint32_t flags, uint32_t mode, uint64_t* handle, struct stat* st) {
+  for (int i = 0; i < kAttempts; ++i) {
+    Handle h;
+    h.epoch = holder_->version();
+    int rc = RawOpen(path, flags, mode, &h.server, st);
+    if (rc == -ESTALE) continue;
+    if (rc < 0) return rc;
+    h.path = path;
+    // A re-open must not create, truncate or fail on an existing file.
+    h.flags = flags & ~static_cast<uint32_t>(O_CREAT | O_EXCL | O_TRUNC);
+    h.directory = S_ISDIR(st->st_mode);
+    *handle = next_id_++;
+    handles_[*handle] = std::move(h);
+    return 0;
+  }
+  return -EIO;
+}
+
+long GoferClient::Reopen(Handle& h) {
+  const uint64_t epoch = holder_->version();
+  struct stat st;
+  int rc = RawOpen(h.path, h.flags, 0, &h.server, &st);
+  if (rc < 0) return rc;
+  h.epoch = epoch;
+  h.refilter = h.directory && !h.seen.empty();
+  ++reopens_;
+  return 0;
+}
+
+template <typename Fn>
+long GoferClient::WithHandle(uint64_t id, Fn&& fn) {
+  auto it = handles_.find(id);
+  if (it == handles_.end()) return -EBADF;
+  Handle& h = it->second;
+  for (int i = 0; i < kAttempts; ++i) {
+    if (h.epoch != holder_->version()) {
+      long rc = Reopen(h);
+      if (rc == -ESTALE) continue;
+      if (rc < 0) return rc;
+    }
+    long rc = fn(h);
+    if (rc != -ESTALE) return rc;
+  }
+  return -EIO;
+}
+
+long GoferClient::Pread(uint64_t handle, int64_t offset, std::span<uint8_t> out) {
+  return WithHandle(handle, [&](Handle& h) { return RawPread(h.server, offset, out); });
+}
+
+int GoferClient::Fstat(uint64_t handle, struct stat* st) {
+  return static_cast<int>(WithHandle(handle, [&](Handle& h) -> long { return RawFstat(h.server, st); }));
+}
+
+long GoferClient::Getdents(uint64_t handle, std::span<uint8_t> out) {
+  return WithHandle(handle, [&](Handle& h) -> long {
+    for (;;) {
+      long n = RawGetdents(h.server, out);
+      if (n <= 0) return n;
+      // Remember what the application has seen; after a re-open (the
+      // listing starts again) leave those entries out.
+      size_t w = 0;
+      for (size_t pos = 0; pos + 19 <= static_cast<size_t>(n);) {
+        uint16_t rl;
+        std::memcpy(&rl, out.data() + pos + 16, 2);
+        if (rl < 20 || pos + rl > static_cast<size_t>(n)) break;
+        std::string name(reinterpret_cast<const char*>(out.data() + pos + 19),
+                         strnlen(reinterpret_cast<const char*>(out.data() + pos + 19), rl - 19));
+        const bool dup = h.refilter && h.seen.count(name);
+        if (!dup) {
+          if (w != pos) std::memmove(out.data() + w, out.data() + pos, rl);
+          w += rl;
+          h.seen.insert(std::move(name));
+        }
+        pos += rl;
+      }
+      if (w > 0) return static_cast<long>(w);
+      // Everything in this batch was seen before: read on.
+    }
+  });
+}
+
+int GoferClient::Stat(const std::string& path, bool follow, struct stat* st) {
+  for (int i = 0; i < kAttempts; ++i) {
+    int rc = RawStat(path, follow, st);
+    if (rc != -ESTALE) return rc;
+  }
+  return -EIO;
+}
+
+int GoferClient::Readlink(const std::string& path, std::string* target) {
+  for (int i = 0; i < kAttempts; ++i) {
+    int rc = RawReadlink(path, target);
+    if (rc != -ESTALE) return rc;
+  }
+  return -EIO;
+}
+
+int GoferClient::Close(uint64_t handle) {
+  auto it = handles_.find(handle);
+  if (it == handles_.end()) return -EBADF;
+  const Handle h = std::move(it->second);
+  handles_.erase(it);
+  // A handle of a gofer that has since been restarted is gone already.
+  if (h.epoch != holder_->version()) return 0;
+  int rc = RawClose(h.server);
+  return rc == -ESTALE ? 0 : rc;
 }
 
 }  // namespace bulkhead::router
