@@ -83,7 +83,7 @@ TEST(Shells, DebianProgramsAgreeWithNative) {
 TEST(Shells, TmpIsWritable) {
   ExpectSame("/bin/bash -c " + Quote(
       "d=$(mktemp -d) && cd $d && mkdir -p a/b && echo hi > a/b/f && mv a/b/f a/g && "
-      "ln -s g a/l && cat a/l && readlink a/l && ls a | tr '\\n' ' ' && echo && "
+      "ln -s g a/l && cat a/l && readlink a/l && ln a/g a/h && stat -c %h a/h && ls a | tr '\\n' ' ' && echo && "
       "printf '%s\\n' one two >> a/g && wc -l < a/g && truncate -s 2 a/g && od -c a/g | head -1 && "
       "cat <<EOF\nheredoc $((6*7))\nEOF\n"
       "rm -r a && rmdir a 2>/dev/null; ls -A; cd / && rmdir $d && echo done"));

@@ -3290,10 +3290,15 @@ struct Kernel::Impl {
         std::string from, to, rel;
         if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &from); rc < 0) return rc;
         if (int64_t rc = PathAt(t, at ? ia(2) : AT_FDCWD, at ? a(3) : a(1), &to); rc < 0) return rc;
+        if (at && (a(4) & ~static_cast<uint64_t>(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH))) return -EINVAL;
+        std::string rf;
+        Tmpfs* ff = TmpfsFor(from, &rf);
+        Tmpfs* ft = TmpfsFor(to, &rel);
+        if (ff && ff == ft) return ff->Link(rf, rel, at && (a(4) & AT_SYMLINK_FOLLOW));
         struct stat st;
         if (int64_t rc = StatPath(t, from, false, &st); rc < 0) return rc;
         if (StatPath(t, to, false, &st) == 0) return -EEXIST;
-        return TmpfsFor(to, &rel) ? -EPERM : -EROFS;  // hard links: not in the tmpfs yet
+        return ff || ft ? -EXDEV : -EROFS;
       }
       case SYS_chmod:
       case SYS_fchmodat:

@@ -170,10 +170,30 @@ int Tmpfs::Unlink(const std::string& rel) {
   if (it == dir->children.end()) return -ENOENT;
   if (S_ISDIR(it->second->mode)) return -EISDIR;
   // The data stays while a descriptor holds the node; the budget is freed
-  // when the last one goes (approximated: at once).
-  used_ -= std::min<uint64_t>(used_, it->second->data.size());
-  it->second->nlink = 0;
+  // when the last name goes (approximated: open descriptors are not waited for).
+  DropLink(*it->second);
   dir->children.erase(it);
+  Touch(*dir, true);
+  return 0;
+}
+
+void Tmpfs::DropLink(Node& n) {
+  if (n.nlink > 0) --n.nlink;
+  if (n.nlink == 0) used_ -= std::min<uint64_t>(used_, n.data.size());
+  Touch(n, false);
+}
+
+int Tmpfs::Link(const std::string& from, const std::string& to, bool follow) {
+  NodePtr n;
+  if (int rc = Walk(from, follow, &n, 0); rc < 0) return rc;
+  if (S_ISDIR(n->mode)) return -EPERM;
+  NodePtr dir;
+  std::string name;
+  if (int rc = Parent(to, &dir, &name); rc < 0) return rc == -EBUSY ? -EEXIST : rc;
+  if (dir->children.count(name)) return -EEXIST;
+  dir->children[name] = n;
+  ++n->nlink;
+  Touch(*n, false);
   Touch(*dir, true);
   return 0;
 }
@@ -211,8 +231,12 @@ int Tmpfs::Rename(const std::string& from, const std::string& to, bool noreplace
     if (sd && !dd) return -ENOTDIR;
     if (!sd && dd) return -EISDIR;
     if (dd && !dst->second->children.empty()) return -ENOTEMPTY;
-    if (dd) --tdir->nlink;
-    dst->second->nlink = 0;
+    if (dd) {
+      --tdir->nlink;
+      dst->second->nlink = 0;
+    } else {
+      DropLink(*dst->second);
+    }
     tdir->children.erase(dst);
   }
   fdir->children.erase(fname);

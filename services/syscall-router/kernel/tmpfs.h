@@ -46,6 +46,8 @@ class Tmpfs {
   int Rmdir(const std::string& rel);
   int Unlink(const std::string& rel);
   int Symlink(const std::string& target, const std::string& rel);
+  // A hard link (regular files and symlinks; directories: EPERM).
+  int Link(const std::string& from, const std::string& to, bool follow);
   int Rename(const std::string& from, const std::string& to, bool noreplace);
 
   // File data. Read returns bytes copied; Write -ENOSPC past the budget.
@@ -65,6 +67,8 @@ class Tmpfs {
   int Parent(const std::string& rel, NodePtr* dir, std::string* name) const;
   int Walk(const std::string& rel, bool follow_last, NodePtr* out, int depth) const;
   NodePtr NewNode(mode_t mode);
+  // One name of `n` went away: its data leaves the budget with the last one.
+  void DropLink(Node& n);
 
   NodePtr root_;
   uint64_t next_ino_ = 2;

@@ -106,6 +106,27 @@ TEST(Tmpfs, SymlinksAreFollowedWhereAsked) {
   EXPECT_EQ(fs.Open("link", O_RDONLY | O_NOFOLLOW, 0, &n), -ELOOP);
 }
 
+TEST(Tmpfs, HardLinksShareTheFileAndTheBudget) {
+  Tmpfs fs(8192);
+  Tmpfs::NodePtr n;
+  ASSERT_EQ(fs.Open("a", O_CREAT | O_RDWR, 0600, &n), 0);
+  ASSERT_EQ(fs.Write(*n, 0, reinterpret_cast<const uint8_t*>("data"), 4), 4);
+  ASSERT_EQ(fs.Mkdir("d", 0755), 0);
+  ASSERT_EQ(fs.Link("a", "d/b", false), 0);
+  EXPECT_EQ(fs.Link("a", "d/b", false), -EEXIST);
+  EXPECT_EQ(fs.Link("d", "e", false), -EPERM);
+  Tmpfs::NodePtr b;
+  ASSERT_EQ(fs.Lookup("d/b", true, &b), 0);
+  EXPECT_EQ(b, n);
+  struct stat st;
+  fs.Stat(*n, &st);
+  EXPECT_EQ(st.st_nlink, 2u);
+  EXPECT_EQ(fs.Unlink("a"), 0);
+  EXPECT_EQ(fs.used(), 4u);  // still linked as d/b
+  EXPECT_EQ(fs.Unlink("d/b"), 0);
+  EXPECT_EQ(fs.used(), 0u);
+}
+
 TEST(Tmpfs, BudgetGivesEnospc) {
   Tmpfs fs(8192);
   Tmpfs::NodePtr n;
