@@ -113,6 +113,20 @@ TEST(Shells, SignalDeathExitsWith128PlusN) {
   EXPECT_EQ(r.code, 128 + SIGSEGV);
 }
 
+// The sandbox's stdout is a pipe whose reader leaves early: the writer in
+// the sandbox dies of SIGPIPE (141, as natively) and the router lives on.
+TEST(Shells, ClosedStdoutPipeGivesSigpipe) {
+  const std::string bh = Bulkhead();
+  Result native = Sh("/bin/bash -c " + Quote("/bin/cat /usr/bin/python3 | head -c 4 >/dev/null; echo ${PIPESTATUS[0]}"));
+  Result r = Sh("/bin/bash -c " + Quote(bh + "/bin/cat /usr/bin/python3 | head -c 4 >/dev/null; echo ${PIPESTATUS[0]}"));
+  EXPECT_EQ(r.out, native.out) << r.err;
+  EXPECT_EQ(r.out, "141\n") << r.err;
+  EXPECT_EQ(r.err.find("syscall-router died"), std::string::npos) << r.err;
+  // Input from a pipe reaches the sandbox's stdin.
+  r = Sh("printf 'b\\na\\n' | " + bh + "/usr/bin/sort");
+  EXPECT_EQ(r.out, "a\nb\n") << r.err;
+}
+
 // As in any pid namespace, process 1 only gets the signals it handles: a
 // shell that is the sandbox's init survives its own `kill -TERM $$`.
 TEST(Shells, InitIgnoresSignalsWithoutAHandler) {

@@ -22,6 +22,10 @@ int main(int argc, char** argv) {
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
   sigprocmask(SIG_BLOCK, &chld, nullptr);
+  // A write to the sandbox's stdout after its reader went away must be an
+  // EPIPE for the router (which sends SIGPIPE to the writing task), never a
+  // SIGPIPE that kills the router.
+  signal(SIGPIPE, SIG_IGN);
   std::unique_ptr<router::platform::Platform> platform;
   std::unique_ptr<router::GoferClient> gofer;
   std::array<UniqueFd, 3> stdio;

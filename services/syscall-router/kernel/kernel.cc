@@ -2388,7 +2388,22 @@ struct Kernel::Impl {
     return n;
   }
 
-  void SignalTask(Task& t, int sig) { QueueSignal(t, sig, Info(sig, SI_KERNEL, 0)); }
+  // A signal the task's own action caused (SIGPIPE, SIGXFSZ). One deviation
+  // from a pid namespace, for parity with the same command run natively: it
+  // ends process 1 too when process 1 has no handler (Linux would leave init
+  // with just the EPIPE).
+  void SignalTask(Task& t, int sig) {
+    const siginfo_t si = Info(sig, SI_KERNEL, 0);
+    if (InitProtected(*t.proc, sig) && !(t.sigmask & Bit(sig)) &&
+        (*t.proc->act)[sig].handler == reinterpret_cast<uint64_t>(SIG_DFL)) {
+      t.pending |= Bit(sig);
+      t.forced |= Bit(sig);
+      t.info[sig] = si;
+      Kick(t);
+      return;
+    }
+    QueueSignal(t, sig, si);
+  }
 
   int64_t Iov(Task& t, int fd, uint64_t iov_addr, uint64_t iovcnt, bool write, int64_t offset = -1) {
     if (iovcnt > 1024) return -EINVAL;
