@@ -456,6 +456,30 @@ static int ptimers(void) {
   return 0;
 }
 
+/* POSIX shared memory (a file in the /dev/shm tmpfs, mapped MAP_SHARED):
+ * a child's stores, read() and pwrite() all see the same bytes. */
+static int posixshm(void) {
+  char name[64];
+  snprintf(name, sizeof name, "/bulkhead-tasks-%d", (int)getpid());
+  int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
+  if (fd < 0 || ftruncate(fd, 8192) != 0) { perror("shm"); return 1; }
+  char* p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) { perror("mmap"); return 1; }
+  pid_t c = fork();
+  if (c == 0) {
+    strcpy(p + 4096, "from the child");
+    _exit(0);
+  }
+  waitpid(c, NULL, 0);
+  char buf[32] = {0};
+  pread(fd, buf, sizeof buf - 1, 4096);
+  printf("mapping: %s, read(): %s\n", p + 4096, buf);
+  pwrite(fd, "WRITE", 5, 4096);
+  printf("after pwrite, mapping: %.14s\n", p + 4096);
+  shm_unlink(name);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   setvbuf(stdout, NULL, _IONBF, 0);
   const char* m = argc > 1 ? argv[1] : "";
@@ -472,6 +496,7 @@ int main(int argc, char** argv) {
   if (!strcmp(m, "pgroups")) return pgroups();
   if (!strcmp(m, "shared")) return shared();
   if (!strcmp(m, "ptimers")) return ptimers();
+  if (!strcmp(m, "posixshm")) return posixshm();
   if (!strcmp(m, "enosys")) {
     /* A call bulkhead does not serve, twice; then time to read the stats. */
     long a = syscall(SYS_io_uring_setup, 1, 0);

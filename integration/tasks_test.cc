@@ -43,7 +43,7 @@ TEST_P(Tasks, SameAsNative) { ExpectSame(Runfile("integration/tasks") + " " + Ge
 
 INSTANTIATE_TEST_SUITE_P(Modes, Tasks,
                          ::testing::Values("threads", "tsignal", "segv", "fpu", "forks", "pipes", "stops",
-                                           "timers", "events", "spawn", "pgroups", "shared", "ptimers"),
+                                           "timers", "events", "spawn", "pgroups", "shared", "ptimers", "posixshm"),
                          [](const auto& info) { return std::string(info.param); });
 
 TEST(Shells, BusyboxShPipesLoopsSubshellsAndAThousandForks) {
@@ -73,6 +73,11 @@ TEST(Shells, DebianProgramsAgreeWithNative) {
       "[t.start() for t in ts]; [t.join() for t in ts]\n"
       "print(sorted(out), json.dumps({'a': [1, 2]}))\n"
       "print(subprocess.run(['sh', '-c', 'echo sub; exit 3'], capture_output=True, text=True))\n"));
+  ExpectSame("/usr/bin/python3 -c " + Quote(
+      "import multiprocessing as mp\n"
+      "with mp.Pool(2) as p: print(p.map(abs, [-1, -2, -3]))\n"
+      "q = mp.Queue(); pr = mp.Process(target=q.put, args=('via queue',)); pr.start()\n"
+      "print(q.get()); pr.join(); print('exit', pr.exitcode)\n"));
   ExpectSame("/usr/bin/perl -e " + Quote("print \"perl \", 6 * 7, \"\\n\"; my $p = fork(); exit 5 if !$p; "
                                           "waitpid($p, 0); print $? >> 8, \"\\n\"; exit 2"));
 }

@@ -292,6 +292,8 @@ struct Kernel::Impl {
        std::atomic<uint64_t>* enosys)
       : platform_(p), gofer_(g), stdio_(s), term_(term), mem_(mem), enosys_(enosys) {
     if (mem_) cache_ = std::make_unique<FileCache>(*mem_);
+    tmp_.SetMemoryFile(mem_);
+    shm_.SetMemoryFile(mem_);
   }
 
   platform::Platform& platform_;
@@ -2211,12 +2213,13 @@ struct Kernel::Impl {
       case File::Kind::kTmpfs: {
         if (S_ISDIR(f->tnode->mode)) return -EISDIR;
         const int64_t pos = offset >= 0 ? offset : f->offset;
-        const auto& d = f->tnode->data;
-        if (pos >= static_cast<int64_t>(d.size())) return 0;
-        const size_t n = std::min<uint64_t>(count, d.size() - static_cast<size_t>(pos));
-        if (!t.proc->as->CopyOut(buf, d.data() + pos, n)) return -EFAULT;
-        if (offset < 0) f->offset += static_cast<int64_t>(n);
-        return static_cast<int64_t>(n);
+        const uint64_t size = f->tnode->data.size();
+        if (pos >= static_cast<int64_t>(size)) return 0;
+        std::vector<uint8_t> tmp(std::min<uint64_t>({count, size - static_cast<uint64_t>(pos), uint64_t{16} << 20}));
+        f->tmpfs->Read(*f->tnode, static_cast<uint64_t>(pos), tmp.data(), tmp.size());
+        if (!t.proc->as->CopyOut(buf, tmp.data(), tmp.size())) return -EFAULT;
+        if (offset < 0) f->offset += static_cast<int64_t>(tmp.size());
+        return static_cast<int64_t>(tmp.size());
       }
       case File::Kind::kPipe: {
         if (offset >= 0) return -ESPIPE;
@@ -2625,6 +2628,7 @@ struct Kernel::Impl {
     if (type != MAP_PRIVATE && type != MAP_SHARED && type != MAP_SHARED_VALIDATE) return -EINVAL;
     if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) return -EINVAL;
     std::shared_ptr<File> f;
+    bool shared_tmpfs = false;
     if (!(flags & MAP_ANONYMOUS)) {
       f = GetFile(t, fd);
       if (!f) return -EBADF;
@@ -2632,8 +2636,13 @@ struct Kernel::Impl {
         f.reset();  // /dev/zero maps as anonymous memory
       } else {
         if (f->kind != File::Kind::kGofer && f->kind != File::Kind::kTmpfs) return -ENODEV;
-        if (type != MAP_PRIVATE && (prot & PROT_WRITE)) return -EACCES;  // read-only files for now
-        if (f->kind == File::Kind::kTmpfs && type != MAP_PRIVATE) return -ENODEV;  // shared tmpfs mappings: issue 5
+        if ((f->flags & O_ACCMODE) == O_WRONLY) return -EACCES;
+        if (f->kind == File::Kind::kTmpfs && type != MAP_PRIVATE) {
+          if ((prot & PROT_WRITE) && (f->flags & O_ACCMODE) != O_RDWR) return -EACCES;
+          shared_tmpfs = true;
+        } else if (type != MAP_PRIVATE && (prot & PROT_WRITE)) {
+          return -EACCES;  // host files are read-only for now
+        }
       }
     }
     if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
@@ -2645,6 +2654,16 @@ struct Kernel::Impl {
       if (p.mmap_next < len + platform_.min_user_address() + (1ull << 32)) return -ENOMEM;
       addr = p.mmap_next - len;
       p.mmap_next = addr;
+    }
+    if (shared_tmpfs) {
+      // The file's bytes move into the memory file (once) and this mapping
+      // shares them with write() and every other shared mapping.
+      auto* mm = Mm(p);
+      MemoryFile* mem = f->tmpfs->memory_file();
+      if (!mm || !mem) return -ENODEV;
+      auto chunk = f->tnode->data.Share(*mem, off + len);
+      if (!chunk) return -ENOMEM;
+      return mm->MapShared(addr, len, prot, std::move(chunk), off, f->path);
     }
     const int share = (type == MAP_PRIVATE || f) ? MAP_PRIVATE : MAP_SHARED;
     long r = p.as->Mmap(addr, len, f ? PROT_READ | PROT_WRITE : prot, share | MAP_FIXED | MAP_ANONYMOUS, -1, 0);

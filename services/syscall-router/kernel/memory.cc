@@ -190,6 +190,30 @@ long MemoryAddressSpace::MapCow(uint64_t addr, uint64_t len, int prot, std::shar
   return static_cast<long>(addr);
 }
 
+long MemoryAddressSpace::MapShared(uint64_t addr, uint64_t len, int prot, std::shared_ptr<Chunk> chunk,
+                                   uint64_t chunk_offset, std::string name) {
+  len = PageUp(len);
+  if (addr % kPage || len == 0 || addr + len < addr || chunk_offset % kPage || chunk_offset + len > chunk->len) {
+    return -EINVAL;
+  }
+  SplitAt(addr);
+  SplitAt(addr + len);
+  std::vector<uint64_t> gone;
+  for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < addr + len; ++it) gone.push_back(it->first);
+  long r = inner_->MapFile(addr, len, prot, file_.fd(), chunk->offset + chunk_offset);
+  if (r < 0) return r;
+  for (uint64_t s : gone) vmas_.erase(s);
+  Vma v;
+  v.end = addr + len;
+  v.prot = prot;
+  v.shared = true;
+  v.chunk = std::move(chunk);
+  v.chunk_offset = chunk_offset;
+  v.name = std::move(name);
+  vmas_[addr] = std::move(v);
+  return static_cast<long>(addr);
+}
+
 long MemoryAddressSpace::BreakCow(uint64_t addr, uint64_t len) {
   SplitAt(addr);
   SplitAt(addr + len);

@@ -116,6 +116,10 @@ class MemoryAddressSpace final : public platform::AddressSpace {
   // replacing what was there, as a copy-on-write mapping (Vma::cow). `prot`
   // must not include PROT_WRITE.
   long MapCow(uint64_t addr, uint64_t len, int prot, std::shared_ptr<Chunk> chunk, std::string name);
+  // Maps [chunk_offset, chunk_offset + len) of `chunk` MAP_SHARED at addr,
+  // replacing what was there (a shared mapping of a tmpfs file).
+  long MapShared(uint64_t addr, uint64_t len, int prot, std::shared_ptr<Chunk> chunk, uint64_t chunk_offset,
+                 std::string name);
 
   // Labels [addr, addr + len) for /proc/PID/maps.
   void Name(uint64_t addr, uint64_t len, const std::string& name);

@@ -255,7 +255,7 @@ int Tmpfs::Rename(const std::string& from, const std::string& to, bool noreplace
 long Tmpfs::Read(const Node& n, uint64_t off, uint8_t* dst, uint64_t len) const {
   if (off >= n.data.size()) return 0;
   const uint64_t k = std::min<uint64_t>(len, n.data.size() - off);
-  std::memcpy(dst, n.data.data() + off, k);
+  n.data.Get(off, dst, k);
   return static_cast<long>(k);
 }
 
@@ -265,10 +265,10 @@ long Tmpfs::Write(Node& n, uint64_t off, const uint8_t* src, uint64_t len) {
   if (end > n.data.size()) {
     const uint64_t grow = end - n.data.size();
     if (used_ + grow > max_bytes_) return -ENOSPC;
-    n.data.resize(end);
+    if (!n.data.Resize(end, mem_)) return -ENOSPC;
     used_ += grow;
   }
-  std::memcpy(n.data.data() + off, src, len);
+  n.data.Put(off, src, len);
   Touch(n, true);
   return static_cast<long>(len);
 }
@@ -279,13 +279,48 @@ int Tmpfs::Truncate(Node& n, uint64_t len) {
   if (len > n.data.size()) {
     const uint64_t grow = len - n.data.size();
     if (used_ + grow > max_bytes_) return -ENOSPC;
+    if (!n.data.Resize(len, mem_)) return -ENOSPC;
     used_ += grow;
   } else {
     used_ -= std::min<uint64_t>(used_, n.data.size() - len);
+    n.data.Resize(len, mem_);
   }
-  n.data.resize(len);
   Touch(n, true);
   return 0;
+}
+
+bool FileData::Move(MemoryFile& mem, uint64_t capacity) {
+  capacity = (capacity + 4095) & ~uint64_t{4095};
+  const int64_t off = mem.Allocate(capacity);
+  if (off < 0) return false;
+  auto chunk = std::make_shared<Chunk>(mem, static_cast<uint64_t>(off), capacity);
+  if (size_) std::memcpy(mem.at(chunk->offset), ptr(), size_);
+  chunk_ = std::move(chunk);
+  heap_.clear();
+  heap_.shrink_to_fit();
+  return true;
+}
+
+bool FileData::Resize(uint64_t n, MemoryFile* mem) {
+  if (!chunk_) {
+    heap_.resize(n);
+    size_ = n;
+    return true;
+  }
+  if (n > chunk_->len) {
+    if (!mem || !Move(*mem, std::max(n, chunk_->len * 2))) return false;
+  }
+  if (n < size_) std::memset(ptr() + n, 0, size_ - n);  // regrowth reads zeros
+  size_ = n;
+  return true;
+}
+
+std::shared_ptr<Chunk> FileData::Share(MemoryFile& mem, uint64_t need) {
+  need = std::max<uint64_t>(need, size_);
+  if (!chunk_ || chunk_->len < need) {
+    if (!Move(mem, std::max<uint64_t>(need, 65536))) return nullptr;
+  }
+  return chunk_;
 }
 
 void Tmpfs::Stat(const Node& n, struct stat* st) const {

@@ -13,12 +13,38 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "services/syscall-router/kernel/memory.h"
+
 namespace bulkhead::router {
+
+// A tmpfs file's bytes: on the router's heap, or — once the file is mapped
+// MAP_SHARED — in a chunk of the memory file that the mappings share, so that
+// stores through a mapping and write() see each other.
+class FileData {
+ public:
+  uint64_t size() const { return size_; }
+  void Get(uint64_t off, uint8_t* dst, uint64_t n) const { std::memcpy(dst, ptr() + off, n); }
+  void Put(uint64_t off, const uint8_t* src, uint64_t n) { std::memcpy(ptr() + off, src, n); }
+  // New bytes read as zeros. False when the memory file is full.
+  bool Resize(uint64_t n, MemoryFile* mem);
+  // A memory-file chunk holding the data, at least `need` bytes long. A chunk
+  // that has to grow is replaced: mappings made before keep the old pages.
+  std::shared_ptr<Chunk> Share(MemoryFile& mem, uint64_t need);
+  bool shared() const { return chunk_ != nullptr; }
+
+ private:
+  uint8_t* ptr() const { return chunk_ ? chunk_->file.at(chunk_->offset) : const_cast<uint8_t*>(heap_.data()); }
+  bool Move(MemoryFile& mem, uint64_t capacity);
+  std::vector<uint8_t> heap_;
+  std::shared_ptr<Chunk> chunk_;
+  uint64_t size_ = 0;
+};
 
 class Tmpfs {
  public:
@@ -29,7 +55,7 @@ class Tmpfs {
     timespec atime{}, mtime{}, ctime{};
     std::map<std::string, std::shared_ptr<Node>> children;  // directories
     std::weak_ptr<Node> parent;                             // directories
-    std::vector<uint8_t> data;                              // regular files
+    FileData data;                                          // regular files
     std::string target;                                     // symlinks
   };
   using NodePtr = std::shared_ptr<Node>;
@@ -61,6 +87,9 @@ class Tmpfs {
   static void Touch(Node& n, bool modified);
 
   uint64_t used() const { return used_; }
+  // Where MAP_SHARED file data goes (none: such mappings are refused).
+  void SetMemoryFile(MemoryFile* mem) { mem_ = mem; }
+  MemoryFile* memory_file() const { return mem_; }
 
  private:
   // The parent directory of `rel` and its last component.
@@ -75,6 +104,7 @@ class Tmpfs {
   const uint64_t max_bytes_;
   uint64_t used_ = 0;
   const dev_t dev_;
+  MemoryFile* mem_ = nullptr;
 };
 
 }  // namespace bulkhead::router
