@@ -282,7 +282,7 @@ TEST(CrashSurvival, FileReadsGoOnAcrossAGoferKill) {
 // its death) and the sandbox still forks, pipes and execs afterwards.
 TEST(Hostile, RandomSystemCallsLeaveTheSandboxUsable) {
   Result r = Sh(Bulkhead() + Runfile("integration/sysfuzz") + " 4000");
-  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("usable after"), std::string::npos) << r.out;
   std::printf("[ measure  ] %s", r.out.c_str());
 }

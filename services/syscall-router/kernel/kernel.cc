@@ -1597,6 +1597,7 @@ struct Kernel::Impl {
 
   int64_t Kill(Task& t, int pid, int sig) {
     if (sig < 0 || sig > 64) return -EINVAL;
+    if (pid == INT32_MIN) return -ESRCH;  // as Linux: -INT_MIN names nothing
     std::vector<Process*> targets;
     if (pid > 0) {
       auto it = procs_.find(pid);
@@ -1795,7 +1796,7 @@ struct Kernel::Impl {
         int32_t nv;
         switch (opk) {
           case FUTEX_OP_SET: nv = oparg; break;
-          case FUTEX_OP_ADD: nv = old + oparg; break;
+          case FUTEX_OP_ADD: nv = static_cast<int32_t>(static_cast<uint32_t>(old) + static_cast<uint32_t>(oparg)); break;
           case FUTEX_OP_OR: nv = old | oparg; break;
           case FUTEX_OP_ANDN: nv = old & ~oparg; break;
           case FUTEX_OP_XOR: nv = old ^ oparg; break;
@@ -3414,6 +3415,9 @@ struct Kernel::Impl {
         } else if (times) {
           timeval tv[2];
           if (!t.proc->as->CopyIn(times, tv, sizeof tv)) return -EFAULT;
+          for (const timeval& v : tv) {
+            if (v.tv_usec < 0 || v.tv_usec >= 1000000) return -EINVAL;
+          }
           at = {tv[0].tv_sec, tv[0].tv_usec * 1000};
           mt = {tv[1].tv_sec, tv[1].tv_usec * 1000};
         }
@@ -3695,6 +3699,7 @@ struct Kernel::Impl {
         const int options = ia(2);
         if (options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WALL | __WCLONE | __WNOTHREAD)) return -EINVAL;
         const int pid = ia(0);
+        if (pid == INT32_MIN) return -ESRCH;  // as Linux: -INT_MIN names nothing
         int idtype = pid > 0 ? P_PID : pid == -1 ? P_ALL : P_PGID;
         int id = pid < -1 ? -pid : pid > 0 ? pid : 0;
         int status = 0;
