@@ -99,6 +99,10 @@ TEST(Shells, TmpIsWritable) {
       "print(os.path.getsize(os.path.join(d, 'x')), sorted(os.listdir(d)))\n"
       "os.rename(os.path.join(d, 'x'), os.path.join(d, 'y')); print(sorted(os.listdir(d)))\n"
       "shutil.rmtree(d); print(os.path.exists(d))\n"));
+  // FIFOs: a writer and a reader meet; O_RDWR needs no partner.
+  ExpectSame("/bin/bash -c " + Quote(
+      "d=$(mktemp -d); mkfifo $d/f; ls -l $d/f | cut -c1; (echo through the fifo > $d/f) & "
+      "sleep 0.2; timeout 5 cat $d/f; wait; exec 3<>$d/f; echo rw >&3; read -t 1 x <&3; echo $x; rm -r $d"));
   // A script and a copied program run from /tmp.
   ExpectSame("/bin/bash -c " + Quote(
       "d=$(mktemp -d) && printf '#!/bin/sh\\necho script $1\\n' > $d/s.sh && chmod +x $d/s.sh && $d/s.sh arg && "

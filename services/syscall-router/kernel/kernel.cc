@@ -187,6 +187,7 @@ struct File {
   struct stat st {};
   std::shared_ptr<Pipe> pipe;
   bool pipe_write = false;
+  bool pipe_rw = false;  // a FIFO opened O_RDWR: both ends in one
   uint64_t counter = 0;  // eventfd; timerfd: expirations not read yet
   bool semaphore = false;
   int64_t deadline = -1, interval = 0;  // timerfd: next expiry (monotonic ns), period
@@ -207,7 +208,10 @@ struct File {
   File& operator=(const File&) = delete;
   ~File() {
     if (kind == Kind::kGofer && gofer) gofer->Close(handle);
-    if (pipe) (pipe_write ? pipe->writers : pipe->readers)--;
+    if (pipe) {
+      if (pipe_rw || !pipe_write) pipe->readers--;
+      if (pipe_rw || pipe_write) pipe->writers--;
+    }
   }
 };
 
@@ -283,7 +287,8 @@ struct Task {
   uint64_t saved_mask = 0;
   int vfork_child = 0;
   uint64_t io_done = 0;
-  uint64_t saved_rem = 0;  // a blocking pipe write: bytes already written
+  uint64_t saved_rem = 0;
+  std::shared_ptr<File> fifo_pending;  // a FIFO open waiting for the other end  // a blocking pipe write: bytes already written
   uint64_t arg(int i) const { return regs.syscall_arg(i); }
 };
 
@@ -331,6 +336,7 @@ struct Kernel::Impl {
     if ((flags & O_TMPFILE) == O_TMPFILE) return -EOPNOTSUPP;
     Tmpfs::NodePtr node;
     if (int rc = fs.Open(rel, static_cast<int>(flags), mode & ~t.proc->umask, &node); rc < 0) return rc;
+    if (S_ISFIFO(node->mode)) return OpenFifo(t, *node, path, flags);
     auto f = std::make_shared<File>();
     f->kind = File::Kind::kTmpfs;
     f->tmpfs = &fs;
@@ -339,6 +345,35 @@ struct Kernel::Impl {
     fs.Stat(*node, &f->st);
     f->flags = flags & (O_ACCMODE | O_APPEND | O_NONBLOCK);
     return NewFd(t, f, 0, flags & O_CLOEXEC);
+  }
+
+  // A FIFO: an end of the node's pipe. As Linux: a reader waits for a
+  // writer and a writer for a reader (each counts as present while it
+  // waits), unless O_NONBLOCK (a writer then gets ENXIO); O_RDWR never waits.
+  int64_t OpenFifo(Task& t, Tmpfs::Node& node, const std::string& path, uint32_t flags) {
+    const uint32_t acc = flags & O_ACCMODE;
+    if (!t.retry || !t.fifo_pending) {
+      if (!node.fifo) node.fifo = std::make_shared<Pipe>();
+      auto pipe = std::static_pointer_cast<Pipe>(node.fifo);
+      if (acc == O_WRONLY && (flags & O_NONBLOCK) && pipe->readers == 0) return -ENXIO;
+      auto f = std::make_shared<File>();
+      f->kind = File::Kind::kPipe;
+      f->pipe = pipe;
+      f->pipe_write = acc == O_WRONLY;
+      f->pipe_rw = acc == O_RDWR;
+      if (acc != O_WRONLY) ++pipe->readers;
+      if (acc != O_RDONLY) ++pipe->writers;
+      f->flags = flags & (O_ACCMODE | O_NONBLOCK);
+      f->path = path;
+      f->st.st_mode = node.mode;
+      t.fifo_pending = std::move(f);
+    }
+    std::shared_ptr<File> f = t.fifo_pending;
+    const Pipe& p = *f->pipe;
+    const bool other_side = acc == O_RDWR || (flags & O_NONBLOCK) || (acc == O_RDONLY ? p.writers > 0 : p.readers > 0);
+    if (!other_side) return kBlock;
+    t.fifo_pending.reset();
+    return NewFd(t, std::move(f), 0, flags & O_CLOEXEC);
   }
 
   // mkdir, rmdir, unlink, symlink, rename: in a tmpfs, or EROFS (the root is
@@ -811,6 +846,7 @@ struct Kernel::Impl {
   // The end of a system call: its result, and the task runs again.
   void Complete(Task& t, int64_t r) {
     t.retry = false;
+    t.fifo_pending.reset();  // an interrupted FIFO open no longer counts as an end
     t.deadline = -1;
     t.host_waits.clear();
     if (t.restore_mask && r != -EINTR) {
@@ -3491,9 +3527,18 @@ struct Kernel::Impl {
         std::string path, rel;
         const bool at = nr == SYS_mknodat;
         if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path); rc < 0) return rc;
+        const uint32_t mode = static_cast<uint32_t>(at ? a(2) : a(1));
+        if (Tmpfs* fs = TmpfsFor(path, &rel)) {
+          if (S_ISFIFO(mode)) return fs->Mkfifo(rel, mode & ~p.umask);
+          if (S_ISREG(mode) || (mode & S_IFMT) == 0) {
+            Tmpfs::NodePtr n;
+            return fs->Open(rel, O_CREAT | O_EXCL | O_WRONLY, mode & ~p.umask & 07777, &n);
+          }
+          return -EPERM;  // device nodes: not in a sandbox
+        }
         struct stat st;
         if (StatPath(t, path, false, &st) == 0) return -EEXIST;
-        return TmpfsFor(path, &rel) ? -EPERM : ReadOnlyRoot(t, path);  // FIFOs and devices: issue 5
+        return ReadOnlyRoot(t, path);
       }
       case SYS_timer_create: return TimerCreate(t, static_cast<clockid_t>(ia(0)), a(1), a(2));
       case SYS_timer_settime: return TimerSettime(t, ia(0), ia(1), a(2), a(3));

@@ -198,6 +198,16 @@ int Tmpfs::Link(const std::string& from, const std::string& to, bool follow) {
   return 0;
 }
 
+int Tmpfs::Mkfifo(const std::string& rel, mode_t mode) {
+  NodePtr dir;
+  std::string name;
+  if (int rc = Parent(rel, &dir, &name); rc < 0) return rc == -EBUSY ? -EEXIST : rc;
+  if (dir->children.count(name)) return -EEXIST;
+  dir->children[name] = NewNode(S_IFIFO | (mode & 07777));
+  Touch(*dir, true);
+  return 0;
+}
+
 int Tmpfs::Symlink(const std::string& target, const std::string& rel) {
   if (target.empty()) return -ENOENT;
   NodePtr dir;
@@ -332,7 +342,8 @@ void Tmpfs::Stat(const Node& n, struct stat* st) const {
   st->st_blksize = 4096;
   st->st_size = S_ISREG(n.mode)   ? static_cast<off_t>(n.data.size())
                 : S_ISLNK(n.mode) ? static_cast<off_t>(n.target.size())
-                                  : 4096;
+                : S_ISDIR(n.mode) ? 4096
+                                  : 0;
   st->st_blocks = (st->st_size + 511) / 512;
   st->st_atim = n.atime;
   st->st_mtim = n.mtime;
@@ -357,7 +368,7 @@ std::string Tmpfs::Dirents(const Node& n) const {
   add(n.ino, ".", DT_DIR);
   add(parent ? parent->ino : n.ino, "..", DT_DIR);
   for (const auto& [name, c] : n.children) {
-    add(c->ino, name, S_ISDIR(c->mode) ? DT_DIR : S_ISLNK(c->mode) ? DT_LNK : DT_REG);
+    add(c->ino, name, S_ISDIR(c->mode) ? DT_DIR : S_ISLNK(c->mode) ? DT_LNK : S_ISFIFO(c->mode) ? DT_FIFO : DT_REG);
   }
   return out;
 }

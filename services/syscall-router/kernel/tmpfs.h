@@ -57,6 +57,7 @@ class Tmpfs {
     std::weak_ptr<Node> parent;                             // directories
     FileData data;                                          // regular files
     std::string target;                                     // symlinks
+    std::shared_ptr<void> fifo;                             // FIFOs: the kernel's pipe, made at first open
   };
   using NodePtr = std::shared_ptr<Node>;
 
@@ -72,6 +73,8 @@ class Tmpfs {
   int Rmdir(const std::string& rel);
   int Unlink(const std::string& rel);
   int Symlink(const std::string& target, const std::string& rel);
+  // A FIFO (mknod S_IFIFO, mkfifo).
+  int Mkfifo(const std::string& rel, mode_t mode);
   // A hard link (regular files and symlinks; directories: EPERM).
   int Link(const std::string& from, const std::string& to, bool follow);
   int Rename(const std::string& from, const std::string& to, bool noreplace);

@@ -127,6 +127,22 @@ TEST(Tmpfs, HardLinksShareTheFileAndTheBudget) {
   EXPECT_EQ(fs.used(), 0u);
 }
 
+TEST(Tmpfs, FifosAreNodesOfTheirOwnType) {
+  Tmpfs fs;
+  ASSERT_EQ(fs.Mkfifo("p", 0644), 0);
+  EXPECT_EQ(fs.Mkfifo("p", 0644), -EEXIST);
+  Tmpfs::NodePtr n;
+  ASSERT_EQ(fs.Lookup("p", true, &n), 0);
+  struct stat st;
+  fs.Stat(*n, &st);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  EXPECT_EQ(st.st_size, 0);
+  Tmpfs::NodePtr root;
+  ASSERT_EQ(fs.Lookup("", true, &root), 0);
+  const std::string d = fs.Dirents(*root);
+  EXPECT_EQ(Names(d), (std::vector<std::string>{".", "..", "p"}));
+}
+
 TEST(Tmpfs, BudgetGivesEnospc) {
   Tmpfs fs(8192);
   Tmpfs::NodePtr n;
