@@ -133,17 +133,7 @@ void MemoryAddressSpace::SplitAt(uint64_t at) {
 
 long MemoryAddressSpace::Install(uint64_t addr, uint64_t len, int prot, bool shared,
                                  std::shared_ptr<Chunk> chunk, uint64_t chunk_offset, std::string name) {
-  long r = inner_->MapFile(addr, len, prot, file_.fd(), chunk->offset + chunk_offset);
-  if (r < 0) return r;
-  Vma v;
-  v.end = addr + len;
-  v.prot = prot;
-  v.shared = shared;
-  v.chunk = std::move(chunk);
-  v.chunk_offset = chunk_offset;
-  v.name = std::move(name);
-  vmas_[addr] = std::move(v);
-  return static_cast<long>(addr);
+  return Replace(addr, len, prot, std::move(chunk), chunk_offset, shared, false, std::move(name));
 }
 
 long MemoryAddressSpace::Map(uint64_t addr, uint64_t len, int prot, int flags) {
@@ -151,20 +141,29 @@ long MemoryAddressSpace::Map(uint64_t addr, uint64_t len, int prot, int flags) {
   if (addr % kPage || len == 0 || addr + len < addr) return -EINVAL;
   const int64_t off = file_.Allocate(len);
   if (off < 0) return -ENOMEM;
-  auto chunk = std::make_shared<Chunk>(file_, static_cast<uint64_t>(off), len);
-  // MAP_FIXED replaces what was there; the stub's mmap does that itself.
+  return Replace(addr, len, prot, std::make_shared<Chunk>(file_, static_cast<uint64_t>(off), len), 0,
+                 (flags & MAP_TYPE) != MAP_PRIVATE, false, "");
+}
+
+long MemoryAddressSpace::Replace(uint64_t addr, uint64_t len, int prot, std::shared_ptr<Chunk> chunk,
+                                 uint64_t chunk_offset, bool shared, bool cow, std::string name) {
+  // MAP_FIXED replaces what was there; the stub's mmap does that itself, so
+  // the old VMAs are only forgotten once it succeeded.
   SplitAt(addr);
   SplitAt(addr + len);
   std::vector<uint64_t> gone;
   for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < addr + len; ++it) gone.push_back(it->first);
-  long r = inner_->MapFile(addr, len, prot, file_.fd(), chunk->offset);
+  long r = inner_->MapFile(addr, len, prot, file_.fd(), chunk->offset + chunk_offset);
   if (r < 0) return r;
-  for (uint64_t s : gone) vmas_.erase(s);
+  for (uint64_t g : gone) vmas_.erase(g);
   Vma v;
   v.end = addr + len;
   v.prot = prot;
-  v.shared = (flags & MAP_TYPE) != MAP_PRIVATE;
+  v.shared = shared;
+  v.cow = cow;
   v.chunk = std::move(chunk);
+  v.chunk_offset = chunk_offset;
+  v.name = std::move(name);
   vmas_[addr] = std::move(v);
   return static_cast<long>(addr);
 }
@@ -173,21 +172,7 @@ long MemoryAddressSpace::MapCow(uint64_t addr, uint64_t len, int prot, std::shar
                                 std::string name) {
   len = PageUp(len);
   if (addr % kPage || len == 0 || addr + len < addr || (prot & PROT_WRITE) || len > chunk->len) return -EINVAL;
-  SplitAt(addr);
-  SplitAt(addr + len);
-  std::vector<uint64_t> gone;
-  for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < addr + len; ++it) gone.push_back(it->first);
-  long r = inner_->MapFile(addr, len, prot, file_.fd(), chunk->offset);
-  if (r < 0) return r;
-  for (uint64_t s : gone) vmas_.erase(s);
-  Vma v;
-  v.end = addr + len;
-  v.prot = prot;
-  v.cow = true;
-  v.chunk = std::move(chunk);
-  v.name = std::move(name);
-  vmas_[addr] = std::move(v);
-  return static_cast<long>(addr);
+  return Replace(addr, len, prot, std::move(chunk), 0, false, true, std::move(name));
 }
 
 long MemoryAddressSpace::MapShared(uint64_t addr, uint64_t len, int prot, std::shared_ptr<Chunk> chunk,
@@ -196,22 +181,7 @@ long MemoryAddressSpace::MapShared(uint64_t addr, uint64_t len, int prot, std::s
   if (addr % kPage || len == 0 || addr + len < addr || chunk_offset % kPage || chunk_offset + len > chunk->len) {
     return -EINVAL;
   }
-  SplitAt(addr);
-  SplitAt(addr + len);
-  std::vector<uint64_t> gone;
-  for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < addr + len; ++it) gone.push_back(it->first);
-  long r = inner_->MapFile(addr, len, prot, file_.fd(), chunk->offset + chunk_offset);
-  if (r < 0) return r;
-  for (uint64_t s : gone) vmas_.erase(s);
-  Vma v;
-  v.end = addr + len;
-  v.prot = prot;
-  v.shared = true;
-  v.chunk = std::move(chunk);
-  v.chunk_offset = chunk_offset;
-  v.name = std::move(name);
-  vmas_[addr] = std::move(v);
-  return static_cast<long>(addr);
+  return Replace(addr, len, prot, std::move(chunk), chunk_offset, true, false, std::move(name));
 }
 
 long MemoryAddressSpace::BreakCow(uint64_t addr, uint64_t len) {

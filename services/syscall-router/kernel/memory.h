@@ -136,6 +136,10 @@ class MemoryAddressSpace final : public platform::AddressSpace {
   long Protect(uint64_t addr, uint64_t len, int prot);
   long Remap(uint64_t old_addr, uint64_t old_len, uint64_t new_len, int flags, uint64_t new_addr);
   long Advise(uint64_t addr, uint64_t len, int advice);
+  // Maps chunk pages at [addr, addr + len) in the stub, replacing what was
+  // there, and records the VMA.
+  long Replace(uint64_t addr, uint64_t len, int prot, std::shared_ptr<Chunk> chunk, uint64_t chunk_offset,
+               bool shared, bool cow, std::string name);
   // Splits the VMA containing `at` (if any) so that one starts exactly there.
   void SplitAt(uint64_t at);
   // Maps [addr, addr+len) of `chunk` from chunk_offset into the stub and
