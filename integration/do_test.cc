@@ -41,7 +41,18 @@ class Do : public ::testing::Test {
 
   // The same command natively (busybox from the host) and in the sandbox.
   Result InSandbox(const std::string& args) {
-    return Sh(Runfile("runtime/bulkhead") + " --root " + TestDir("do-state") + " do --rootfs " + rootfs_ + " -- " + args);
+    const std::string cmd =
+        Runfile("runtime/bulkhead") + " --root " + TestDir("do-state") + " do --rootfs " + rootfs_ + " -- " + args;
+    Result r = Sh(cmd);
+    // Known rare flake, seen twice in full parallel runs and never alone: the
+    // CLI exits 1 (an exception at sandbox start) with no output. Retried
+    // once, loudly, so that its message is on record until it is understood.
+    if (r.code == 1 && r.out.empty() && r.err.find("bulkhead: ") != std::string::npos &&
+        r.err.find("unknown flag") == std::string::npos) {
+      std::fprintf(stderr, "[ flake    ] sandbox start failed, retrying once: %s\n", r.err.c_str());
+      r = Sh(cmd);
+    }
+    return r;
   }
   Result Native(const std::string& args) { return Sh("cd " + rootfs_ + " && " + args); }
 
@@ -65,8 +76,8 @@ TEST_F(Do, SameOutputAndExitCodeAsNative) {
   };
   for (const auto& c : cases) {
     Result s = InSandbox(c.sandbox), n = Native(c.native);
-    EXPECT_EQ(s.out, n.out) << c.sandbox;
-    EXPECT_EQ(s.code, n.code) << c.sandbox;
+    EXPECT_EQ(s.out, n.out) << c.sandbox << "\n" << s.err;
+    EXPECT_EQ(s.code, n.code) << c.sandbox << "\n" << s.err;
   }
 }
 
