@@ -3344,7 +3344,7 @@ struct Kernel::Impl {
       case SYS_renameat2: {
         const bool at = nr != SYS_rename;
         const uint64_t flags = nr == SYS_renameat2 ? a(4) : 0;
-        if (flags & ~static_cast<uint64_t>(RENAME_NOREPLACE)) return flags & (RENAME_EXCHANGE | RENAME_WHITEOUT) ? -EINVAL : -EINVAL;
+        if (flags & ~static_cast<uint64_t>(RENAME_NOREPLACE)) return -EINVAL;  // EXCHANGE, WHITEOUT: not served
         std::string from, to, rf, rt;
         if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &from); rc < 0) return rc;
         if (int64_t rc = PathAt(t, at ? ia(2) : AT_FDCWD, at ? a(3) : a(1), &to); rc < 0) return rc;
@@ -3520,7 +3520,7 @@ struct Kernel::Impl {
         sf.f_ffree = tmp ? sf.f_files / 2 : 0;
         sf.f_namelen = 255;
         sf.f_flags = tmp ? 0 : ST_RDONLY;
-        return Out(t, nr == SYS_statfs ? a(1) : a(1), sf) ? 0 : -EFAULT;
+        return Out(t, a(1), sf) ? 0 : -EFAULT;
       }
       case SYS_mknod:
       case SYS_mknodat: {
@@ -3725,7 +3725,7 @@ struct Kernel::Impl {
       case SYS_capget: return 0;
       case SYS_capset: return 0;
       case SYS_sync: case SYS_syncfs: case SYS_fsync: case SYS_fdatasync: return 0;
-      case SYS_membarrier: return a(0) == 0 ? 0 : 0;
+      case SYS_membarrier: return 0;  // one router serializes every task's system calls
       case SYS_clone: return Clone(t, a(0), a(1), a(2), a(3), a(4));
       case SYS_clone3: {
         if (t.retry) return Clone(t, 0, 0, 0, 0, 0);
