@@ -33,6 +33,7 @@
 #include "harden/seccomp_policy.h"
 #include "harden/test_util.h"
 #include "services/syscall-router/platform/test_loader.h"
+#include "services/syscall-router/platform/trap_platform.h"
 
 namespace bulkhead::router::platform {
 namespace {
@@ -309,6 +310,29 @@ class PtracePlatformTest : public ::testing::Test {
   std::unique_ptr<Platform> platform_;
 };
 
+std::unique_ptr<Platform> MakePlatform(const std::string& kind, std::vector<int> files = {}) {
+  if (kind == "trap") return NewTrapPlatform({.files = std::move(files)});
+  return NewPtracePlatform({.files = std::move(files)});
+}
+
+// The behaviour every platform must have: each case runs on ptrace and on
+// trap.
+class PlatformTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { platform_ = MakePlatform(GetParam()); }
+  bool trap() const { return GetParam() == "trap"; }
+  std::unique_ptr<Platform> platform_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Platforms, PlatformTest, ::testing::Values("ptrace", "trap"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+class TrapPlatformTest : public ::testing::Test {
+ protected:
+  void SetUp() override { platform_ = NewTrapPlatform(); }
+  std::unique_ptr<Platform> platform_;
+};
+
 // ---------------------------------------------------------------------------
 // The stub itself.
 
@@ -356,7 +380,7 @@ TEST_F(PtracePlatformTest, FreshStubHoldsOnlyTheStubPagesAndPlatformFiles) {
   EXPECT_EQ(::getsid(pid), pid);
 }
 
-TEST_F(PtracePlatformTest, StubIsKilledAndReapedWithItsAddressSpace) {
+TEST_P(PlatformTest, StubIsKilledAndReapedWithItsAddressSpace) {
   auto as = platform_->NewAddressSpace();
   const pid_t pid = as->stub_pid();
   ASSERT_EQ(::kill(pid, 0), 0);
@@ -368,7 +392,7 @@ TEST_F(PtracePlatformTest, StubIsKilledAndReapedWithItsAddressSpace) {
   EXPECT_EQ(errno, ECHILD);
 }
 
-TEST_F(PtracePlatformTest, StubDiesWithItsTracerThread) {
+TEST_P(PlatformTest, StubDiesWithItsTracerThread) {
   // The address space is created on a thread that then ends: that thread was
   // the tracer, PTRACE_O_EXITKILL (and PR_SET_PDEATHSIG) kill the stub.
   std::unique_ptr<AddressSpace> as;
@@ -391,7 +415,7 @@ TEST_F(PtracePlatformTest, StubDiesWithItsTracerThread) {
 // ---------------------------------------------------------------------------
 // The brief's cases (a) to (g).
 
-TEST_F(PtracePlatformTest, GetpidIsAnsweredByTheRouterNotTheHost) {  // (a)
+TEST_P(PlatformTest, GetpidIsAnsweredByTheRouterNotTheHost) {  // (a)
   ToyKernel k(*platform_, RawApp(), {"test_app_raw", "getpid"});
   ASSERT_NE(k.as().stub_pid(), kFakePid);
   Event ev = k.Run();
@@ -402,24 +426,25 @@ TEST_F(PtracePlatformTest, GetpidIsAnsweredByTheRouterNotTheHost) {  // (a)
   EXPECT_NE(k.out, "getpid=" + std::to_string(k.as().stub_pid()) + "\n");
 }
 
-TEST_F(PtracePlatformTest, WriteDataIsReadFromApplicationMemory) {  // (b)
+TEST_P(PlatformTest, WriteDataIsReadFromApplicationMemory) {  // (b)
   ToyKernel k(*platform_, RawApp(), {"test_app_raw", "write"});
   k.Run();
   EXPECT_EQ(k.exit_code, 0);  // the app saw write() return the full length
   EXPECT_EQ(k.out, "hello from the stub\n");
 }
 
-TEST_F(PtracePlatformTest, OpenatNeverReachesTheHost) {  // (c)
+TEST_P(PlatformTest, OpenatNeverReachesTheHost) {  // (c)
   ToyKernel k(*platform_, RawApp(), {"test_app_raw", "openat"});
   k.Run();
   EXPECT_EQ(k.exit_code, 0);
   ASSERT_EQ(k.opened, std::vector<std::string>{"/etc/passwd"});
   EXPECT_EQ(k.out, "openat=-2\n");  // -ENOENT, from the handler
-  // The stub (still alive, stopped at exit_group) holds no new descriptor.
-  EXPECT_TRUE(OpenFds(k.as().stub_pid()).empty());
+  // The stub (still alive, stopped at exit_group) holds no new descriptor
+  // (the trap platform's stubs hold one of their own: the router's doorbell).
+  EXPECT_EQ(OpenFds(k.as().stub_pid()).size(), trap() ? 1u : 0u);
 }
 
-TEST_F(PtracePlatformTest, ExitGroupEndsTheProgramWithItsStatus) {  // (d)
+TEST_P(PlatformTest, ExitGroupEndsTheProgramWithItsStatus) {  // (d)
   ToyKernel k(*platform_, RawApp(), {"test_app_raw", "exit"});
   Event ev = k.Run();
   EXPECT_EQ(ev.kind, EventKind::kSyscall);
@@ -431,7 +456,7 @@ TEST_F(PtracePlatformTest, ExitGroupEndsTheProgramWithItsStatus) {  // (d)
   EXPECT_TRUE(k.as().alive());
 }
 
-TEST_F(PtracePlatformTest, InjectedMmapGivesTheApplicationUsableMemory) {  // (e)
+TEST_P(PlatformTest, InjectedMmapGivesTheApplicationUsableMemory) {  // (e)
   ToyKernel k(*platform_, RawApp(), {"test_app_raw", "mmap"});
   k.Run();
   ASSERT_EQ(k.exit_code, 0) << k.out;
@@ -446,9 +471,9 @@ TEST_F(PtracePlatformTest, InjectedMmapGivesTheApplicationUsableMemory) {  // (e
   for (size_t i = 0; i < mem.size(); ++i) ASSERT_EQ(mem[i], static_cast<uint8_t>(i * 7)) << i;
 }
 
-TEST_F(PtracePlatformTest, MapFileSharesMemoryFilePagesWithTheRouter) {  // (e), memory-file path
+TEST_P(PlatformTest, MapFileSharesMemoryFilePagesWithTheRouter) {  // (e), memory-file path
   UniqueFd memfd = CreateSealedMemfd("bulkhead-test-memory", 1 << 20);
-  auto platform = NewPtracePlatform({.files = {memfd.get()}});
+  auto platform = MakePlatform(GetParam(), {memfd.get()});
   Mapping router_view = Mapping::MapShared(memfd.get(), 1 << 20);
   std::strcpy(reinterpret_cast<char*>(router_view.data()) + 3 * kPage, "ping");
 
@@ -465,7 +490,7 @@ TEST_F(PtracePlatformTest, MapFileSharesMemoryFilePagesWithTheRouter) {  // (e),
   EXPECT_STREQ(reinterpret_cast<char*>(router_view.data()) + 3 * kPage + 64, "pong");
 }
 
-TEST_F(PtracePlatformTest, FaultIsReportedWithItsAddress) {  // (f)
+TEST_P(PlatformTest, FaultIsReportedWithItsAddress) {  // (f)
   ToyKernel k(*platform_, RawApp(), {"test_app_raw", "fault"});
   Event ev = k.Run();
   ASSERT_EQ(k.faults.size(), 1u) << DescribeEvent(ev, &k.regs());
@@ -512,7 +537,7 @@ TEST_F(PtracePlatformTest, TenThousandGetpidRoundTrips) {  // (g)
 // ---------------------------------------------------------------------------
 // Registers, arch, walls.
 
-TEST_F(PtracePlatformTest, FsBaseTravelsInTheRegisters) {
+TEST_P(PlatformTest, FsBaseTravelsInTheRegisters) {
   ToyKernel k(*platform_, RawApp(), {"test_app_raw", "fsbase"});
   k.Run();
   ASSERT_EQ(k.exit_code, 0);
@@ -570,7 +595,7 @@ TEST_F(PtracePlatformTest, InjectedCallOutsideTheAllowlistKillsTheStub) {
       << DescribeWaitStatus(ev.wait_status);
 }
 
-TEST_F(PtracePlatformTest, InjectedCallsReturnErrnoAndNeverTouchTheStubRegion) {
+TEST_P(PlatformTest, InjectedCallsReturnErrnoAndNeverTouchTheStubRegion) {
   auto as = platform_->NewAddressSpace();
   const AddressRange stub = platform_->stub_range();
   EXPECT_EQ(as->Munmap(stub.start, kPage), -EINVAL);
@@ -589,7 +614,7 @@ TEST_F(PtracePlatformTest, InjectedCallsReturnErrnoAndNeverTouchTheStubRegion) {
   EXPECT_TRUE(as->alive());
 }
 
-TEST_F(PtracePlatformTest, MemoryAccessHonoursMappingsAndProtections) {
+TEST_P(PlatformTest, MemoryAccessHonoursMappingsAndProtections) {
   auto as = platform_->NewAddressSpace();
   char buf[16] = {};
   EXPECT_EQ(as->ReadMemory(0x10000000, buf, sizeof buf), -EFAULT);
@@ -609,7 +634,7 @@ TEST_F(PtracePlatformTest, MemoryAccessHonoursMappingsAndProtections) {
 // ---------------------------------------------------------------------------
 // Signals, interrupts, death.
 
-TEST_F(PtracePlatformTest, InterruptStopsASpinningTask) {
+TEST_P(PlatformTest, InterruptStopsASpinningTask) {
   ToyKernel k(*platform_, RawApp(), {"test_app_raw", "spin"});
   std::thread kicker([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(30));
@@ -635,7 +660,7 @@ TEST_F(PtracePlatformTest, InterruptStopsASpinningTask) {
   EXPECT_FALSE(k.as().alive());
 }
 
-TEST_F(PtracePlatformTest, HostSignalFromOutsideIsReportedNotDelivered) {
+TEST_P(PlatformTest, HostSignalFromOutsideIsReportedNotDelivered) {
   ToyKernel k(*platform_, RawApp(), {"test_app_raw", "spin"});
   std::thread sender([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(30));
@@ -674,7 +699,7 @@ TEST_F(PtracePlatformTest, OnlyTheTracerThreadMayDriveTheStub) {
   reader.join();
 }
 
-TEST_F(PtracePlatformTest, SecondContextGetsItsOwnStubThread) {
+TEST_P(PlatformTest, SecondContextGetsItsOwnStubThread) {
   ToyKernel k(*platform_, RawApp(), {"test_app_raw", "getpid"});
   ASSERT_EQ(k.ctx().Switch(k.as(), k.regs()).kind, EventKind::kSyscall);
   EXPECT_EQ(k.as().stub_threads(), 1u);
@@ -691,7 +716,7 @@ TEST_F(PtracePlatformTest, SecondContextGetsItsOwnStubThread) {
   EXPECT_EQ(k.as().stub_threads(), 2u);
 }
 
-TEST_F(PtracePlatformTest, ForkCopiesTheAddressSpace) {
+TEST_P(PlatformTest, ForkCopiesTheAddressSpace) {
   ToyKernel k(*platform_, RawApp(), {"test_app_raw", "getpid"});
   ASSERT_EQ(k.as().Mmap(0x10000000, kPage, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0),
@@ -714,7 +739,7 @@ TEST_F(PtracePlatformTest, ForkCopiesTheAddressSpace) {
   EXPECT_EQ(::kill(stub, 0), -1);  // killed and reaped with its address space
 }
 
-TEST_F(PtracePlatformTest, AsynchronousRunsReportThroughWaitEvents) {
+TEST_P(PlatformTest, AsynchronousRunsReportThroughWaitEvents) {
   ToyKernel a(*platform_, RawApp(), {"test_app_raw", "getpid"});
   ToyKernel b(*platform_, RawApp(), {"test_app_raw", "getpid"});
   Registers ra = a.regs(), rb = b.regs();
@@ -741,7 +766,7 @@ TEST_F(PtracePlatformTest, AsynchronousRunsReportThroughWaitEvents) {
 // ---------------------------------------------------------------------------
 // First light: an unmodified static glibc program.
 
-TEST_F(PtracePlatformTest, FirstLightStaticGlibcHelloWorld) {
+TEST_P(PlatformTest, FirstLightStaticGlibcHelloWorld) {
   ToyKernel k(*platform_, HelloApp(), {"hello_static"});
   Event ev = k.Run();
   ASSERT_TRUE(k.exit_code.has_value())
@@ -754,6 +779,132 @@ TEST_F(PtracePlatformTest, FirstLightStaticGlibcHelloWorld) {
   EXPECT_TRUE(k.unknown_syscalls.empty()) << "answered ENOSYS: " << unknown;
   std::printf("[ measure  ] hello_static: %lu system calls served\n",
               static_cast<unsigned long>(k.syscalls));
+}
+
+// ---------------------------------------------------------------------------
+// The trap platform's own properties and the attacks of its threat analysis
+// (trap_platform.h).
+
+std::string Hex(uint64_t v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "0x%lx", static_cast<unsigned long>(v));
+  return b;
+}
+
+TEST_F(TrapPlatformTest, FreshStubHoldsOnlyTheRegionTheVdsoAndItsFiles) {
+  UniqueFd memfd = CreateSealedMemfd("bulkhead-test-memory", 1 << 20);
+  auto platform = NewTrapPlatform({.files = {memfd.get()}});
+  auto as = platform->NewAddressSpace();
+  const pid_t pid = as->stub_pid();
+  const AddressRange region = platform->stub_range();
+  EXPECT_LE(region.end, 0x7ffffffff000u);
+  EXPECT_EQ(platform->max_user_address(), region.start);
+  std::istringstream maps(ReadText("/proc/" + std::to_string(pid) + "/maps"));
+  std::string line;
+  int lines = 0;
+  while (std::getline(maps, line)) {
+    ++lines;
+    unsigned long s = 0, e = 0;
+    ASSERT_EQ(std::sscanf(line.c_str(), "%lx-%lx", &s, &e), 2) << line;
+    const bool in_region = s >= region.start && e <= region.end;
+    const bool host_page = line.find("[vdso]") != std::string::npos ||
+                           line.find("[vvar") != std::string::npos ||
+                           line.find("[vsyscall]") != std::string::npos;
+    EXPECT_TRUE(in_region || host_page) << "unexpected mapping in the stub: " << line;
+    if (in_region && s == region.start) EXPECT_NE(line.find("r-xp"), std::string::npos) << line;
+  }
+  EXPECT_GE(lines, 3);
+  if (TrapPlatformVdso(*platform) != 0) {
+    EXPECT_NE(ReadText("/proc/" + std::to_string(pid) + "/maps").find("[vdso]"), std::string::npos);
+  }
+  // The memory file and the router's doorbell eventfd, nothing else.
+  const std::set<int> fds = OpenFds(pid);
+  EXPECT_EQ(fds.size(), 2u);
+  EXPECT_EQ(fds.count(memfd.get()), 1u);
+  // Not traced; filtered; no_new_privs; own session.
+  EXPECT_EQ(StatusField(pid, "TracerPid"), "0");
+  EXPECT_EQ(StatusField(pid, "Seccomp"), "2");
+  EXPECT_EQ(StatusField(pid, "NoNewPrivs"), "1");
+  EXPECT_EQ(ReadText("/proc/" + std::to_string(pid) + "/comm"), "bulkhead-trap\n");
+  EXPECT_EQ(::getsid(pid), pid);
+}
+
+TEST_F(TrapPlatformTest, ACallOutsideTheListFromTheStubInstructionKillsTheProcess) {
+  // getpid would tell the application its host pid: not on the list.
+  ToyKernel k(*platform_, RawApp(),
+              {"test_app_raw", "stubcall", Hex(platform_->stub_range().start), "39"});
+  Event ev = k.Run();
+  ASSERT_EQ(ev.kind, EventKind::kExited) << DescribeEvent(ev, &k.regs());
+  EXPECT_TRUE(WIFSIGNALED(ev.wait_status) && WTERMSIG(ev.wait_status) == SIGSYS)
+      << DescribeWaitStatus(ev.wait_status);
+  EXPECT_TRUE(k.out.empty()) << k.out;
+}
+
+TEST_F(TrapPlatformTest, AListedCallFromTheStubInstructionStaysHarmless) {
+  // sigaltstack(NULL, NULL): allowed, runs on the host, and changes
+  // nothing. The next call (write) still traps to the router.
+  ToyKernel k(*platform_, RawApp(),
+              {"test_app_raw", "stubcall", Hex(platform_->stub_range().start), "131"});
+  k.Run();
+  ASSERT_EQ(k.exit_code, 0);
+  EXPECT_EQ(k.out, "stubcall=0\n");
+}
+
+TEST_F(TrapPlatformTest, TheHandlerCodeCannotBeOverwritten) {
+  const uint64_t code = platform_->stub_range().start;
+  ToyKernel k(*platform_, RawApp(), {"test_app_raw", "poke", Hex(code + 16)});
+  Event ev = k.Run();
+  ASSERT_EQ(ev.kind, EventKind::kFault) << DescribeEvent(ev, &k.regs());
+  EXPECT_EQ(ev.signo, SIGSEGV);
+  EXPECT_EQ(ev.info.si_code, SEGV_ACCERR);
+  EXPECT_EQ(ev.fault_addr, code + 16);
+  EXPECT_TRUE(k.as().alive());
+  // An mmap over the region through the platform is refused too.
+  EXPECT_EQ(k.as().Mmap(code, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0),
+            -EINVAL);
+}
+
+TEST_F(TrapPlatformTest, AForgedSlotOnlyConfusesTheForger) {
+  // The first thread of a fresh platform has area 1 (area 0: globals).
+  const uint64_t slot = platform_->stub_range().start + 0x20000;
+  ToyKernel k(*platform_, RawApp(), {"test_app_raw", "forge", Hex(slot)});
+  Event ev = k.Run();
+  ASSERT_EQ(k.exit_code, 0) << DescribeEvent(ev, &k.regs());
+  // The handler rewrote the slot at the trap; the router answered it.
+  EXPECT_EQ(k.out, "forged getpid=4242\n");
+  // Parked (stopped at exit_group): the frame pointer is checked before use.
+  user_fpregs_struct fp{};
+  EXPECT_TRUE(k.ctx().GetFpRegs(&fp));
+  uint64_t* uc = reinterpret_cast<uint64_t*>(slot + 16);
+  const uint64_t saved = *uc;
+  for (uint64_t bad : {uint64_t{0}, uint64_t{0xdeadbeef}, slot, slot + 0x10000 - 8, ~uint64_t{0}}) {
+    *uc = bad;
+    EXPECT_FALSE(k.ctx().GetFpRegs(&fp)) << Hex(bad);
+    EXPECT_FALSE(k.ctx().SetFpRegs(fp)) << Hex(bad);
+  }
+  *uc = saved;
+  // A forged state word: the router never takes an event that is not EVENT.
+  std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(slot)).store(77);
+  std::vector<Platform::Ready> got;
+  EXPECT_EQ(platform_->WaitEvents(&got, {}, 20), 0u);
+}
+
+TEST_F(TrapPlatformTest, GetpidRoundTripsAgainstPtrace) {
+  constexpr int kN = 20000;
+  double us[2] = {0, 0};
+  int i = 0;
+  for (const char* kind : {"ptrace", "trap"}) {
+    auto platform = MakePlatform(kind);
+    ToyKernel k(*platform, RawApp(), {"test_app_raw", "loop", std::to_string(kN)});
+    const auto t0 = std::chrono::steady_clock::now();
+    k.Run();
+    const auto t1 = std::chrono::steady_clock::now();
+    ASSERT_EQ(k.exit_code, 0) << kind << ": some getpid did not return 4242";
+    EXPECT_EQ(k.syscalls, static_cast<uint64_t>(kN) + 1);
+    us[i++] = std::chrono::duration<double, std::micro>(t1 - t0).count() / kN;
+  }
+  std::printf("[ measure  ] getpid round trip: ptrace %.2f us, trap %.2f us (%.1fx)\n", us[0], us[1],
+              us[0] / us[1]);
 }
 
 // ---------------------------------------------------------------------------
@@ -784,6 +935,38 @@ TEST(PtracePlatformHardened, RouterRulesAreEnoughToRunAProgram) {
     m.Run();
     CHILD_CHECK(m.exit_code == 0);
     std::thread([&] { m.ctx().Interrupt(); }).join();
+    return 0;
+  });
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << harden::testing::DescribeWaitStatus(status) << ", trapped syscall "
+      << harden::SyscallName(slot.load());
+}
+
+TEST(TrapPlatformHardened, RouterRulesAreEnoughToRunAProgram) {
+  const std::vector<uint8_t>& raw = RawApp();
+  const std::vector<uint8_t>& hello = HelloApp();
+  harden::testing::SharedSlot slot;
+  int status = harden::testing::RunInChild([&](harden::testing::ChildSync&) {
+    harden::SyscallPolicy p = harden::BaseServicePolicy();
+    p.name = "router-under-test";
+    p.Append(TrapPlatformRouterRules({}));
+#if defined(__SANITIZE_ADDRESS__)
+    p.Allow(SYS_pipe2);
+#endif
+    // As in the router: the platform is made before the filter is loaded
+    // (memfd_create, the region's mappings).
+    auto platform = NewTrapPlatform();
+    harden::InstallPolicy(p, slot.get());
+    ToyKernel k(*platform, raw, {"test_app_raw", "getpid"});
+    k.Run();
+    CHILD_CHECK(k.exit_code == 0);
+    CHILD_CHECK(k.out == "getpid=4242\n");
+    ToyKernel h(*platform, hello, {"hello_static"});
+    h.Run();
+    CHILD_CHECK(h.exit_code == 7);
+    auto child = h.as().Fork();
+    CHILD_CHECK(child->alive());
+    std::thread([&] { h.ctx().Interrupt(); }).join();
     return 0;
   });
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)

@@ -213,6 +213,38 @@ __attribute__((noreturn, used)) void app_main(u64* sp) {
     flush();
     exit_group(0);
   }
+  // Attacks on the trap platform (trap_platform.h, "Threats").
+  // stubcall ADDR NR: a system call made from the address ADDR (the stub's
+  // own `syscall` instruction), with argument 0 = 0; prints the result if it
+  // comes back.
+  if (seq(mode, "stubcall") && argc > 3) {
+    u64 addr = parse_u64(argv[2]);
+    i64 nr = (i64)parse_u64(argv[3]);
+    i64 ret;
+    __asm__ volatile("lea 1f(%%rip), %%rcx\n\tpush %%rcx\n\tjmp *%[addr]\n1:"
+                     : "=a"(ret)
+                     : "a"(nr), "D"(0L), "S"(0L), "d"(0L), [addr] "r"(addr)
+                     : "rcx", "r11", "memory");
+    put("stubcall=");
+    put_dec(ret);
+    flush();
+    exit_group(0);
+  }
+  // poke ADDR: writes one byte at ADDR, then (if that did not fault) exits 0.
+  if (seq(mode, "poke") && argc > 2) {
+    *(volatile unsigned char*)parse_u64(argv[2]) = 0x90;
+    exit_group(0);
+  }
+  // forge ADDR: scribbles over the 4 KiB at ADDR (a trap slot), then makes
+  // a system call and prints its result.
+  if (seq(mode, "forge") && argc > 2) {
+    volatile u64* p = (volatile u64*)parse_u64(argv[2]);
+    for (int i = 0; i < 512; ++i) p[i] = 0xdeadbeefcafe0000UL + (u64)i;
+    put("forged getpid=");
+    put_dec(sys1(SYS_getpid, 0));
+    flush();
+    exit_group(0);
+  }
   if (seq(mode, "spin")) {
     for (;;) __asm__ volatile("" ::: "memory");
   }

@@ -1,0 +1,65 @@
+// The shared-memory ABI between the trap platform's stub code (trap_stub.S,
+// running inside every stub process, in a SIGSYS/SIGSEGV/... handler) and the
+// router (trap_platform.cc). Included by both; plain constants only.
+//
+// Region layout (one per platform, at the same address in the router and in
+// every stub):
+//   +0x0000  code page (r-x): trap_stub.S, copied from the router binary
+//   +0x1000  filter page (r--): struct sock_fprog, then the stub's filter
+//   +0x10000 shared area 0: globals (memfd, MAP_SHARED, rw)
+//   +0x20000 shared area 1..N: one per stub thread: slot page, then its
+//            signal stack (the rest of the 64 KiB)
+// Everything in the shared areas is writable by the application (it shares
+// the address space with the handler): the router treats it as hostile.
+#pragma once
+
+#define BH_TRAP_AREA_SHIFT 16
+#define BH_TRAP_AREA_SIZE 0x10000
+#define BH_TRAP_HEADER_SIZE 0x10000
+#define BH_TRAP_CODE_OFFSET 0x0
+#define BH_TRAP_FILTER_OFFSET 0x1000
+#define BH_TRAP_SHARED_OFFSET 0x10000
+#define BH_TRAP_SLOT_PAGE 0x1000
+
+// Slot (at the base of a thread's area).
+#define BH_SLOT_STATE 0          // u32, futex word
+#define BH_SLOT_HANDLER_SLEEPING 4  // u32
+#define BH_SLOT_SIGNO 8          // u32
+#define BH_SLOT_UC 16            // u64: the handler frame's ucontext
+#define BH_SLOT_CUR_FS 24        // u64: fs_base the thread has
+#define BH_SLOT_CUR_GS 32        // u64
+#define BH_SLOT_WANT_FS 40       // u64: fs_base the router wants
+#define BH_SLOT_WANT_GS 48       // u64
+#define BH_SLOT_CMD_NR 56        // u64
+#define BH_SLOT_CMD_ARGS 64      // u64[6]
+#define BH_SLOT_CMD_RET 112      // u64
+#define BH_SLOT_SPIN 120         // u32: handler spin iterations before FUTEX_WAIT
+#define BH_SLOT_SIGINFO 128      // 128 bytes
+#define BH_SLOT_GREGS 256        // 23 x u64 (mcontext gregs, REG_R8 ... REG_CR2)
+#define BH_SLOT_GREGS_SIZE 184
+#define BH_SLOT_GREGS_RUN_SIZE 144  // R8 ... EFL: what RUN writes back
+
+// Slot states.
+#define BH_STATE_NONE 0
+#define BH_STATE_EVENT 1     // handler -> router: an event (or a new thread)
+#define BH_STATE_RUN 2       // router -> handler: return to the application
+#define BH_STATE_CMD 3       // router -> handler: run cmd_nr(cmd_args)
+#define BH_STATE_CMD_DONE 4  // handler -> router: cmd_ret holds the result
+#define BH_STATE_RUNNING 5   // handler: back in application code
+
+// Globals (shared area 0).
+#define BH_GLOBAL_DOORBELL 0        // u32: bumped on every handler post
+#define BH_GLOBAL_ROUTER_SLEEPING 4 // u32: router blocks in poll: write eventfd
+#define BH_GLOBAL_EVENTFD 8         // u64: the eventfd's number in the stub
+#define BH_GLOBAL_ONE 16            // u64: 1, the eventfd write buffer
+#define BH_GLOBAL_REGION_END 24     // u64: end of the region (boot munmap)
+#define BH_GLOBAL_VDSO_START 32     // u64: kept host [vvar]/[vdso] block, or 0
+#define BH_GLOBAL_VDSO_END 40       // u64
+
+// ucontext_t offsets (x86-64).
+#define BH_UC_MCONTEXT 40
+#define BH_UC_FPREGS_PTR (40 + 184)
+#define BH_UC_SIGMASK 296
+
+// The seccomp data tag of a trapped application system call.
+#define BH_TRAP_SYSCALL_TAG 0xb3

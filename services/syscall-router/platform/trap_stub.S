@@ -1,0 +1,261 @@
+// The trap platform's stub code. Copied byte for byte into the code page of
+// the platform's region (trap_abi.h) and run there, inside stub processes, at
+// an address unknown at assembly time: position-independent, no relocations
+// (every reference is rip-relative within this section or through the
+// region's fixed layout), no stack beyond the thread's signal stack, no libc.
+//
+// Every system call the stub makes goes through the one `syscall`
+// instruction at bh_trap_syscall: the stub's seccomp filter allows its short
+// list only from there and traps every other system call of the process into
+// bh_trap_handler (SIGSYS). See trap_platform.h for the protocol.
+#include "services/syscall-router/platform/trap_abi.h"
+
+#define SYS_write 1
+#define SYS_rt_sigprocmask 14
+#define SYS_rt_sigreturn 15
+#define SYS_clone 56
+#define SYS_getpid 39
+#define SYS_munmap 11
+#define SYS_sigaltstack 131
+#define SYS_prctl 157
+#define SYS_arch_prctl 158
+#define SYS_gettid 186
+#define SYS_futex 202
+#define SYS_tgkill 234
+#define SYS_seccomp 317
+#define FUTEX_WAIT 0
+#define SIGCHLD 17
+#define SIGTRAP 5
+#define ARCH_SET_GS 0x1001
+#define ARCH_SET_FS 0x1002
+#define PR_SET_PDEATHSIG 1
+#define SIGKILL 9
+#define SIG_SETMASK 2
+#define TASK_SIZE_MAX 0x7ffffffff000
+
+        .section .text.bulkhead_trap_stub,"ax",@progbits
+        .balign 4096
+        .globl bh_trap_stub_begin
+        .hidden bh_trap_stub_begin
+bh_trap_stub_begin:
+
+// The one system call instruction. In: rax = nr, rdi, rsi, rdx, r10, r8, r9.
+// Clobbers rcx, r11. A clone child comes out of here on its new stack, whose
+// top word the parent set to bh_trap_child_entry.
+        .globl bh_trap_syscall
+        .hidden bh_trap_syscall
+bh_trap_syscall:
+        syscall
+        ret
+
+// sa_restorer of every handler: rt_sigreturn through the allowed instruction
+// (jmp, not call: the frame must stay where the kernel put it).
+        .globl bh_trap_restorer
+        .hidden bh_trap_restorer
+bh_trap_restorer:
+        mov $SYS_rt_sigreturn, %eax
+        jmp bh_trap_syscall
+
+// Tell the router a slot changed state: bump the doorbell; if the router
+// sleeps in poll, write its eventfd. Clobbers rax, rcx, rdx, rdi, rsi, r11, r13.
+notify_router:
+        lea bh_trap_stub_begin+BH_TRAP_SHARED_OFFSET(%rip), %r13
+        lock incl BH_GLOBAL_DOORBELL(%r13)
+        mov BH_GLOBAL_ROUTER_SLEEPING(%r13), %eax
+        test %eax, %eax
+        jz 1f
+        mov $SYS_write, %eax
+        mov BH_GLOBAL_EVENTFD(%r13), %rdi
+        lea BH_GLOBAL_ONE(%r13), %rsi
+        mov $8, %edx
+        call bh_trap_syscall
+1:      ret
+
+// The handler of SIGSYS (trapped system calls), SIGSEGV, SIGBUS, SIGFPE,
+// SIGILL, SIGTRAP (faults) and SIGCHLD (the router's interrupt, and the
+// first event of a new thread). All signals are blocked while it runs; it
+// runs on the thread's signal stack, inside the thread's area, so the area
+// (and the slot at its base) is rsp rounded down.
+// In: edi = signo, rsi = siginfo, rdx = ucontext.
+        .globl bh_trap_handler
+        .hidden bh_trap_handler
+bh_trap_handler:
+        cld
+        mov %rsp, %rbx
+        and $-BH_TRAP_AREA_SIZE, %rbx          // rbx = slot
+        mov %rdx, %r12                         // r12 = ucontext
+        mov %edi, BH_SLOT_SIGNO(%rbx)
+        mov %rdx, BH_SLOT_UC(%rbx)
+        lea BH_SLOT_SIGINFO(%rbx), %rdi        // siginfo -> slot
+        mov $128, %ecx
+        rep movsb
+        lea BH_UC_MCONTEXT(%r12), %rsi         // registers -> slot
+        lea BH_SLOT_GREGS(%rbx), %rdi
+        mov $BH_SLOT_GREGS_SIZE, %ecx
+        rep movsb
+        mov $BH_STATE_EVENT, %eax
+        xchg %eax, BH_SLOT_STATE(%rbx)         // publish (full barrier)
+        call notify_router
+
+wait_loop:
+        mov BH_SLOT_SPIN(%rbx), %r14d
+        test %r14d, %r14d
+        jnz spin
+        mov $1, %r14d
+spin:
+        mov BH_SLOT_STATE(%rbx), %eax
+        cmp $BH_STATE_RUN, %eax
+        je do_run
+        cmp $BH_STATE_CMD, %eax
+        je do_cmd
+        pause
+        dec %r14d
+        jnz spin
+        // Sleep on the state word. The router stores the state, then reads
+        // handler_sleeping; we store handler_sleeping, then read the state
+        // (both with a full barrier): one of us sees the other.
+        movl $1, BH_SLOT_HANDLER_SLEEPING(%rbx)
+        mfence
+        mov BH_SLOT_STATE(%rbx), %edx
+        cmp $BH_STATE_RUN, %edx
+        je 2f
+        cmp $BH_STATE_CMD, %edx
+        je 2f
+        lea BH_SLOT_STATE(%rbx), %rdi
+        mov $FUTEX_WAIT, %esi                 // shared: the router is another process
+        xor %r10d, %r10d
+        mov $SYS_futex, %eax
+        call bh_trap_syscall
+2:      movl $0, BH_SLOT_HANDLER_SLEEPING(%rbx)
+        jmp wait_loop
+
+do_cmd:
+        mov BH_SLOT_CMD_NR(%rbx), %r15
+        mov BH_SLOT_CMD_ARGS+0(%rbx), %rdi
+        mov BH_SLOT_CMD_ARGS+8(%rbx), %rsi
+        mov BH_SLOT_CMD_ARGS+16(%rbx), %rdx
+        mov BH_SLOT_CMD_ARGS+24(%rbx), %r10
+        mov BH_SLOT_CMD_ARGS+32(%rbx), %r8
+        mov BH_SLOT_CMD_ARGS+40(%rbx), %r9
+        cmp $SYS_clone, %r15
+        jne 3f
+        // clone: the child leaves bh_trap_syscall by `ret` on its new stack
+        // (rsi, the top of its own area): put the child entry there.
+        lea bh_trap_child_entry(%rip), %rcx
+        sub $8, %rsi
+        mov %rcx, (%rsi)
+3:      mov %r15, %rax
+        call bh_trap_syscall
+        mov %rax, BH_SLOT_CMD_RET(%rbx)
+        mov $BH_STATE_CMD_DONE, %eax
+        xchg %eax, BH_SLOT_STATE(%rbx)
+        call notify_router
+        jmp wait_loop
+
+do_run:
+        // Registers R8 ... EFL back into the frame; CS/SS and the rest stay
+        // the kernel's. The kernel sanitizes EFLAGS and the selectors on
+        // rt_sigreturn.
+        lea BH_SLOT_GREGS(%rbx), %rsi
+        lea BH_UC_MCONTEXT(%r12), %rdi
+        mov $BH_SLOT_GREGS_RUN_SIZE, %ecx
+        rep movsb
+        movq $0, BH_UC_SIGMASK(%r12)          // application code: nothing blocked
+        mov BH_SLOT_WANT_FS(%rbx), %rsi
+        cmp BH_SLOT_CUR_FS(%rbx), %rsi
+        je 4f
+        mov %rsi, BH_SLOT_CUR_FS(%rbx)
+        mov $ARCH_SET_FS, %edi
+        mov $SYS_arch_prctl, %eax
+        call bh_trap_syscall
+4:      mov BH_SLOT_WANT_GS(%rbx), %rsi
+        cmp BH_SLOT_CUR_GS(%rbx), %rsi
+        je 5f
+        mov %rsi, BH_SLOT_CUR_GS(%rbx)
+        mov $ARCH_SET_GS, %edi
+        mov $SYS_arch_prctl, %eax
+        call bh_trap_syscall
+5:      movl $BH_STATE_RUNNING, BH_SLOT_STATE(%rbx)
+        ret                                    // -> bh_trap_restorer
+
+// A new stub thread or process (the child of a commanded clone, or the
+// first thread after bh_trap_boot). rsp = the top of its area. Sets its
+// signal stack, then traps (int3, SIGTRAP): the handler's first event tells
+// the router the thread is ready, and its frame is what later RUNs fill in.
+        .globl bh_trap_child_entry
+        .hidden bh_trap_child_entry
+bh_trap_child_entry:
+        lea -1(%rsp), %rbx
+        and $-BH_TRAP_AREA_SIZE, %rbx          // rbx = slot
+        sub $32, %rsp                          // stack_t {ss_sp, ss_flags, ss_size}
+        lea BH_TRAP_SLOT_PAGE(%rbx), %rax
+        mov %rax, 0(%rsp)
+        movq $0, 8(%rsp)
+        movq $(BH_TRAP_AREA_SIZE - BH_TRAP_SLOT_PAGE), 16(%rsp)
+        mov %rsp, %rdi
+        xor %esi, %esi
+        mov $SYS_sigaltstack, %eax
+        call bh_trap_syscall
+        test %rax, %rax
+        jnz die
+        mov $PR_SET_PDEATHSIG, %edi
+        mov $SIGKILL, %esi
+        mov $SYS_prctl, %eax
+        call bh_trap_syscall
+        movq $~(1 << (SIGTRAP - 1)), 0(%rsp)  // block all but SIGTRAP
+        mov $SIG_SETMASK, %edi
+        mov %rsp, %rsi
+        xor %edx, %edx
+        mov $8, %r10d
+        mov $SYS_rt_sigprocmask, %eax
+        call bh_trap_syscall
+        int3                                   // -> the handler: SIGTRAP, the birth event
+        // The handler never comes back here (RUN returns into application
+        // code). Anything else is a bug: die.
+die:    ud2
+
+// The first thread of a stub made by the router: forked router code jumps
+// here with rsp = the top of the thread's area. Unmaps everything but the
+// region (and the kept vDSO block), loads the filter, becomes a stub thread.
+        .globl bh_trap_boot
+        .hidden bh_trap_boot
+bh_trap_boot:
+        lea bh_trap_stub_begin+BH_TRAP_SHARED_OFFSET(%rip), %r13
+        xor %edi, %edi                         // [0, region)
+        lea bh_trap_stub_begin(%rip), %rsi
+        mov $SYS_munmap, %eax
+        call bh_trap_syscall
+        test %rax, %rax
+        jnz die
+        mov BH_GLOBAL_VDSO_START(%r13), %r14
+        test %r14, %r14
+        jz 6f
+        mov BH_GLOBAL_REGION_END(%r13), %rdi   // [region end, vdso start)
+        mov %r14, %rsi
+        sub %rdi, %rsi
+        mov $SYS_munmap, %eax
+        call bh_trap_syscall
+        test %rax, %rax
+        jnz die
+        mov BH_GLOBAL_VDSO_END(%r13), %rdi     // [vdso end, TASK_SIZE_MAX)
+        jmp 7f
+6:      mov BH_GLOBAL_REGION_END(%r13), %rdi   // [region end, TASK_SIZE_MAX)
+7:      mov $TASK_SIZE_MAX, %rsi
+        sub %rdi, %rsi
+        mov $SYS_munmap, %eax
+        call bh_trap_syscall
+        test %rax, %rax
+        jnz die
+        mov $1, %edi                           // SECCOMP_SET_MODE_FILTER
+        xor %esi, %esi
+        lea bh_trap_stub_begin+BH_TRAP_FILTER_OFFSET(%rip), %rdx
+        mov $SYS_seccomp, %eax
+        call bh_trap_syscall
+        test %rax, %rax
+        jnz die
+        jmp bh_trap_child_entry
+
+        .globl bh_trap_stub_end
+        .hidden bh_trap_stub_end
+bh_trap_stub_end:
+        .section .note.GNU-stack,"",@progbits
