@@ -55,6 +55,11 @@ global flags:
   --debug               debug logging
   --debug-log-dir DIR   each service logs to DIR/<service>.log
   --service-dir DIR     where the service binaries are (default: beside this binary)
+  --platform NAME       how application code runs: trap (seccomp trap and shared
+                        memory, fast), ptrace (PTRACE_SYSEMU, works everywhere), or
+                        auto (default: trap, falling back to ptrace where trap cannot
+                        start). The environment variable BULKHEAD_PLATFORM sets the
+                        default.
 )";
 
 struct Global {
@@ -64,6 +69,7 @@ struct Global {
   bool debug = false;
   std::string debug_log_dir;
   std::string service_dir;
+  std::string platform = "auto";
 };
 
 [[noreturn]] void Die(const std::string& msg, int code = 1) {
@@ -83,6 +89,7 @@ SupervisorOptions MakeOptions(const Global& g, const std::string& id) {
   o.log_format = g.log_format;
   o.service_log_level = g.debug ? spdlog::level::debug : spdlog::level::info;
   o.debug_log_dir = g.debug_log_dir;
+  o.platform = g.platform;
   return o;
 }
 
@@ -222,6 +229,7 @@ std::string OneArg(const std::vector<std::string>& args, const char* verb) {
 
 int Main(int argc, char** argv) {
   Global g;
+  if (const char* p = std::getenv("BULKHEAD_PLATFORM"); p != nullptr && *p != 0) g.platform = p;
   int i = 1;
   auto value = [&](const char* flag) -> std::string {
     if (i + 1 >= argc) UsageError(std::string(flag) + " needs a value");
@@ -243,6 +251,8 @@ int Main(int argc, char** argv) {
     } else if (a == "--debug") g.debug = true;
     else if (a == "--debug-log-dir") g.debug_log_dir = value("--debug-log-dir");
     else if (a == "--service-dir") g.service_dir = value("--service-dir");
+    else if (a == "--platform") g.platform = value("--platform");
+    else if (a.rfind("--platform=", 0) == 0) g.platform = a.substr(11);
     else UsageError("unknown global flag " + a);
   }
   if (i >= argc) {
@@ -258,6 +268,9 @@ int Main(int argc, char** argv) {
   lo.file = g.log_file;
   InitLogging(lo);
   if (g.root.empty() || g.root[0] != '/') UsageError("--root must be an absolute path");
+  if (g.platform != "ptrace" && g.platform != "trap" && g.platform != "auto") {
+    UsageError("--platform must be ptrace, trap or auto (got '" + g.platform + "')");
+  }
 
   if (verb == "help") {
     std::fputs(kUsage, stdout);

@@ -219,6 +219,10 @@ void Supervisor::Spawn(Proc& p) {
   const std::string lvl(spdlog::level::to_string_view(o_.service_log_level).data());
   std::vector<std::string> args = {p.binary, "--sandbox-id", o_.sandbox_id, "--bootstrap-fd", "3",
                                    "--log-fd", "4", "--log-format", fmt, "--log-level", lvl};
+  if (p.kind == ServiceKind::SYSCALL_ROUTER) {
+    args.push_back("--platform");
+    args.push_back(o_.platform);
+  }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

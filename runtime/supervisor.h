@@ -36,6 +36,9 @@ struct SupervisorOptions {
   spdlog::level::level_enum service_log_level = spdlog::level::info;
   std::string debug_log_dir;               // per-service logs <dir>/<service>.log; empty: stderr
   bool allow_test_hooks = false;
+  // The syscall-router's platform: ptrace, trap, or auto (trap where it
+  // works, else ptrace).
+  std::string platform = "auto";
   bool handle_signals = true;              // SIGTERM/SIGINT stop the sandbox (via signalfd)
   // bulkhead do: while the application runs, SIGINT, SIGQUIT, SIGTSTP and
   // SIGWINCH (what a terminal sends) go to its foreground process group.

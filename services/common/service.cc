@@ -56,12 +56,13 @@ struct Flags {
   int log_fd = -1;
   LogFormat log_format = LogFormat::kText;
   spdlog::level::level_enum log_level = spdlog::level::info;
+  std::string platform = "auto";
 };
 
 [[noreturn]] void Usage(std::string_view name, int code) {
   std::fprintf(code ? stderr : stdout,
                "usage: %.*s --sandbox-id ID [--bootstrap-fd N] [--log-fd N] [--log-format text|json]\n"
-               "           [--log-level trace|debug|info|warn|error]\n"
+               "           [--log-level trace|debug|info|warn|error] [--platform ptrace|trap|auto]\n"
                "A bulkhead service. It is started by the bulkhead supervisor, which passes its\n"
                "channels on the bootstrap descriptor; it is not meant to be run by hand.\n",
                static_cast<int>(name.size()), name.data());
@@ -101,6 +102,12 @@ Flags ParseFlags(std::string_view name, int argc, char** argv) {
     } else if (a == "--log-level") {
       if (!ParseLogLevel(value(), &f.log_level)) {
         std::fprintf(stderr, "unknown --log-level\n");
+        std::exit(2);
+      }
+    } else if (a == "--platform") {
+      f.platform = value();
+      if (f.platform != "ptrace" && f.platform != "trap" && f.platform != "auto") {
+        std::fprintf(stderr, "--platform must be ptrace, trap or auto\n");
         std::exit(2);
       }
     } else {
@@ -629,6 +636,7 @@ int Service::Run() {
   name_ = std::string(ServiceName(spec_.kind));
   ReadBootstrap();
   context_.stats = stats_;
+  context_.platform = flags_.platform;
   if (spec_.setup) spec_.setup(context_);
   harden::HardenOptions ho;
   ho.outside_uid = spec_.outside_uid;

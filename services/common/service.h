@@ -32,6 +32,9 @@ struct ServiceContext {
   std::function<ChannelHolder*(ServiceKind)> peer;
   // The service's stats block, shared with the supervisor.
   ipc::ServiceStatsBlock* stats = nullptr;
+  // syscall-router: how application code runs: "ptrace", "trap", or "auto"
+  // (trap where it works, else ptrace).
+  std::string platform = "auto";
 };
 
 // syscall-router: runs an application to its end and fills in how it ended.

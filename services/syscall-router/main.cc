@@ -6,9 +6,12 @@
 
 #include <memory>
 
+#include <spdlog/spdlog.h>
+
 #include "services/common/service.h"
 #include "services/syscall-router/kernel/kernel.h"
 #include "services/syscall-router/platform/ptrace_platform.h"
+#include "services/syscall-router/platform/choose.h"
 #include "services/syscall-router/policy.h"
 
 namespace ctl = bulkhead::schema::control;
@@ -41,9 +44,12 @@ int main(int argc, char** argv) {
     // descriptor to map ranges of it.
     memory = ctx.memory_file ? std::make_unique<router::MemoryFile>(std::move(ctx.memory_file))
                              : std::make_unique<router::MemoryFile>();
-    router::platform::PtracePlatformOptions popts;
-    popts.files = {memory->fd()};
-    platform = router::platform::NewPtracePlatform(popts);
+    auto choice = router::platform::ChoosePlatform(ctx.platform, {memory->fd()});
+    platform = std::move(choice.platform);
+    if (!choice.fallback_reason.empty()) {
+      spdlog::warn("trap platform unavailable, using ptrace: {}", choice.fallback_reason);
+    }
+    spdlog::info("platform: {}", platform->name());
     terminal = std::make_unique<router::TerminalSignals>(*platform);
     if (auto* h = ctx.peer(ServiceKind::FS_GOFER)) gofer = std::make_unique<router::GoferClient>(h);
     stdio = std::move(ctx.stdio);

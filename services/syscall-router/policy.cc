@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 
 #include "services/syscall-router/platform/ptrace_platform.h"
+#include "services/syscall-router/platform/trap_platform.h"
 
 namespace bulkhead::router {
 
@@ -17,6 +18,9 @@ harden::SyscallPolicy RouterPolicy() {
   harden::SyscallPolicy p = harden::BaseServicePolicy();
   p.name = "syscall-router";
   p.Append(platform::PtracePlatformRouterRules(platform::PtracePlatformOptions{}));
+  // Either platform may run (--platform); the rules of both are small and
+  // restricted by argument.
+  p.Append(platform::TrapPlatformRouterRules(platform::TrapPlatformOptions{}));
   // The memory file (kernel/memory.cc): freed ranges go back to the host.
   p.Allow(SYS_fallocate, {harden::ArgCondition::Equal(1, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)});
   // The terminal the sandbox was started on (kernel.cc, Ioctl): its settings

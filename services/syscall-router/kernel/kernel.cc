@@ -44,6 +44,7 @@
 #include "services/syscall-router/kernel/tmpfs.h"
 #include "services/syscall-router/loader/exec.h"
 #include "services/syscall-router/platform/ptrace_platform.h"
+#include "services/syscall-router/platform/trap_platform.h"
 
 namespace bulkhead::router {
 namespace {
@@ -1251,6 +1252,9 @@ struct Kernel::Impl {
     er.aux.hwcap = getauxval(AT_HWCAP);
     er.aux.hwcap2 = getauxval(AT_HWCAP2);
     if (unsigned long m = getauxval(AT_MINSIGSTKSZ)) er.aux.minsigstksz = m;
+    // The trap platform keeps the host's vDSO in every stub: clock_gettime,
+    // gettimeofday, time and getcpu then run without a trap.
+    if (uint64_t vdso = platform::TrapPlatformVdso(platform_)) er.aux.vdso = vdso;
     if (getrandom(er.random.data(), er.random.size(), 0) != static_cast<ssize_t>(er.random.size())) return -EIO;
     loader::ExecPlanner planner(er);
     std::map<loader::FileRole, std::shared_ptr<File>> files;
