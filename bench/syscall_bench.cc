@@ -1,6 +1,11 @@
-// System calls inside a sandbox: native vs Debian's runsc (ptrace platform)
-// vs bulkhead (ptrace platform), contenders interleaved in one run.
+// System calls inside a sandbox, contenders interleaved in one run: native;
+// Debian's runsc (`runsc --network=none do`, its default platform, which is
+// ptrace: `runsc flags` says "ptrace (default), kvm"); bulkhead on its ptrace
+// platform (`bulkhead --platform ptrace do`); bulkhead on its trap platform
+// (`bulkhead --platform trap do`: seccomp RET_TRAP + shared memory).
 //   syscall_bench [--format=text|tsv] [--rounds N] [--iterations N]
+// TSV lines are `figure<TAB>contender<TAB>median<TAB>unit`; ratio lines use
+// `A/B` as the contender and `x` as the unit.
 // Needs root (runsc do). A contender that is missing is reported, not fatal.
 #include <dirent.h>
 #include <fcntl.h>
@@ -130,9 +135,12 @@ int main(int argc, char** argv) {
   struct Contender {
     std::string name, prefix;
   };
-  std::vector<Contender> contenders = {{"native", ""},
-                                       {"runsc-ptrace", "runsc --network=none do "},
-                                       {"bulkhead-ptrace", bulkhead + " do -- "}};
+  const std::string kNative = "native", kRunsc = "runsc-ptrace", kPtrace = "bulkhead-ptrace",
+                    kTrap = "bulkhead-trap";
+  std::vector<Contender> contenders = {{kNative, ""},
+                                       {kRunsc, "runsc --network=none do "},
+                                       {kPtrace, bulkhead + " --platform ptrace do -- "},
+                                       {kTrap, bulkhead + " --platform trap do -- "}};
   std::map<std::string, std::map<std::string, std::vector<double>>> results;  // contender -> figure -> samples
   std::map<std::string, bool> broken;
   for (int r = 0; r < rounds; ++r) {
@@ -166,29 +174,77 @@ int main(int argc, char** argv) {
     long kb = IdlePssKb(c.prefix);
     if (kb > 0) results[c.name]["idle_pss_kb"].push_back(static_cast<double>(kb));
   }
-  const char* figures[] = {"getpid", "open_close", "read_4k", "fork_wait", "pipe_pingpong", "startup_true"};
+  const char* figures[] = {"getpid",         "clock_gettime",  "open_close",  "read_4k",
+                           "pipe_pingpong", "futex_pingpong", "fork_wait", "startup_true"};
+  // Median of a contender's figure; 0 when it has none (contender left out).
+  auto med = [&](const std::string& c, const std::string& f) { return Median(results[c][f]); };
+  struct Ratio {
+    std::string label, num, den;
+  };
+  const std::vector<Ratio> ratios = {{"runsc/trap", kRunsc, kTrap},
+                                     {"ptrace/trap", kPtrace, kTrap},
+                                     {"trap/native", kTrap, kNative}};
+  auto ratio = [&](const Ratio& q, const std::string& f) {
+    double a = med(q.num, f), b = med(q.den, f);
+    return a > 0 && b > 0 ? a / b : 0.0;
+  };
   if (tsv) {
-    for (auto* f : figures)
+    for (auto* f : figures) {
       for (auto& c : contenders)
-        if (!results[c.name][f].empty()) std::printf("%s\t%s\t%.3f\tus\n", f, c.name.c_str(), Median(results[c.name][f]));
+        if (!results[c.name][f].empty()) std::printf("%s\t%s\t%.3f\tus\n", f, c.name.c_str(), med(c.name, f));
+      for (auto& q : ratios)
+        if (double x = ratio(q, f); x > 0) std::printf("%s\t%s/%s\t%.3f\tx\n", f, q.num.c_str(), q.den.c_str(), x);
+    }
     for (auto& c : contenders)
       if (!results[c.name]["idle_pss_kb"].empty())
-        std::printf("idle_pss\t%s\t%.0f\tkB\n", c.name.c_str(), Median(results[c.name]["idle_pss_kb"]));
+        std::printf("idle_pss\t%s\t%.0f\tkB\n", c.name.c_str(), med(c.name, "idle_pss_kb"));
     return 0;
   }
-  std::printf("%-14s %14s %14s %16s %14s\n", "benchmark", "native", "runsc-ptrace", "bulkhead-ptrace", "runsc/bulkhead");
+  // A median, or "-" for a contender that was left out.
+  auto cell = [](double v, const char* fmt, const char* unit) {
+    char b[64];
+    if (v <= 0) return std::string("-");
+    std::snprintf(b, sizeof(b), fmt, v);
+    return std::string(b) + unit;
+  };
+  std::printf("%-15s", "benchmark");
+  for (auto& c : contenders) std::printf(" %16s", c.name.c_str());
+  for (auto& q : ratios) std::printf(" %12s", q.label.c_str());
+  std::printf("\n");
   for (auto* f : figures) {
-    double n = Median(results["native"][f]), r = Median(results["runsc-ptrace"][f]), b = Median(results["bulkhead-ptrace"][f]);
-    std::printf("%-14s %11.3f us %11.3f us %13.3f us %13.2fx\n", f, n, r, b, b > 0 ? r / b : 0.0);
+    std::printf("%-15s", f);
+    for (auto& c : contenders) std::printf(" %16s", cell(med(c.name, f), "%.3f", " us").c_str());
+    for (auto& q : ratios) std::printf(" %12s", cell(ratio(q, f), "%.2f", "x").c_str());
+    std::printf("\n");
   }
+  std::printf("%-15s", "idle_pss");
+  for (auto& c : contenders) std::printf(" %16s", cell(med(c.name, "idle_pss_kb"), "%.0f", " kB").c_str());
+  for (auto& q : ratios) std::printf(" %12s", cell(ratio(q, "idle_pss_kb"), "%.2f", "x").c_str());
+  std::printf("\n");
   {
-    double n = Median(results["native"]["idle_pss_kb"]), r = Median(results["runsc-ptrace"]["idle_pss_kb"]),
-           b = Median(results["bulkhead-ptrace"]["idle_pss_kb"]);
-    std::printf("%-14s %11.0f kB %11.0f kB %13.0f kB %13.2fx\n", "idle_pss", n, r, b, b > 0 ? r / b : 0.0);
-    std::printf("extra memory of an idle sandbox (PSS, all its processes, minus native): runsc %.1f MB, bulkhead %.1f MB\n",
-                (r - n) / 1024, (b - n) / 1024);
+    double n = med(kNative, "idle_pss_kb");
+    std::printf("extra memory of an idle sandbox (PSS, all its processes, minus native):");
+    for (auto& c : contenders) {
+      if (c.name == kNative) continue;
+      double v = med(c.name, "idle_pss_kb");
+      if (v > 0 && n > 0) std::printf(" %s %.1f MB", c.name.c_str(), (v - n) / 1024);
+    }
+    std::printf("\n");
   }
-  std::printf("(medians of %d rounds of %d calls; fork_wait is per fork+exit+wait (a tenth as many); startup is one /bin/true per round)\n",
+  std::printf("(medians of %d rounds of %d calls; fork_wait is per fork+exit+wait (a tenth as many); "
+              "pipe_pingpong is a one-byte round trip between two processes, futex_pingpong a wake-and-wait "
+              "round trip between two threads; startup is one /bin/true per round)\n",
               rounds, iterations);
+  // Targets (issue 9), reported, never asserted.
+  auto verdict = [](bool known, bool met) { return !known ? "UNKNOWN" : met ? "MET" : "NOT MET"; };
+  double gp = med(kPtrace, "getpid"), gt = med(kTrap, "getpid"), gn = med(kNative, "getpid");
+  double ct = med(kTrap, "clock_gettime"), cn = med(kNative, "clock_gettime");
+  std::printf("\ntargets (issue 9):\n");
+  std::printf("  getpid trap >= 10x faster than ptrace: %.3f vs %.3f us = %.1fx  %s\n", gt, gp,
+              gt > 0 ? gp / gt : 0.0, verdict(gt > 0 && gp > 0, gt > 0 && gp / gt >= 10));
+  std::printf("  getpid trap within 5x of native:      %.3f vs %.3f us = %.1fx  %s\n", gt, gn,
+              gn > 0 ? gt / gn : 0.0, verdict(gt > 0 && gn > 0, gn > 0 && gt / gn <= 5));
+  std::printf("  clock_gettime trap within 2x native:  %.3f vs %.3f us = %.1fx  %s\n", ct, cn,
+              cn > 0 ? ct / cn : 0.0, verdict(ct > 0 && cn > 0, cn > 0 && ct / cn <= 2));
   return 0;
 }

@@ -48,7 +48,6 @@
 #define BH_STATE_RUNNING 5   // handler: back in application code
 
 // Globals (shared area 0).
-#define BH_GLOBAL_DOORBELL 0        // u32: bumped on every handler post
 #define BH_GLOBAL_ROUTER_SLEEPING 4 // u32: router blocks in poll: write eventfd
 #define BH_GLOBAL_EVENTFD 8         // u64: the eventfd's number in the stub
 #define BH_GLOBAL_ONE 16            // u64: 1, the eventfd write buffer

@@ -432,7 +432,12 @@ class TrapPlatform final : public Platform {
   std::unordered_map<pid_t, TrapAddressSpace*> by_pid_;
   std::vector<TrapThread*> running_;
   uint32_t handler_spin_ = 1;
-  int64_t router_spin_ns_ = 0;
+  int64_t router_spin_ns_ = 0;  // the ceiling (options)
+  // The current spin budget: doubles when an event came while spinning,
+  // halves when the spin ended with nothing (the time between the
+  // application's calls is longer than the budget: spinning only burns a
+  // CPU the application or another service could use). Floor 1 µs.
+  int64_t spin_budget_ns_ = 0;
 };
 
 class TrapAddressSpace final : public AddressSpace {
@@ -640,6 +645,7 @@ TrapPlatform::TrapPlatform(TrapPlatformOptions options)
   for (uint32_t a = options_.max_threads; a >= 1; --a) free_areas_.push_back(a);
   handler_spin_ = PauseIterations(options_.handler_spin_us);
   router_spin_ns_ = static_cast<int64_t>(options_.router_spin_us) * 1000;
+  spin_budget_ns_ = router_spin_ns_;
 }
 
 TrapPlatform::~TrapPlatform() {
@@ -906,25 +912,27 @@ size_t TrapPlatform::WaitEvents(std::vector<Ready>* out, std::span<pollfd> fds, 
   pending_.clear();
   const int64_t deadline = timeout_ms < 0 ? -1 : NowNs() + static_cast<int64_t>(timeout_ms) * 1000000;
   const uint64_t g = Globals();
-  std::atomic_ref<uint32_t> doorbell(U32(g + BH_GLOBAL_DOORBELL));
   std::atomic_ref<uint32_t> sleeping(U32(g + BH_GLOBAL_ROUTER_SLEEPING));
   std::vector<pollfd> pfds(fds.size() + 3);
   for (auto& f : fds) f.revents = 0;
   // Spin while threads run: most events come within microseconds.
   Scan(out);
   if (out->size() == before && !running_.empty() && router_spin_ns_ > 0) {
-    const int64_t spin_until = NowNs() + router_spin_ns_;
-    uint32_t seen = doorbell.load(std::memory_order_acquire) - 1;
-    while (out->size() == before) {
-      const uint32_t now = doorbell.load(std::memory_order_acquire);
-      if (now != seen) {
-        seen = now;
-        Scan(out);
-        continue;
+    // The running threads' state words, read directly: each stays in this
+    // CPU's cache until its handler writes it.
+    const int64_t spin_until = NowNs() + spin_budget_ns_;
+    bool hit = false;
+    for (uint32_t i = 0;; ++i) {
+      Scan(out);
+      if (out->size() > before) {
+        hit = true;
+        break;
       }
       CpuRelax();
-      if (NowNs() >= spin_until) break;
+      if ((i & 15) == 15 && NowNs() >= spin_until) break;
     }
+    spin_budget_ns_ = hit ? std::min(router_spin_ns_, spin_budget_ns_ * 2)
+                          : std::max<int64_t>(1000, spin_budget_ns_ / 2);
   }
   for (;;) {
     bool blocking = out->size() == before;

@@ -75,7 +75,7 @@ struct TrapPlatformOptions {
   // How long each side spins on the slot before it sleeps, in microseconds.
   // 0: no spinning (one CPU, or many more threads than CPUs).
   uint32_t router_spin_us = 40;
-  uint32_t handler_spin_us = 40;
+  uint32_t handler_spin_us = 5;
   // Threads (all stubs together) the region has room for.
   uint32_t max_threads = 1024;
   // Keep the host's [vvar]/[vdso] in every stub, so that the loader can pass

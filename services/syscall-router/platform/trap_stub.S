@@ -56,11 +56,12 @@ bh_trap_restorer:
         mov $SYS_rt_sigreturn, %eax
         jmp bh_trap_syscall
 
-// Tell the router a slot changed state: bump the doorbell; if the router
-// sleeps in poll, write its eventfd. Clobbers rax, rcx, rdx, rdi, rsi, r11, r13.
+// Tell the router a slot changed state (called right after the xchg that
+// published it, a full barrier): if the router sleeps in poll, write its
+// eventfd; a spinning router sees the slot itself. Clobbers rax, rcx, rdx,
+// rdi, rsi, r11, r13.
 notify_router:
         lea bh_trap_stub_begin+BH_TRAP_SHARED_OFFSET(%rip), %r13
-        lock incl BH_GLOBAL_DOORBELL(%r13)
         mov BH_GLOBAL_ROUTER_SLEEPING(%r13), %eax
         test %eax, %eax
         jz 1f
