@@ -9,6 +9,8 @@
 //   +0x10000 shared area 0: globals (memfd, MAP_SHARED, rw)
 //   +0x20000 shared area 1..N: one per stub thread: slot page, then its
 //            signal stack (the rest of the 64 KiB)
+//   then, in stubs only: the host's [vvar]/[vvar_vclock]/[vdso] block,
+//            moved there (mremap) by the forked child before it boots
 // Everything in the shared areas is writable by the application (it shares
 // the address space with the handler): the router treats it as hostile.
 #pragma once
@@ -51,14 +53,14 @@
 #define BH_GLOBAL_ROUTER_SLEEPING 4 // u32: router blocks in poll: write eventfd
 #define BH_GLOBAL_EVENTFD 8         // u64: the eventfd's number in the stub
 #define BH_GLOBAL_ONE 16            // u64: 1, the eventfd write buffer
-#define BH_GLOBAL_REGION_END 24     // u64: end of the region (boot munmap)
-#define BH_GLOBAL_VDSO_START 32     // u64: kept host [vvar]/[vdso] block, or 0
-#define BH_GLOBAL_VDSO_END 40       // u64
+#define BH_GLOBAL_REGION_END 24     // u64: end of the region and the vDSO block after it (boot munmap)
 
 // ucontext_t offsets (x86-64).
 #define BH_UC_MCONTEXT 40
 #define BH_UC_FPREGS_PTR (40 + 184)
 #define BH_UC_SIGMASK 296
 
-// The seccomp data tag of a trapped application system call.
+// The seccomp data tags: a trapped application system call, and a call made
+// from the stub's own instruction that the stub filter does not allow.
 #define BH_TRAP_SYSCALL_TAG 0xb3
+#define BH_TRAP_REFUSED_TAG 0xb4

@@ -219,24 +219,33 @@ std::vector<sock_filter> BuildTrapFilter(uint64_t syscall_return_ip, uint64_t ev
     stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
     stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr));
   }
-  stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+  // Anything else from the stub's instruction: the application jumped there
+  // with a call of its own. Trapped (tagged), reported as a kFault SIGSYS;
+  // the router's default action for it kills the process. Not
+  // SECCOMP_RET_KILL_PROCESS: that would dump core, and a core holds
+  // application memory (a piped core_pattern ignores RLIMIT_CORE).
+  stmt(BPF_RET | BPF_K, SECCOMP_RET_TRAP | BH_TRAP_REFUSED_TAG);
   return f;
 }
 
-// The host's [vvar] ... [vdso] block in the router, or {0, 0}.
-AddressRange FindVdsoBlock() {
+// The host's [vvar], [vvar_vclock] and [vdso] mappings in the router (from
+// /proc/self/maps), in address order; empty if /proc cannot be read or they
+// are not one contiguous block.
+std::vector<AddressRange> FindVdsoBlock() {
+  std::vector<AddressRange> r;
   std::ifstream maps("/proc/self/maps");
   std::string line;
-  AddressRange r{0, 0};
   while (std::getline(maps, line)) {
-    if (line.find("[vdso]") == std::string::npos && line.find("[vvar") == std::string::npos) {
-      continue;
-    }
+    if (line.find("[vdso]") == std::string::npos && line.find("[vvar") == std::string::npos) continue;
     unsigned long long s = 0, e = 0;
-    if (std::sscanf(line.c_str(), "%llx-%llx", &s, &e) != 2) continue;
-    if (r.start == 0 || s < r.start) r.start = s;
-    if (e > r.end) r.end = e;
+    if (std::sscanf(line.c_str(), "%llx-%llx", &s, &e) != 2 || e <= s) return {};
+    r.push_back({s, e});
   }
+  std::sort(r.begin(), r.end(), [](const AddressRange& a, const AddressRange& b) { return a.start < b.start; });
+  for (size_t i = 1; i < r.size(); ++i) {
+    if (r[i].start != r[i - 1].end) return {};
+  }
+  if (r.size() > 4) return {};
   return r;
 }
 
@@ -256,6 +265,11 @@ struct ChildPlan {
   uint64_t restorer = 0;
   uint64_t boot = 0;
   uint64_t stack_top = 0;
+  // The vDSO block's mappings, each moved to `to` (MREMAP_FIXED).
+  struct Move {
+    uint64_t from, len, to;
+  } moves[4] = {};
+  int nmoves = 0;
 };
 
 struct ChildReport {
@@ -283,7 +297,8 @@ const char* TrapChildStep(int step) {
                                        "rseq(RSEQ_FLAG_UNREGISTER)",
                                        "sigaltstack(SS_DISABLE)",
                                        "rt_sigaction (stub handlers)",
-                                       "close_range"};
+                                       "close_range",
+                                       "mremap (the vDSO block)"};
   return step > 0 && step < static_cast<int>(std::size(kNames)) ? kNames[step] : "?";
 }
 
@@ -330,6 +345,13 @@ const char* TrapChildStep(int step) {
     lo = k + 1;
   }
   if (::syscall(SYS_close_range, lo, ~0U, 0) != 0) ChildFail(plan, 12);
+  for (int i = 0; i < plan.nmoves; ++i) {
+    const auto& m = plan.moves[i];
+    if (::syscall(SYS_mremap, m.from, m.len, m.len, MREMAP_MAYMOVE | MREMAP_FIXED, m.to) !=
+        static_cast<long>(m.to)) {
+      ChildFail(plan, 13);
+    }
+  }
   ::syscall(SYS_close, plan.report_fd);
   // Into the region, on the thread's own stack; router code is unmapped next.
   asm volatile("mov %0, %%rsp\n\tjmp *%1" ::"r"(plan.stack_top), "r"(plan.boot) : "memory");
@@ -385,10 +407,10 @@ class TrapPlatform final : public Platform {
   std::unique_ptr<Context> NewContext() override { return std::make_unique<TrapContext>(*this); }
   size_t WaitEvents(std::vector<Ready>* out, std::span<pollfd> fds, int timeout_ms) override;
   void Wake() override;
-  AddressRange stub_range() const override { return {start_, end_}; }
+  // The region and, after it, the stubs' vDSO block.
+  AddressRange stub_range() const override { return {start_, stub_end_}; }
   uint64_t min_user_address() const override { return 0x10000; }
-  // Everything above the region (the kept vDSO) is the platform's.
-  uint64_t max_user_address() const override { return start_; }
+  uint64_t max_user_address() const override { return kTaskSizeMax; }
 
   uint64_t Slot(uint32_t area) const { return shared_ + static_cast<uint64_t>(area) * kArea; }
   uint64_t AreaTop(uint32_t area) const { return Slot(area) + kArea; }
@@ -422,7 +444,9 @@ class TrapPlatform final : public Platform {
  private:
   void EnsureSigfd();
   uint64_t start_ = 0, end_ = 0, shared_ = 0;
-  uint64_t vdso_ehdr_ = 0;
+  uint64_t stub_end_ = 0;   // end_, plus the vDSO block in stubs
+  uint64_t vdso_ehdr_ = 0;  // AT_SYSINFO_EHDR in stubs, or 0
+  std::vector<ChildPlan::Move> vdso_moves_;
   UniqueFd shm_fd_;
   UniqueFd event_fd_;  // handlers -> router (kept at the same number in stubs)
   UniqueFd wake_fd_;   // Wake()
@@ -433,10 +457,10 @@ class TrapPlatform final : public Platform {
   std::vector<TrapThread*> running_;
   uint32_t handler_spin_ = 1;
   int64_t router_spin_ns_ = 0;  // the ceiling (options)
-  // The current spin budget: doubles when an event came while spinning,
-  // halves when the spin ended with nothing (the time between the
-  // application's calls is longer than the budget: spinning only burns a
-  // CPU the application or another service could use). Floor 1 µs.
+  // The current spin budget: grows when an event came while spinning or soon
+  // after the spin gave up (within the ceiling), halves when the event came
+  // later than the ceiling (the application computes between its calls:
+  // spinning only burns a CPU it or another service could use). Floor 1 µs.
   int64_t spin_budget_ns_ = 0;
 };
 
@@ -631,17 +655,28 @@ TrapPlatform::TrapPlatform(TrapPlatformOptions options)
                     MAP_SHARED | MAP_FIXED, shm_fd_.get(), 0);
   if (sh == MAP_FAILED) throw SysError(errno, "mmap", "trap slots");
 
-  const AddressRange vdso = options_.keep_vdso ? FindVdsoBlock() : AddressRange{0, 0};
   const uint64_t g = Globals();
   U64(g + BH_GLOBAL_EVENTFD) = static_cast<uint64_t>(event_fd_.get());
   U64(g + BH_GLOBAL_ONE) = 1;
-  U64(g + BH_GLOBAL_REGION_END) = end_;
-  if (vdso.start > end_ && vdso.end <= kTaskSizeMax) {
-    U64(g + BH_GLOBAL_VDSO_START) = vdso.start;
-    U64(g + BH_GLOBAL_VDSO_END) = vdso.end;
-    const uint64_t ehdr = ::getauxval(AT_SYSINFO_EHDR);
-    if (ehdr >= vdso.start && ehdr < vdso.end) vdso_ehdr_ = ehdr;
+  stub_end_ = end_;
+  // The host vDSO block goes right after the region in every stub (kept in
+  // the same relative layout: the vDSO's code finds its data pages by
+  // offset). Reserved here too, so nothing of the router is there.
+  const std::vector<AddressRange> vdso = options_.keep_vdso ? FindVdsoBlock() : std::vector<AddressRange>{};
+  const uint64_t ehdr = ::getauxval(AT_SYSINFO_EHDR);
+  if (!vdso.empty() && ehdr >= vdso.front().start && ehdr < vdso.back().end) {
+    const uint64_t size = vdso.back().end - vdso.front().start;
+    void* p = ::mmap(reinterpret_cast<void*>(end_), size, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == reinterpret_cast<void*>(end_) && end_ + size <= kTaskSizeMax) {
+      for (const AddressRange& m : vdso) vdso_moves_.push_back({m.start, m.size(), end_ + (m.start - vdso.front().start)});
+      vdso_ehdr_ = end_ + (ehdr - vdso.front().start);
+      stub_end_ = end_ + size;
+    } else if (p != MAP_FAILED) {
+      ::munmap(p, size);
+    }
   }
+  U64(g + BH_GLOBAL_REGION_END) = stub_end_;
   for (uint32_t a = options_.max_threads; a >= 1; --a) free_areas_.push_back(a);
   handler_spin_ = PauseIterations(options_.handler_spin_us);
   router_spin_ns_ = static_cast<int64_t>(options_.router_spin_us) * 1000;
@@ -649,7 +684,7 @@ TrapPlatform::TrapPlatform(TrapPlatformOptions options)
 }
 
 TrapPlatform::~TrapPlatform() {
-  if (start_ != 0) ::munmap(reinterpret_cast<void*>(start_), end_ - start_);
+  if (start_ != 0) ::munmap(reinterpret_cast<void*>(start_), stub_end_ - start_);
 }
 
 uint32_t TrapPlatform::AllocArea() {
@@ -868,6 +903,7 @@ std::unique_ptr<AddressSpace> TrapPlatform::NewAddressSpace() {
   plan.restorer = start_ + static_cast<uint64_t>(bh_trap_restorer - bh_trap_stub_begin);
   plan.boot = start_ + static_cast<uint64_t>(bh_trap_boot - bh_trap_stub_begin);
   plan.stack_top = AreaTop(area);
+  for (const auto& m : vdso_moves_) plan.moves[plan.nmoves++] = m;
 
   const long pid = ::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
   if (pid < 0) throw SysError(errno, "clone", "trap stub process");
@@ -917,22 +953,21 @@ size_t TrapPlatform::WaitEvents(std::vector<Ready>* out, std::span<pollfd> fds, 
   for (auto& f : fds) f.revents = 0;
   // Spin while threads run: most events come within microseconds.
   Scan(out);
-  if (out->size() == before && !running_.empty() && router_spin_ns_ > 0) {
+  const bool spun = out->size() == before && !running_.empty() && router_spin_ns_ > 0;
+  const int64_t spin_start = spun ? NowNs() : 0;
+  if (spun) {
     // The running threads' state words, read directly: each stays in this
     // CPU's cache until its handler writes it.
-    const int64_t spin_until = NowNs() + spin_budget_ns_;
-    bool hit = false;
-    for (uint32_t i = 0;; ++i) {
+    const int64_t spin_until = spin_start + spin_budget_ns_;
+    for (uint32_t i = 0; out->size() == before; ++i) {
       Scan(out);
-      if (out->size() > before) {
-        hit = true;
-        break;
-      }
       CpuRelax();
       if ((i & 15) == 15 && NowNs() >= spin_until) break;
     }
-    spin_budget_ns_ = hit ? std::min(router_spin_ns_, spin_budget_ns_ * 2)
-                          : std::max<int64_t>(1000, spin_budget_ns_ / 2);
+    if (out->size() > before) {
+      spin_budget_ns_ = std::min(router_spin_ns_, spin_budget_ns_ * 2);
+      return out->size() - before;
+    }
   }
   for (;;) {
     bool blocking = out->size() == before;
@@ -979,6 +1014,15 @@ size_t TrapPlatform::WaitEvents(std::vector<Ready>* out, std::span<pollfd> fds, 
     Scan(out);
     if (out->size() > before || fd_ready || woken) break;
     if (deadline >= 0 && NowNs() >= deadline) break;
+  }
+  if (spun && out->size() > before) {
+    // Slept after a spin that found nothing. Had spinning up to the ceiling
+    // caught the event, spin longer next time (this sleep cost a wake-up
+    // through the eventfd); if the event came later than that, spinning is
+    // wasted CPU for this workload: spin less. Floor 1 µs.
+    const int64_t waited = NowNs() - spin_start;
+    spin_budget_ns_ = waited < router_spin_ns_ ? std::min(router_spin_ns_, std::max(spin_budget_ns_, waited) * 2)
+                                               : std::max<int64_t>(1000, spin_budget_ns_ / 2);
   }
   return out->size() - before;
 }

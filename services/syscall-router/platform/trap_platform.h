@@ -46,8 +46,10 @@
 //     exactly the stub's thread
 //     flags or CLONE_PARENT|SIGCHLD, seccomp (only the filter load at boot,
 //     and another filter can only restrict). Any other call from that
-//     instruction kills the process (SECCOMP_RET_KILL_PROCESS). The router's
-//     own filter, inherited by every stub, still applies on top.
+//     instruction is trapped with its own tag and reported as a kFault
+//     SIGSYS, which kills the process (no core dump: a trap, not
+//     SECCOMP_RET_KILL_PROCESS). The router's own filter, inherited by every
+//     stub, still applies on top.
 //   - The handler's code page is read-execute: a store there faults (the
 //     router sees kFault). An mprotect made from the allowed instruction
 //     would only change the stub's own private copy, never the router's or

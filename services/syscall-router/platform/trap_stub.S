@@ -217,7 +217,8 @@ die:    ud2
 
 // The first thread of a stub made by the router: forked router code jumps
 // here with rsp = the top of the thread's area. Unmaps everything but the
-// region (and the kept vDSO block), loads the filter, becomes a stub thread.
+// region (whose end includes the vDSO block the forked code moved there),
+// loads the filter, becomes a stub thread.
         .globl bh_trap_boot
         .hidden bh_trap_boot
 bh_trap_boot:
@@ -228,19 +229,7 @@ bh_trap_boot:
         call bh_trap_syscall
         test %rax, %rax
         jnz die
-        mov BH_GLOBAL_VDSO_START(%r13), %r14
-        test %r14, %r14
-        jz 6f
-        mov BH_GLOBAL_REGION_END(%r13), %rdi   // [region end, vdso start)
-        mov %r14, %rsi
-        sub %rdi, %rsi
-        mov $SYS_munmap, %eax
-        call bh_trap_syscall
-        test %rax, %rax
-        jnz die
-        mov BH_GLOBAL_VDSO_END(%r13), %rdi     // [vdso end, TASK_SIZE_MAX)
-        jmp 7f
-6:      mov BH_GLOBAL_REGION_END(%r13), %rdi   // [region end, TASK_SIZE_MAX)
+        mov BH_GLOBAL_REGION_END(%r13), %rdi   // [region end, TASK_SIZE_MAX)
 7:      mov $TASK_SIZE_MAX, %rsi
         sub %rdi, %rsi
         mov $SYS_munmap, %eax
