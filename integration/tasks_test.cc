@@ -13,7 +13,11 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <map>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "integration/util.h"
@@ -273,10 +277,11 @@ TEST(CrashSurvival, FileReadsGoOnAcrossAGoferKill) {
   ASSERT_EQ(pipe(out), 0);
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
+  const std::string err_path = TestDir("crash-stderr") + "/stderr";
   if (pid == 0) {
     dup2(out[1], 1);
-    int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 2);
+    int errfd = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(errfd, 2);
     execl(bh.c_str(), "bulkhead", "--root", root.c_str(), "do", "--", "/usr/bin/python3", "-c", script.c_str(),
           static_cast<char*>(nullptr));
     _exit(127);
@@ -289,7 +294,11 @@ TEST(CrashSurvival, FileReadsGoOnAcrossAGoferKill) {
     if (n <= 0) break;
     got.append(buf, static_cast<size_t>(n));
   }
-  ASSERT_NE(got.find("half\n"), std::string::npos) << got;
+  auto stderr_text = [&] {
+    std::ifstream f(err_path);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  ASSERT_NE(got.find("half\n"), std::string::npos) << got << "\nstderr: " << stderr_text();
   Result k = Sh(bh + " --root " + root + " kill-service do-" + std::to_string(pid) + " fs-gofer");
   EXPECT_EQ(k.code, 0) << k.out << k.err;
   ssize_t n;
@@ -297,7 +306,7 @@ TEST(CrashSurvival, FileReadsGoOnAcrossAGoferKill) {
   close(out[0]);
   int st = 0;
   ASSERT_EQ(waitpid(pid, &st, 0), pid);
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << got;
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << got << "\nstderr: " << stderr_text();
   EXPECT_EQ(got, native.out);
 }
 
