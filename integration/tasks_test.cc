@@ -203,6 +203,52 @@ TEST(Clocks, VdsoClockCallsNeverTrapOnTheTrapPlatform) {
   }
 }
 
+// --router-cpu N pins the router's kernel thread (the one serving the
+// application's calls) to CPU N; the application still runs.
+TEST(Stats, RouterCpuPinsTheKernelThread) {
+  const std::string root = TestDir("pin-root");
+  const std::string bh = Runfile("runtime/bulkhead");
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    execl(bh.c_str(), "bulkhead", "--root", root.c_str(), "--router-cpu", "0", "do", "--", "/bin/sleep", "2",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const std::string id = "do-" + std::to_string(pid);
+  int router = -1;
+  bool pinned = false;
+  std::string seen;
+  for (int i = 0; i < 30 && !pinned; ++i) {
+    usleep(100000);
+    Result j = Sh(bh + " --root " + root + " stats --json " + id);
+    const size_t at = j.out.find("\"service\":\"syscall-router\",\"pid\":");
+    if (at == std::string::npos) continue;
+    router = std::atoi(j.out.c_str() + at + std::strlen("\"service\":\"syscall-router\",\"pid\":"));
+    DIR* d = opendir(("/proc/" + std::to_string(router) + "/task").c_str());
+    if (d == nullptr) continue;
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      std::ifstream st("/proc/" + std::to_string(router) + "/task/" + e->d_name + "/status");
+      std::string line;
+      while (std::getline(st, line)) {
+        if (line.rfind("Cpus_allowed_list:", 0) != 0) continue;
+        seen += line + "; ";
+        if (line.substr(line.find_last_of(" \t") + 1) == "0") pinned = true;
+      }
+    }
+    closedir(d);
+  }
+  EXPECT_GT(router, 0);
+  EXPECT_TRUE(pinned) << seen;
+  int st = 0;
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 // Application memory lives in the sandbox's memory file: one memfd, held by
 // the mem-broker and mapped by the syscall-router (and the stubs).
 TEST(Memory, RouterAndBrokerShareTheSandboxMemoryFile) {

@@ -1,4 +1,5 @@
 // bulkhead: the one binary users run.
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -60,6 +61,8 @@ global flags:
                         auto (default: trap, falling back to ptrace where trap cannot
                         start). The environment variable BULKHEAD_PLATFORM sets the
                         default.
+  --router-cpu N        pin the syscall-router's kernel thread to CPU N (measurements,
+                        noisy machines); by default it floats
 )";
 
 struct Global {
@@ -70,6 +73,7 @@ struct Global {
   std::string debug_log_dir;
   std::string service_dir;
   std::string platform = "auto";
+  int router_cpu = -1;
 };
 
 [[noreturn]] void Die(const std::string& msg, int code = 1) {
@@ -90,6 +94,7 @@ SupervisorOptions MakeOptions(const Global& g, const std::string& id) {
   o.service_log_level = g.debug ? spdlog::level::debug : spdlog::level::info;
   o.debug_log_dir = g.debug_log_dir;
   o.platform = g.platform;
+  o.router_cpu = g.router_cpu;
   return o;
 }
 
@@ -252,6 +257,13 @@ int Main(int argc, char** argv) {
     else if (a == "--debug-log-dir") g.debug_log_dir = value("--debug-log-dir");
     else if (a == "--service-dir") g.service_dir = value("--service-dir");
     else if (a == "--platform") g.platform = value("--platform");
+    else if (a == "--router-cpu") {
+      const std::string v = value("--router-cpu");
+      char* end = nullptr;
+      const long n = std::strtol(v.c_str(), &end, 10);
+      if (v.empty() || *end != 0 || n < 0 || n >= CPU_SETSIZE) UsageError("--router-cpu wants a CPU number");
+      g.router_cpu = static_cast<int>(n);
+    }
     else if (a.rfind("--platform=", 0) == 0) g.platform = a.substr(11);
     else UsageError("unknown global flag " + a);
   }

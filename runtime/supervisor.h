@@ -39,6 +39,8 @@ struct SupervisorOptions {
   // The syscall-router's platform: ptrace, trap, or auto (trap where it
   // works, else ptrace).
   std::string platform = "auto";
+  // Pin the syscall-router's kernel thread to this CPU (-1: no pinning).
+  int router_cpu = -1;
   bool handle_signals = true;              // SIGTERM/SIGINT stop the sandbox (via signalfd)
   // bulkhead do: while the application runs, SIGINT, SIGQUIT, SIGTSTP and
   // SIGWINCH (what a terminal sends) go to its foreground process group.

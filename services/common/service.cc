@@ -57,12 +57,14 @@ struct Flags {
   LogFormat log_format = LogFormat::kText;
   spdlog::level::level_enum log_level = spdlog::level::info;
   std::string platform = "auto";
+  int router_cpu = -1;
 };
 
 [[noreturn]] void Usage(std::string_view name, int code) {
   std::fprintf(code ? stderr : stdout,
                "usage: %.*s --sandbox-id ID [--bootstrap-fd N] [--log-fd N] [--log-format text|json]\n"
                "           [--log-level trace|debug|info|warn|error] [--platform ptrace|trap|auto]\n"
+               "           [--router-cpu N]\n"
                "A bulkhead service. It is started by the bulkhead supervisor, which passes its\n"
                "channels on the bootstrap descriptor; it is not meant to be run by hand.\n",
                static_cast<int>(name.size()), name.data());
@@ -102,6 +104,12 @@ Flags ParseFlags(std::string_view name, int argc, char** argv) {
     } else if (a == "--log-level") {
       if (!ParseLogLevel(value(), &f.log_level)) {
         std::fprintf(stderr, "unknown --log-level\n");
+        std::exit(2);
+      }
+    } else if (a == "--router-cpu") {
+      f.router_cpu = ParseFd(a, value());  // a small non-negative number
+      if (f.router_cpu >= CPU_SETSIZE) {
+        std::fprintf(stderr, "--router-cpu must be below %d\n", CPU_SETSIZE);
         std::exit(2);
       }
     } else if (a == "--platform") {
@@ -637,6 +645,7 @@ int Service::Run() {
   ReadBootstrap();
   context_.stats = stats_;
   context_.platform = flags_.platform;
+  context_.router_cpu = flags_.router_cpu;
   if (spec_.setup) spec_.setup(context_);
   harden::HardenOptions ho;
   ho.outside_uid = spec_.outside_uid;

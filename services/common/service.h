@@ -35,6 +35,8 @@ struct ServiceContext {
   // syscall-router: how application code runs: "ptrace", "trap", or "auto"
   // (trap where it works, else ptrace).
   std::string platform = "auto";
+  // syscall-router: the CPU its kernel thread is pinned to, or -1.
+  int router_cpu = -1;
 };
 
 // syscall-router: runs an application to its end and fills in how it ended.

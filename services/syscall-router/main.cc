@@ -1,9 +1,12 @@
 // syscall-router: a bulkhead service process (see services/common/service.h).
-// It runs the application: the ptrace platform's stubs, the kernel that
-// serves their system calls, the fs-gofer for files.
+// It runs the application: the platform's stubs (trap or ptrace), the kernel
+// that serves their system calls, the fs-gofer for files.
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <memory>
 
 #include <spdlog/spdlog.h>
@@ -35,6 +38,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<router::TerminalSignals> terminal;
   std::unique_ptr<router::MemoryFile> memory;
   std::atomic<uint64_t>* enosys = nullptr;
+  int router_cpu = -1;
   service::ServiceSpec spec{ServiceKind::SYSCALL_ROUTER, router::RouterPolicy()};
   spec.setup = [&](service::ServiceContext& ctx) {
     router::Kernel::CaptureHostFacts();
@@ -50,6 +54,7 @@ int main(int argc, char** argv) {
       spdlog::warn("trap platform unavailable, using ptrace: {}", choice.fallback_reason);
     }
     spdlog::info("platform: {}", platform->name());
+    router_cpu = ctx.router_cpu;
     terminal = std::make_unique<router::TerminalSignals>(*platform);
     if (auto* h = ctx.peer(ServiceKind::FS_GOFER)) gofer = std::make_unique<router::GoferClient>(h);
     stdio = std::move(ctx.stdio);
@@ -59,6 +64,15 @@ int main(int argc, char** argv) {
     if (terminal) terminal->Post(sig);
   };
   spec.run_handler = [&](ctl::Run::Reader r, ctl::Exited::Builder out) {
+    if (router_cpu >= 0) {
+      // The kernel's event loop runs on this thread: keep it on one CPU.
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(router_cpu, &set);
+      if (::sched_setaffinity(0, sizeof set, &set) != 0) {
+        spdlog::warn("--router-cpu {}: sched_setaffinity: {}", router_cpu, std::strerror(errno));
+      }
+    }
     if (!gofer) {
       out.setCode(126);
       out.setError("no fs-gofer channel");
