@@ -56,7 +56,10 @@ int main(int argc, char** argv) {
     spdlog::info("platform: {}", platform->name());
     router_cpu = ctx.router_cpu;
     terminal = std::make_unique<router::TerminalSignals>(*platform);
-    if (auto* h = ctx.peer(ServiceKind::FS_GOFER)) gofer = std::make_unique<router::GoferClient>(h);
+    if (auto* h = ctx.peer(ServiceKind::FS_GOFER)) {
+      gofer = std::make_unique<router::GoferClient>(h);
+      gofer->SetBusyHook([p = platform.get()](bool busy) { p->Busy(busy); });
+    }
     stdio = std::move(ctx.stdio);
     if (ctx.stats) enosys = ctx.stats->unimplemented;
   };

@@ -35,7 +35,16 @@ void ToStat(schema::Stat::Reader s, struct stat* st) {
 // One request/response round trip. `use` runs with the decoded response and
 // the received message (for its bulk bytes), under the channel's lock.
 template <typename Fill, typename Use>
-long Call(service::ChannelHolder* h, Fill&& fill, Use&& use) {
+long Call(service::ChannelHolder* h, const std::function<void(bool)>& busy, Fill&& fill, Use&& use) {
+  struct BusyGuard {
+    const std::function<void(bool)>& f;
+    explicit BusyGuard(const std::function<void(bool)>& f) : f(f) {
+      if (f) f(true);
+    }
+    ~BusyGuard() {
+      if (f) f(false);
+    }
+  } busy_guard(busy);
   std::lock_guard<std::mutex> l(h->call_mutex());
   uint64_t version = 0;
   auto ch = h->Get(&version);
@@ -67,7 +76,7 @@ long Call(service::ChannelHolder* h, Fill&& fill, Use&& use) {
 
 int GoferClient::RawOpen(const std::string& path, uint32_t flags, uint32_t mode, uint64_t* handle, struct stat* st) {
   return static_cast<int>(Call(
-      holder_,
+      holder_, busy_,
       [&](g::Request::Builder b) {
         auto o = b.initOpen();
         o.setPath(path);
@@ -84,7 +93,7 @@ int GoferClient::RawOpen(const std::string& path, uint32_t flags, uint32_t mode,
 
 long GoferClient::RawPread(uint64_t handle, int64_t offset, std::span<uint8_t> out) {
   return Call(
-      holder_,
+      holder_, busy_,
       [&](g::Request::Builder b) {
         auto p = b.initPread();
         p.setHandle(handle);
@@ -101,7 +110,7 @@ long GoferClient::RawPread(uint64_t handle, int64_t offset, std::span<uint8_t> o
 
 int GoferClient::RawFstat(uint64_t handle, struct stat* st) {
   return static_cast<int>(Call(
-      holder_, [&](g::Request::Builder b) { b.initFstat().setHandle(handle); },
+      holder_, busy_, [&](g::Request::Builder b) { b.initFstat().setHandle(handle); },
       [&](g::Response::Reader r, const ipc::ReceivedMessage&) -> long {
         if (!r.isStat()) return -EIO;
         ToStat(r.getStat(), st);
@@ -111,7 +120,7 @@ int GoferClient::RawFstat(uint64_t handle, struct stat* st) {
 
 int GoferClient::RawStat(const std::string& path, bool follow, struct stat* st) {
   return static_cast<int>(Call(
-      holder_,
+      holder_, busy_,
       [&](g::Request::Builder b) {
         auto s = b.initStat();
         s.setPath(path);
@@ -126,7 +135,7 @@ int GoferClient::RawStat(const std::string& path, bool follow, struct stat* st) 
 
 long GoferClient::RawGetdents(uint64_t handle, std::span<uint8_t> out) {
   return Call(
-      holder_,
+      holder_, busy_,
       [&](g::Request::Builder b) {
         auto d = b.initGetdents();
         d.setHandle(handle);
@@ -142,7 +151,7 @@ long GoferClient::RawGetdents(uint64_t handle, std::span<uint8_t> out) {
 
 int GoferClient::RawReadlink(const std::string& path, std::string* target) {
   return static_cast<int>(Call(
-      holder_, [&](g::Request::Builder b) { b.initReadlink().setPath(path); },
+      holder_, busy_, [&](g::Request::Builder b) { b.initReadlink().setPath(path); },
       [&](g::Response::Reader r, const ipc::ReceivedMessage&) -> long {
         if (!r.isTarget()) return -EIO;
         target->assign(r.getTarget().cStr(), r.getTarget().size());
@@ -152,7 +161,7 @@ int GoferClient::RawReadlink(const std::string& path, std::string* target) {
 
 int GoferClient::RawClose(uint64_t handle) {
   return static_cast<int>(Call(
-      holder_, [&](g::Request::Builder b) { b.initClose().setHandle(handle); },
+      holder_, busy_, [&](g::Request::Builder b) { b.initClose().setHandle(handle); },
       [&](g::Response::Reader r, const ipc::ReceivedMessage&) -> long { return r.isOk() ? 0 : -EIO; }));
 }
 

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <span>
@@ -34,6 +35,11 @@ class GoferClient {
   int Readlink(const std::string& path, std::string* target);
   int Close(uint64_t handle);
 
+  // Called with true before each round trip to the gofer and with false
+  // after it (the platform's Busy hint: a trap stub stops spinning while the
+  // router waits on another service).
+  void SetBusyHook(std::function<void(bool)> hook) { busy_ = std::move(hook); }
+
   // Handles re-opened after a gofer restart (tests, stats).
   uint64_t reopens() const { return reopens_; }
 
@@ -60,6 +66,7 @@ class GoferClient {
   int RawClose(uint64_t handle);
 
   service::ChannelHolder* holder_;
+  std::function<void(bool)> busy_;
   std::map<uint64_t, Handle> handles_;
   uint64_t next_id_ = 1;
   uint64_t reopens_ = 0;

@@ -257,6 +257,12 @@ class Platform {
   // event. Safe from any thread: how other threads hand work to the kernel.
   virtual void Wake() = 0;
 
+  // A hint: the router is about to wait on another service (true), or is
+  // done waiting (false). A platform whose stubs spin while the router
+  // serves their call (trap) lets them sleep instead, so that they do not
+  // take a CPU the other service needs. Safe from any thread.
+  virtual void Busy(bool /*busy*/) {}
+
   // Pages the platform's stub code occupies in every address space; the
   // router's VMA manager must never map, unmap or protect anything there.
   virtual AddressRange stub_range() const = 0;

@@ -53,6 +53,7 @@
 #define BH_GLOBAL_ROUTER_SLEEPING 4 // u32: router blocks in poll: write eventfd
 #define BH_GLOBAL_EVENTFD 8         // u64: the eventfd's number in the stub
 #define BH_GLOBAL_ONE 16            // u64: 1, the eventfd write buffer
+#define BH_GLOBAL_ROUTER_BUSY 32    // u32: the router waits on another service: do not spin
 #define BH_GLOBAL_REGION_END 24     // u64: end of the region and the vDSO block after it (boot munmap)
 
 // ucontext_t offsets (x86-64).

@@ -372,6 +372,7 @@ struct TrapThread {
   bool running = false;   // resumed; its event not yet taken
   bool draining = false;  // unbound while running: free after its next event
   Registers* target = nullptr;
+  int avoided_cpu = -1;   // the CPU its affinity leaves out (AvoidRouterCpu), or -1
 };
 
 class TrapContext final : public Context {
@@ -407,6 +408,9 @@ class TrapPlatform final : public Platform {
   std::unique_ptr<Context> NewContext() override { return std::make_unique<TrapContext>(*this); }
   size_t WaitEvents(std::vector<Ready>* out, std::span<pollfd> fds, int timeout_ms) override;
   void Wake() override;
+  void Busy(bool busy) override {
+    std::atomic_ref<uint32_t>(U32(Globals() + BH_GLOBAL_ROUTER_BUSY)).store(busy ? 1 : 0, std::memory_order_relaxed);
+  }
   // The region and, after it, the stubs' vDSO block.
   AddressRange stub_range() const override { return {start_, stub_end_}; }
   uint64_t min_user_address() const override { return 0x10000; }
@@ -436,6 +440,7 @@ class TrapPlatform final : public Platform {
   // nullopt: not for the router (a stale interrupt): run on.
   std::optional<Event> Decode(TrapThread& t, Registers& regs, TrapContext* ctx);
   void Run(TrapThread& t, const Registers& regs);
+  void AvoidRouterCpu(TrapThread& t);
   uint32_t handler_spin() const { return handler_spin_; }
 
   std::vector<Ready> pending_;
@@ -455,6 +460,7 @@ class TrapPlatform final : public Platform {
   std::vector<uint32_t> free_areas_;
   std::unordered_map<pid_t, TrapAddressSpace*> by_pid_;
   std::vector<TrapThread*> running_;
+  cpu_set_t all_cpus_{};  // the router's affinity at start: where stubs may run
   uint32_t handler_spin_ = 1;
   int64_t router_spin_ns_ = 0;  // the ceiling (options)
   // The current spin budget: grows when an event came while spinning or soon
@@ -679,6 +685,7 @@ TrapPlatform::TrapPlatform(TrapPlatformOptions options)
   U64(g + BH_GLOBAL_REGION_END) = stub_end_;
   for (uint32_t a = options_.max_threads; a >= 1; --a) free_areas_.push_back(a);
   handler_spin_ = PauseIterations(options_.handler_spin_us);
+  if (::sched_getaffinity(0, sizeof all_cpus_, &all_cpus_) != 0) CPU_ZERO(&all_cpus_);
   router_spin_ns_ = static_cast<int64_t>(options_.router_spin_us) * 1000;
   spin_budget_ns_ = router_spin_ns_;
 }
@@ -791,7 +798,26 @@ std::optional<Event> TrapPlatform::Decode(TrapThread& t, Registers& regs, TrapCo
   return ev;
 }
 
+// A thread that runs alone is kept off the router's CPU: the hand-off is two
+// spinning sides, and on one CPU a spinner only delays the other (the
+// opposite of the ptrace platform, where sharing the CPU is what is cheap).
+// Several running threads float freely. Re-pinned when the router moved; a
+// refusal only costs speed.
+void TrapPlatform::AvoidRouterCpu(TrapThread& t) {
+  if (CPU_COUNT(&all_cpus_) < 2) return;
+  int want = -1;
+  if (running_.size() <= 1) {
+    want = ::sched_getcpu();  // vDSO
+    if (want < 0 || !CPU_ISSET(want, &all_cpus_)) want = -1;
+  }
+  if (want == t.avoided_cpu) return;
+  cpu_set_t set = all_cpus_;
+  if (want >= 0) CPU_CLR(want, &set);
+  if (::sched_setaffinity(t.tid, sizeof set, &set) == 0) t.avoided_cpu = want;
+}
+
 void TrapPlatform::Run(TrapThread& t, const Registers& regs) {
+  if (options_.avoid_router_cpu) AvoidRouterCpu(t);
   const uint64_t s = Slot(t.area);
   uint64_t gregs[18];
   RegsToGregs(regs.gp, gregs);
@@ -1231,6 +1257,11 @@ harden::SyscallPolicy TrapPlatformRouterRules(const TrapPlatformOptions& options
   p.Allow(SYS_kill, {ArgCondition::Equal(1, SIGKILL)});
   p.Allow(SYS_tgkill, {ArgCondition::Equal(2, kInterrupt)});
   p.Allow(SYS_pipe2);
+  if (options.avoid_router_cpu) {
+    // Keeping a lone stub thread off the router's CPU (sched_getcpu falls
+    // back to getcpu without a vDSO).
+    p.Allow(SYS_sched_setaffinity).Allow(SYS_getcpu).Allow(SYS_sched_getaffinity);
+  }
   // --- The forked child's set-up.
   p.Allow(SYS_getppid).Allow(SYS_setsid).Allow(SYS_close_range);
   p.Allow(SYS_prctl, {ArgCondition::Equal(0, PR_SET_PDEATHSIG), ArgCondition::Equal(1, SIGKILL)});

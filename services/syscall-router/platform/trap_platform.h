@@ -78,6 +78,9 @@ struct TrapPlatformOptions {
   // 0: no spinning (one CPU, or many more threads than CPUs).
   uint32_t router_spin_us = 40;
   uint32_t handler_spin_us = 5;
+  // A stub thread that runs alone is kept off the CPU the router runs on
+  // (both sides spin during a hand-off; on one CPU they would take turns).
+  bool avoid_router_cpu = false;
   // Threads (all stubs together) the region has room for.
   uint32_t max_threads = 1024;
   // Keep the host's [vvar]/[vdso] in every stub, so that the loader can pass

@@ -99,6 +99,7 @@ bh_trap_handler:
         call notify_router
 
 wait_loop:
+        lea bh_trap_stub_begin+BH_TRAP_SHARED_OFFSET(%rip), %rbp
         mov BH_SLOT_SPIN(%rbx), %r14d
         test %r14d, %r14d
         jnz spin
@@ -109,9 +110,12 @@ spin:
         je do_run
         cmp $BH_STATE_CMD, %eax
         je do_cmd
+        cmpl $0, BH_GLOBAL_ROUTER_BUSY(%rbp)  // the router waits on another service:
+        jne 1f                                 // its answer is far away, sleep now
         pause
         dec %r14d
         jnz spin
+1:
         // Sleep on the state word. The router stores the state, then reads
         // handler_sleeping; we store handler_sleeping, then read the state
         // (both with a full barrier): one of us sees the other.
