@@ -53,7 +53,6 @@ constexpr uint64_t kAfterTrapOffset = 3;  // rip after the int3 that ends an inj
 constexpr uint64_t kFprogOffset = kPage;
 constexpr uint64_t kFilterOffset = kPage + 64;
 constexpr uint64_t kStubSearchStep = 1ULL << 30;
-constexpr int kStubSearchTries = 64;
 constexpr size_t kMaxFiles = 64;
 
 // si_code of a seccomp SIGSYS (SYS_SECCOMP, not exported by glibc).
@@ -162,7 +161,8 @@ class StubRegion {
       region.Fill();
       return region;
     }
-    throw SysError(ENOMEM, "mmap", "no free stub region below kPreferredStubAddress");
+    throw SysError(ENOMEM, "mmap",
+                   "no free stub region in the 4 TiB below kPreferredStubAddress (1 GiB steps)");
   }
 
   uint64_t start() const { return reinterpret_cast<uint64_t>(mapping_.data()); }

@@ -65,9 +65,12 @@ std::unique_ptr<Platform> NewPtracePlatform(PtracePlatformOptions options = {});
 inline constexpr int kInterruptSignal = SIGCHLD;
 
 // Preferred start of the stub region; the platform walks down 1 GiB at a
-// time if it is taken in the router. 64 GiB below the top of the 47-bit user
+// time, up to kStubSearchTries times (4 TiB), if it is taken in the router.
+// (The router maps the sandbox's 64 GiB memory file before it makes its
+// platform: that mapping alone can cover 64 of the steps.) 64 GiB below the top of the 47-bit user
 // address space: clear of the router's main stack and its growth room.
 inline constexpr uint64_t kPreferredStubAddress = 0x7ff000000000;
+inline constexpr int kStubSearchTries = 4096;
 // The top of the x86-64 4-level-paging user address space (TASK_SIZE_MAX).
 inline constexpr uint64_t kTaskSizeMax = 0x7ffffffff000;
 

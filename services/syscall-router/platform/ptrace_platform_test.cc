@@ -413,6 +413,24 @@ TEST_P(PlatformTest, StubDiesWithItsTracerThread) {
   EXPECT_EQ(::kill(pid, 0), -1);
 }
 
+// The router maps the sandbox's 64 GiB memory file before it makes its
+// platform; wherever that lands, the platform's region is found below it.
+TEST_P(PlatformTest, RegionIsFoundBelowA64GiBMapping) {
+  platform_.reset();
+  constexpr uint64_t kBig = uint64_t{80} << 30;
+  const uint64_t at = kPreferredStubAddress + (uint64_t{1} << 30) - kBig;
+  void* p = ::mmap(reinterpret_cast<void*>(at), kBig, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+  if (p == MAP_FAILED) GTEST_SKIP() << "cannot place the blocking mapping: " << std::strerror(errno);
+  auto platform = MakePlatform(GetParam());
+  const AddressRange r = platform->stub_range();
+  EXPECT_TRUE(r.end <= at || r.start >= at + kBig) << std::hex << r.start;
+  ToyKernel k(*platform, RawApp(), {"test_app_raw", "getpid"});
+  k.Run();
+  EXPECT_EQ(k.exit_code, 0);
+  ::munmap(p, kBig);
+}
+
 // ---------------------------------------------------------------------------
 // The brief's cases (a) to (g).
 

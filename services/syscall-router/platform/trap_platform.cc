@@ -611,7 +611,7 @@ TrapPlatform::TrapPlatform(TrapPlatformOptions options)
   const uint64_t size = BH_TRAP_HEADER_SIZE + shared_size;
 
   // The region: the same address in every stub, below the host vDSO.
-  for (int i = 0; i < 64 && start_ == 0; ++i) {
+  for (int i = 0; i < kStubSearchTries && start_ == 0; ++i) {
     const uint64_t want = kPreferredStubAddress - static_cast<uint64_t>(i) * (1ULL << 30);
     void* p = ::mmap(reinterpret_cast<void*>(want), size, PROT_NONE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
@@ -625,7 +625,9 @@ TrapPlatform::TrapPlatform(TrapPlatformOptions options)
     }
     start_ = want;
   }
-  if (start_ == 0) throw SysError(ENOMEM, "mmap", "no free trap platform region");
+  if (start_ == 0) {
+    throw SysError(ENOMEM, "mmap", "no free trap platform region in the 4 TiB below kPreferredStubAddress");
+  }
   end_ = start_ + size;
   shared_ = start_ + BH_TRAP_SHARED_OFFSET;
 

@@ -104,6 +104,17 @@ wait_loop:
         test %r14d, %r14d
         jnz spin
         mov $1, %r14d
+        jmp spin
+wait_loop_long:
+        // After a command: the router usually sends the next one soon (a
+        // fork's mappings, an exec's segments, with copying in between):
+        // spin ten times longer before sleeping.
+        lea bh_trap_stub_begin+BH_TRAP_SHARED_OFFSET(%rip), %rbp
+        mov BH_SLOT_SPIN(%rbx), %r14d
+        imul $10, %r14d, %r14d
+        test %r14d, %r14d
+        jnz spin
+        mov $1, %r14d
 spin:
         mov BH_SLOT_STATE(%rbx), %eax
         cmp $BH_STATE_RUN, %eax
@@ -155,7 +166,7 @@ do_cmd:
         mov $BH_STATE_CMD_DONE, %eax
         xchg %eax, BH_SLOT_STATE(%rbx)
         call notify_router
-        jmp wait_loop
+        jmp wait_loop_long
 
 do_run:
         // Registers R8 ... EFL back into the frame; CS/SS and the rest stay
