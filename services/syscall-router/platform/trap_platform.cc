@@ -103,6 +103,9 @@ void PostState(uint64_t slot, uint32_t state) {
   if (std::atomic_ref<uint32_t>(U32(slot + BH_SLOT_HANDLER_SLEEPING)).load(std::memory_order_seq_cst) != 0) {
     ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(slot + BH_SLOT_STATE), FUTEX_WAKE, 1, nullptr,
               nullptr, 0);
+    // The woken thread is often queued on this CPU (wake-affine): let it
+    // run now rather than after the router's next spin.
+    ::sched_yield();
   }
 }
 
