@@ -480,6 +480,34 @@ static int posixshm(void) {
   return 0;
 }
 
+/* Under a memory limit (bulkhead --memory-limit 64M): a private writable
+ * mapping larger than the limit is refused; a child that touches far more
+ * than the limit is killed (SIGKILL, the OOM killer's choice: it holds the
+ * most); its parent, holding 8 MiB, lives on. */
+static int memlimit(void) {
+  void* big = mmap(NULL, 512 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  printf("512M private mapping: %s\n", big == MAP_FAILED ? strerror(errno) : "mapped");
+  char* mine = mmap(NULL, 8 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mine == MAP_FAILED) return 1;
+  memset(mine, 1, 8 << 20);
+  pid_t c = fork();
+  if (c == 0) {
+    for (int i = 0; i < 400; ++i) {
+      char* p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) _exit(3);
+      memset(p, 2, 1 << 20);
+      if (i % 16 == 0) usleep(2000);  /* page faults reach no router: give the check time */
+    }
+    _exit(0);
+  }
+  int st = 0;
+  waitpid(c, &st, 0);
+  if (WIFSIGNALED(st)) printf("child killed by signal %d\n", WTERMSIG(st));
+  else printf("child exited %d\n", WEXITSTATUS(st));
+  printf("parent alive, its memory intact: %d\n", mine[(8 << 20) - 1] == 1);
+  return 0;
+}
+
 /* The clock calls glibc answers from the vDSO when the auxiliary vector
  * names one: ten thousand of each, and the clocks must move forward. */
 static int vdso(void) {
@@ -499,6 +527,7 @@ static int vdso(void) {
 int main(int argc, char** argv) {
   setvbuf(stdout, NULL, _IONBF, 0);
   if (!strcmp(argc > 1 ? argv[1] : "", "vdso")) return vdso();
+  if (!strcmp(argc > 1 ? argv[1] : "", "memlimit")) return memlimit();
   const char* m = argc > 1 ? argv[1] : "";
   if (!strcmp(m, "threads")) return threads();
   if (!strcmp(m, "tsignal")) return tsignal();

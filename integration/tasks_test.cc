@@ -182,6 +182,31 @@ TEST(Stats, UnimplementedCallsAreCountedInBulkheadStats) {
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+// A sandbox memory limit (issue 6, first part): the limit is what
+// /proc/meminfo shows, a private mapping larger than it is ENOMEM, and the
+// process holding the most memory is killed when the sandbox goes over it,
+// not its parent and not a bulkhead service.
+TEST(Memory, LimitRefusesHugeMappingsAndKillsTheBiggestProcess) {
+  const std::string bh = Runfile("runtime/bulkhead") + " --root " + TestDir("memlimit-state") + " --memory-limit 64M";
+  Result r = Sh(bh + " do -- " + Runfile("integration/tasks") + " memlimit");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out,
+            "512M private mapping: Cannot allocate memory\n"
+            "child killed by signal 9\n"
+            "parent alive, its memory intact: 1\n")
+      << r.err;
+  EXPECT_NE(r.err.find("memory limit 64 MiB exceeded"), std::string::npos) << r.err;
+  Result m = Sh(bh + " do -- /bin/sh -c 'head -1 /proc/meminfo'");
+  EXPECT_EQ(m.out, "MemTotal:       65536 kB\n") << m.err;
+  // Without a limit the same mapping is fine, as natively.
+  Result n = Sh(Runfile("runtime/bulkhead") + " --root " + TestDir("memlimit-state") + " do -- " +
+                Runfile("integration/tasks") + " memlimit");
+  EXPECT_EQ(n.out.substr(0, n.out.find('\n')), "512M private mapping: mapped") << n.err;
+  Result bad = Sh(Runfile("runtime/bulkhead") + " --memory-limit lots do -- /bin/true");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("--memory-limit wants a size"), std::string::npos) << bad.err;
+}
+
 // The trap platform keeps the host vDSO in its stubs and passes
 // AT_SYSINFO_EHDR: 30 000 clock calls cost no system call. On ptrace every
 // one is a served system call.

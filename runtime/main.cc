@@ -63,6 +63,9 @@ global flags:
                         default.
   --router-cpu N        pin the syscall-router's kernel thread to CPU N (measurements,
                         noisy machines); by default it floats
+  --memory-limit SIZE   the sandbox's memory limit (bytes, or with K, M, G): a larger
+                        single allocation fails with ENOMEM, and above it the biggest
+                        process is killed (SIGKILL) as by an OOM killer
 )";
 
 struct Global {
@@ -74,7 +77,33 @@ struct Global {
   std::string service_dir;
   std::string platform = "auto";
   int router_cpu = -1;
+  uint64_t memory_limit = 0;
 };
+
+// "512M", "2G", "65536": bytes. False for anything else or an overflow.
+bool ParseSize(const std::string& s, uint64_t* out) {
+  if (s.empty() || s[0] < '0' || s[0] > '9') return false;
+  size_t i = 0;
+  uint64_t n = 0;
+  for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) {
+    if (n > (UINT64_MAX - 9) / 10) return false;
+    n = n * 10 + static_cast<uint64_t>(s[i] - '0');
+  }
+  int shift = 0;
+  if (i < s.size()) {
+    switch (s[i]) {
+      case 'k': case 'K': shift = 10; break;
+      case 'm': case 'M': shift = 20; break;
+      case 'g': case 'G': shift = 30; break;
+      default: return false;
+    }
+    ++i;
+  }
+  if (i != s.size()) return false;
+  if (shift && n > (UINT64_MAX >> shift)) return false;
+  *out = n << shift;
+  return true;
+}
 
 [[noreturn]] void Die(const std::string& msg, int code = 1) {
   std::fprintf(stderr, "bulkhead: %s\n", msg.c_str());
@@ -95,6 +124,7 @@ SupervisorOptions MakeOptions(const Global& g, const std::string& id) {
   o.debug_log_dir = g.debug_log_dir;
   o.platform = g.platform;
   o.router_cpu = g.router_cpu;
+  o.memory_limit = g.memory_limit;
   return o;
 }
 
@@ -257,7 +287,14 @@ int Main(int argc, char** argv) {
     else if (a == "--debug-log-dir") g.debug_log_dir = value("--debug-log-dir");
     else if (a == "--service-dir") g.service_dir = value("--service-dir");
     else if (a == "--platform") g.platform = value("--platform");
-    else if (a == "--router-cpu") {
+    else if (a == "--memory-limit") {
+      const std::string v = value("--memory-limit");
+      uint64_t n = 0;
+      if (!ParseSize(v, &n) || n < (uint64_t{1} << 20)) {
+        UsageError("--memory-limit wants a size of at least 1M (bytes, or a number with K, M or G), not '" + v + "'");
+      }
+      g.memory_limit = n;
+    } else if (a == "--router-cpu") {
       const std::string v = value("--router-cpu");
       char* end = nullptr;
       const long n = std::strtol(v.c_str(), &end, 10);

@@ -222,6 +222,10 @@ void Supervisor::Spawn(Proc& p) {
   if (p.kind == ServiceKind::SYSCALL_ROUTER) {
     args.push_back("--platform");
     args.push_back(o_.platform);
+    if (o_.memory_limit > 0) {
+      args.push_back("--memory-limit");
+      args.push_back(std::to_string(o_.memory_limit));
+    }
     if (o_.router_cpu >= 0) {
       args.push_back("--router-cpu");
       args.push_back(std::to_string(o_.router_cpu));

@@ -41,6 +41,8 @@ struct SupervisorOptions {
   std::string platform = "auto";
   // Pin the syscall-router's kernel thread to this CPU (-1: no pinning).
   int router_cpu = -1;
+  // The sandbox's memory limit in bytes (0: none); see RunRequest.
+  uint64_t memory_limit = 0;
   bool handle_signals = true;              // SIGTERM/SIGINT stop the sandbox (via signalfd)
   // bulkhead do: while the application runs, SIGINT, SIGQUIT, SIGTSTP and
   // SIGWINCH (what a terminal sends) go to its foreground process group.

@@ -58,13 +58,14 @@ struct Flags {
   spdlog::level::level_enum log_level = spdlog::level::info;
   std::string platform = "auto";
   int router_cpu = -1;
+  uint64_t memory_limit = 0;
 };
 
 [[noreturn]] void Usage(std::string_view name, int code) {
   std::fprintf(code ? stderr : stdout,
                "usage: %.*s --sandbox-id ID [--bootstrap-fd N] [--log-fd N] [--log-format text|json]\n"
                "           [--log-level trace|debug|info|warn|error] [--platform ptrace|trap|auto]\n"
-               "           [--router-cpu N]\n"
+               "           [--router-cpu N] [--memory-limit BYTES]\n"
                "A bulkhead service. It is started by the bulkhead supervisor, which passes its\n"
                "channels on the bootstrap descriptor; it is not meant to be run by hand.\n",
                static_cast<int>(name.size()), name.data());
@@ -112,6 +113,16 @@ Flags ParseFlags(std::string_view name, int argc, char** argv) {
         std::fprintf(stderr, "--router-cpu must be below %d\n", CPU_SETSIZE);
         std::exit(2);
       }
+    } else if (a == "--memory-limit") {
+      const char* v = value();
+      char* end = nullptr;
+      errno = 0;
+      const unsigned long long n = std::strtoull(v, &end, 10);
+      if (*v == 0 || *end != 0 || errno != 0 || *v == '-') {
+        std::fprintf(stderr, "invalid --memory-limit: %s (bytes)\n", v);
+        std::exit(2);
+      }
+      f.memory_limit = n;
     } else if (a == "--platform") {
       f.platform = value();
       if (f.platform != "ptrace" && f.platform != "trap" && f.platform != "auto") {
@@ -646,6 +657,7 @@ int Service::Run() {
   context_.stats = stats_;
   context_.platform = flags_.platform;
   context_.router_cpu = flags_.router_cpu;
+  context_.memory_limit = flags_.memory_limit;
   if (spec_.setup) spec_.setup(context_);
   harden::HardenOptions ho;
   ho.outside_uid = spec_.outside_uid;

@@ -37,6 +37,8 @@ struct ServiceContext {
   std::string platform = "auto";
   // syscall-router: the CPU its kernel thread is pinned to, or -1.
   int router_cpu = -1;
+  // syscall-router: the sandbox's memory limit in bytes, 0 for none.
+  uint64_t memory_limit = 0;
 };
 
 // syscall-router: runs an application to its end and fills in how it ended.

@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<router::MemoryFile> memory;
   std::atomic<uint64_t>* enosys = nullptr;
   int router_cpu = -1;
+  uint64_t memory_limit = 0;
   service::ServiceSpec spec{ServiceKind::SYSCALL_ROUTER, router::RouterPolicy()};
   spec.setup = [&](service::ServiceContext& ctx) {
     router::Kernel::CaptureHostFacts();
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
     }
     spdlog::info("platform: {}", platform->name());
     router_cpu = ctx.router_cpu;
+    memory_limit = ctx.memory_limit;
     terminal = std::make_unique<router::TerminalSignals>(*platform);
     if (auto* h = ctx.peer(ServiceKind::FS_GOFER)) {
       gofer = std::make_unique<router::GoferClient>(h);
@@ -86,6 +88,7 @@ int main(int argc, char** argv) {
     for (auto e : r.getEnv()) req.envp.emplace_back(e.cStr(), e.size());
     if (r.hasCwd()) req.cwd = r.getCwd().cStr();
     if (r.hasHostname()) req.hostname = r.getHostname().cStr();
+    req.memory_limit = memory_limit;
     // Without stdio from the supervisor the application writes nowhere.
     std::array<int, 3> fds;
     int devnull = -1;

@@ -311,6 +311,10 @@ struct Kernel::Impl {
   std::unique_ptr<FileCache> cache_;  // read-only file pages (exec), shared by all processes
   std::string hostname_ = "bulkhead";
   RunResult* res_ = nullptr;
+  // The memory limit (RunRequest::memory_limit) and when it is checked next.
+  uint64_t mem_limit_ = 0;
+  int64_t next_mem_check_ns_ = 0;
+  static constexpr int64_t kMemCheckNs = 5'000'000;
   std::map<int, std::unique_ptr<Process>> procs_;
   std::map<int, std::unique_ptr<Task>> tasks_;
   std::map<platform::Context*, Task*> by_ctx_;
@@ -405,6 +409,20 @@ struct Kernel::Impl {
     return m ? m->inner() : as;
   }
   static MemoryAddressSpace* Mm(Process& p) { return dynamic_cast<MemoryAddressSpace*>(p.as.get()); }
+
+  // Memory as the sandbox sees it (/proc/meminfo, sysinfo): the limit when
+  // there is one (free: what the memory file does not hold yet), else the
+  // host's.
+  long MemTotalPages() const {
+    if (mem_limit_ == 0) return Facts().phys_pages;
+    return static_cast<long>(std::min<uint64_t>(mem_limit_ / 4096, static_cast<uint64_t>(Facts().phys_pages)));
+  }
+  long MemAvailPages() const {
+    if (mem_limit_ == 0) return Facts().avail_pages;
+    const uint64_t used = mem_->resident() / 4096;
+    const uint64_t total = static_cast<uint64_t>(MemTotalPages());
+    return static_cast<long>(used >= total ? 0 : std::min<uint64_t>(total - used, static_cast<uint64_t>(Facts().avail_pages)));
+  }
 
   template <typename T>
   bool In(Task& t, uint64_t addr, T* out) { return t.proc->as->CopyIn(addr, out, sizeof(T)); }
@@ -522,6 +540,7 @@ struct Kernel::Impl {
       return res;
     }
     hostname_ = req.hostname;
+    mem_limit_ = mem_ ? req.memory_limit : 0;
     auto proc = std::make_unique<Process>();
     Process* p = proc.get();
     p->pid = p->pgid = p->sid = AllocPid();
@@ -630,6 +649,9 @@ struct Kernel::Impl {
         if (f->deadline >= 0 && (deadline < 0 || f->deadline < deadline)) deadline = f->deadline;
         ++it;
       }
+      if (mem_limit_ != 0 && !tasks_.empty() && (deadline < 0 || next_mem_check_ns_ < deadline)) {
+        deadline = next_mem_check_ns_;
+      }
       int timeout = -1;
       if (deadline >= 0) timeout = static_cast<int>(std::clamp<int64_t>((deadline - NowNs() + 999999) / 1000000, 0, 60000));
       events.clear();
@@ -646,9 +668,48 @@ struct Kernel::Impl {
         for (int sig : term_->Take()) TerminalSignal(sig);
       }
       FireTimers();
+      CheckMemoryLimit();
       RetryBlocked();
     }
   }
+
+  // The OOM killer of a sandbox with a memory limit: when the memory file
+  // holds more data than the limit (application memory, the file cache and
+  // tmpfs data alike, as a memory cgroup counts them), the live process with
+  // the most resident memory gets SIGKILL. Checked every kMemCheckNs, after
+  // events or at the deadline WaitEvents is given (page faults reach no
+  // router, so memory can grow between checks by what a task writes in 5 ms).
+  void CheckMemoryLimit() {
+    if (mem_limit_ == 0) return;
+    const int64_t now = NowNs();
+    if (now < next_mem_check_ns_) return;
+    next_mem_check_ns_ = now + kMemCheckNs;
+    const uint64_t used = mem_->resident();
+    if (used <= mem_limit_) return;
+    Process* victim = nullptr;
+    uint64_t most = 0;
+    for (auto& [pid, p] : procs_) {
+      if (p->zombie || p->tasks.empty()) continue;
+      auto* mm = Mm(*p);
+      const uint64_t r = mm ? mm->resident() : 0;
+      if (victim == nullptr || r > most) {
+        victim = p.get();
+        most = r;
+      }
+    }
+    if (victim == nullptr) return;
+    spdlog::warn("memory limit {} MiB exceeded ({} MiB in use): killing pid {} ({}, {} MiB resident)",
+                 mem_limit_ >> 20, used >> 20, victim->pid, victim->exe, most >> 20);
+    ++res_->oom_kills;
+    SignalProcess(*victim, SIGKILL, SI_KERNEL, 0);
+    // Its memory goes back when its address space does; look again later.
+    next_mem_check_ns_ = now + 4 * kMemCheckNs;
+  }
+
+  // A single request for private writable memory larger than the limit:
+  // refused (ENOMEM) like a request larger than all memory under Linux's
+  // overcommit heuristic.
+  bool OverLimit(uint64_t len) const { return mem_limit_ != 0 && len > mem_limit_; }
 
   // True if any waiting call completed.
   bool RetryBlocked() {
@@ -1972,7 +2033,7 @@ struct Kernel::Impl {
       return text(s);
     }
     if (path == "/proc/meminfo") {
-      long pages = Facts().phys_pages, avail = Facts().avail_pages;
+      long pages = MemTotalPages(), avail = MemAvailPages();
       auto kb = [](long p) { return std::to_string(p * 4) + " kB\n"; };
       return text("MemTotal:       " + kb(pages) + "MemFree:        " + kb(avail) + "MemAvailable:   " + kb(avail) +
                   "Buffers:        0 kB\nCached:         0 kB\nSwapTotal:      0 kB\nSwapFree:       0 kB\n");
@@ -2645,6 +2706,7 @@ struct Kernel::Impl {
   int64_t Brk(Process& p, uint64_t want) {
     if (want < p.brk_start || want > p.brk_start + (1ull << 32)) return static_cast<int64_t>(p.brk);
     uint64_t end = PageUp(want);
+    if (end > p.brk_mapped && OverLimit(end - p.brk_start)) return static_cast<int64_t>(p.brk);
     if (end > p.brk_mapped) {
       long r = p.as->Mmap(p.brk_mapped, end - p.brk_mapped, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
@@ -2668,6 +2730,7 @@ struct Kernel::Impl {
     const int type = flags & MAP_TYPE;
     if (type != MAP_PRIVATE && type != MAP_SHARED && type != MAP_SHARED_VALIDATE) return -EINVAL;
     if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) return -EINVAL;
+    if (type == MAP_PRIVATE && (prot & PROT_WRITE) && OverLimit(len)) return -ENOMEM;
     std::shared_ptr<File> f;
     bool shared_tmpfs = false;
     if (!(flags & MAP_ANONYMOUS)) {
@@ -3099,6 +3162,7 @@ struct Kernel::Impl {
       case SYS_mremap: {
         if (!Mm(p)) return -ENOMEM;  // glibc falls back to malloc + copy
         const uint64_t flags = a(3), new_len = PageUp(a(2));
+        if (new_len > PageUp(a(1)) && OverLimit(new_len)) return -ENOMEM;
         if (flags & MREMAP_FIXED) {
           if (a(4) < platform_.min_user_address() || a(4) + new_len > platform_.max_user_address()) return -EINVAL;
           return as.Syscall(SYS_mremap, {a(0), a(1), a(2), flags, a(4), 0});
@@ -3262,8 +3326,8 @@ struct Kernel::Impl {
       case SYS_sysinfo: {
         struct sysinfo si{};
         si.uptime = (NowNs() - start_ns_) / 1000000000;
-        si.totalram = static_cast<unsigned long>(Facts().phys_pages) * 4096;
-        si.freeram = static_cast<unsigned long>(Facts().avail_pages) * 4096;
+        si.totalram = static_cast<unsigned long>(MemTotalPages()) * 4096;
+        si.freeram = static_cast<unsigned long>(MemAvailPages()) * 4096;
         si.procs = static_cast<unsigned short>(procs_.size());
         si.mem_unit = 1;
         return Out(t, a(0), si) ? 0 : -EFAULT;

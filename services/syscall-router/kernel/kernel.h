@@ -32,6 +32,14 @@ struct RunRequest {
   std::vector<std::string> envp;
   std::string cwd = "/";
   std::string hostname = "bulkhead";
+  // The sandbox's memory limit in bytes (0: none). Above it, a single
+  // private writable mapping (mmap, brk, mremap growth) larger than the limit
+  // fails with ENOMEM, as Linux's overcommit heuristic refuses a request
+  // larger than all memory; and when the memory file holds more data than the
+  // limit, the process with the most resident memory is killed with SIGKILL,
+  // as by Linux's OOM killer in a memory cgroup. /proc/meminfo and sysinfo
+  // report the limit as the total. Checked every few milliseconds.
+  uint64_t memory_limit = 0;
 };
 
 struct RunResult {
@@ -40,6 +48,7 @@ struct RunResult {
   uint64_t syscalls = 0;
   std::map<long, uint64_t> unimplemented;  // syscall number -> count (answered ENOSYS)
   uint64_t processes = 0;    // processes created (the first one included)
+  uint64_t oom_kills = 0;    // processes killed for the memory limit
 };
 
 // Signals from the terminal the sandbox runs on (^C, ^\\, ^Z, a resize), posted
