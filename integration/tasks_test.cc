@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <vector>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -151,22 +152,32 @@ TEST(Shells, InitIgnoresSignalsWithoutAHandler) {
   EXPECT_EQ(r.code, 3);
 }
 
+// Starts `bulkhead <args...>` in the background with stdout and stderr on
+// /dev/null; returns its pid (the sandbox is then "do-<pid>").
+pid_t StartQuietly(const std::vector<std::string>& args) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    const std::string bh = Runfile("runtime/bulkhead");
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>("bulkhead"));
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(bh.c_str(), argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
 // Unimplemented calls answer ENOSYS and are counted per number where an
 // operator looks: `bulkhead stats` of the running sandbox.
 TEST(Stats, UnimplementedCallsAreCountedInBulkheadStats) {
   const std::string root = TestDir("stats-root");
   const std::string bh = Runfile("runtime/bulkhead");
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    const std::string prog = Runfile("integration/tasks");
-    int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 1);
-    dup2(devnull, 2);
-    execl(bh.c_str(), "bulkhead", "--root", root.c_str(), "do", "--", prog.c_str(), "enosys", "3",
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
+  const pid_t pid = StartQuietly({"--root", root, "do", "--", Runfile("integration/tasks"), "enosys", "3"});
+  ASSERT_GT(pid, 0);
   const std::string id = "do-" + std::to_string(pid);
   Result r;
   for (int i = 0; i < 40; ++i) {
@@ -233,16 +244,8 @@ TEST(Clocks, VdsoClockCallsNeverTrapOnTheTrapPlatform) {
 TEST(Stats, RouterCpuPinsTheKernelThread) {
   const std::string root = TestDir("pin-root");
   const std::string bh = Runfile("runtime/bulkhead");
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 1);
-    dup2(devnull, 2);
-    execl(bh.c_str(), "bulkhead", "--root", root.c_str(), "--router-cpu", "0", "do", "--", "/bin/sleep", "2",
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
+  const pid_t pid = StartQuietly({"--root", root, "--router-cpu", "0", "do", "--", "/bin/sleep", "2"});
+  ASSERT_GT(pid, 0);
   const std::string id = "do-" + std::to_string(pid);
   int router = -1;
   bool pinned = false;

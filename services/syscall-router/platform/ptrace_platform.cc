@@ -34,6 +34,7 @@
 #include "base/error.h"
 #include "base/fd.h"
 #include "base/mapping.h"
+#include "services/syscall-router/platform/stub_common.h"
 
 namespace bulkhead::router::platform {
 namespace {
@@ -244,11 +245,6 @@ const char* ChildStepName(int step) {
   return "?";
 }
 
-struct ChildReport {
-  int step;
-  int err;
-};
-
 // Everything the child needs, computed before clone: the child allocates
 // nothing and calls no library function but syscall().
 struct ChildPlan {
@@ -257,18 +253,12 @@ struct ChildPlan {
   int keep[kMaxFiles + 1] = {};  // ascending; includes report_fd
   int nkeep = 0;
   bool dumpable = true;
-  // The forking thread's rseq area (glibc registers one per thread; the
-  // child inherits the registration), or null.
-  void* rseq_area = nullptr;
-  uint32_t rseq_lens[3] = {};  // registration lengths to try when unregistering
+  // The forking thread's rseq registration (glibc registers one per thread;
+  // the child inherits it).
+  stubs::RseqRegistration rseq;
 };
 
-[[noreturn]] void ChildFail(const ChildPlan& plan, int step) {
-  ChildReport r{step, errno};
-  ::syscall(SYS_write, plan.report_fd, &r, sizeof r);
-  ::syscall(SYS_exit_group, 127);
-  __builtin_unreachable();
-}
+[[noreturn]] void ChildFail(const ChildPlan& plan, int step) { stubs::ChildFail(plan.report_fd, step); }
 
 // Runs in the child of clone(SIGCHLD): only raw system calls, because the
 // router may be multi-threaded (locks held by other threads at the fork stay
@@ -308,15 +298,7 @@ struct ChildPlan {
   // preemption or a signal stop the kernel writes the rseq area, and a fault
   // there is a forced SIGSEGV. (clear_child_tid is unset by clone(SIGCHLD);
   // the robust-futex list is only read at exit, and a fault there is benign.)
-  if (plan.rseq_area != nullptr) {
-    long rc = -1;
-    for (uint32_t len : plan.rseq_lens) {
-      if (len == 0) continue;
-      rc = ::syscall(SYS_rseq, plan.rseq_area, len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
-      if (rc == 0 || errno != EINVAL) break;
-    }
-    if (rc != 0) ChildFail(plan, kStepRseq);
-  }
+  if (!plan.rseq.Unregister()) ChildFail(plan, kStepRseq);
   stack_t no_altstack{};
   no_altstack.ss_flags = SS_DISABLE;
   if (::syscall(SYS_sigaltstack, &no_altstack, nullptr) != 0) ChildFail(plan, kStepAltstack);
@@ -331,13 +313,7 @@ struct ChildPlan {
     ChildFail(plan, kStepSigchld);
   }
   // Close every descriptor but the platform's files (and the report pipe).
-  unsigned lo = 0;
-  for (int i = 0; i < plan.nkeep; ++i) {
-    const unsigned k = static_cast<unsigned>(plan.keep[i]);
-    if (k > lo && ::syscall(SYS_close_range, lo, k - 1, 0) != 0) ChildFail(plan, kStepCloseRange);
-    lo = k + 1;
-  }
-  if (::syscall(SYS_close_range, lo, ~0U, 0) != 0) ChildFail(plan, kStepCloseRange);
+  if (!stubs::CloseAllBut(plan.keep, plan.nkeep)) ChildFail(plan, kStepCloseRange);
   ::syscall(SYS_close, plan.report_fd);
   // Stop. The tracer takes over here and never lets this code run again: it
   // points the registers at the stub page and unmaps this code.
@@ -459,21 +435,11 @@ class PtraceAddressSpace final : public AddressSpace {
   // (A copy racing with the reap on the tracer thread can still reach a
   // reused pid; the memory-file path that replaces this has no such race.)
   ssize_t ReadMemory(uint64_t addr, void* dst, size_t len) override {
-    if (!alive()) return -ESRCH;
-    if (len == 0) return 0;
-    iovec local{dst, len};
-    iovec remote{reinterpret_cast<void*>(addr), len};
-    ssize_t n = ::process_vm_readv(pid_, &local, 1, &remote, 1, 0);
-    return n < 0 ? -errno : n;
+    return alive() ? stubs::ReadProcessMemory(pid_, addr, dst, len) : -ESRCH;
   }
 
   ssize_t WriteMemory(uint64_t addr, const void* src, size_t len) override {
-    if (!alive()) return -ESRCH;
-    if (len == 0) return 0;
-    iovec local{const_cast<void*>(src), len};
-    iovec remote{reinterpret_cast<void*>(addr), len};
-    ssize_t n = ::process_vm_writev(pid_, &local, 1, &remote, 1, 0);
-    return n < 0 ? -errno : n;
+    return alive() ? stubs::WriteProcessMemory(pid_, addr, src, len) : -ESRCH;
   }
 
   bool alive() const override { return !dead_.load(std::memory_order_acquire); }
@@ -884,21 +850,8 @@ std::optional<Event> PtraceAddressSpace::HandleStatus(StubThread& t, int status,
     GetRegs(t.tid, regs.gp, "at an interrupt");
     return ev;
   }
-  Event ev;
-  ev.signo = sig;
-  ev.info = si;
   GetRegs(t.tid, regs.gp, "at a signal");
-  const bool from_kernel = si.si_code > 0;
-  if (from_kernel &&
-      (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGTRAP)) {
-    ev.kind = EventKind::kFault;
-    ev.fault_addr = reinterpret_cast<uint64_t>(si.si_addr);
-  } else if (sig == SIGSYS && si.si_code == kSiCodeSeccomp) {
-    ev.kind = EventKind::kFault;
-    ev.fault_addr = reinterpret_cast<uint64_t>(si.si_call_addr);
-  } else {
-    ev.kind = EventKind::kSignal;
-  }
+  Event ev = stubs::FaultOrSignal(sig, si);
   // The host signal is dropped: the next resume passes signal 0.
   return ev;
 }
@@ -1083,14 +1036,7 @@ std::unique_ptr<AddressSpace> PtracePlatform::NewAddressSpace() {
   for (int fd : options_.files) plan.keep[plan.nkeep++] = fd;
   plan.keep[plan.nkeep++] = report_write.get();
   std::sort(plan.keep, plan.keep + plan.nkeep);
-  if (__rseq_size > 0) {
-    plan.rseq_area = static_cast<char*>(__builtin_thread_pointer()) + __rseq_offset;
-    // glibc registers 32 bytes (the original struct rseq); newer glibc may
-    // register more and report the feature size in __rseq_size.
-    plan.rseq_lens[0] = 32;
-    plan.rseq_lens[1] = __rseq_size;
-    plan.rseq_lens[2] = (__rseq_size + 31) & ~31u;
-  }
+  plan.rseq = stubs::RseqRegistration::OfThisThread();
 
   // clone(SIGCHLD) is fork without glibc's atfork handlers: the child only
   // makes raw system calls (StubChild).
@@ -1117,7 +1063,7 @@ std::unique_ptr<AddressSpace> PtracePlatform::NewAddressSpace() {
   }
   if (!WIFSTOPPED(status) || WSTOPSIG(status) != SIGSTOP) {
     if (WIFEXITED(status) || WIFSIGNALED(status)) guard.armed = false;
-    ChildReport report{};
+    stubs::ChildReport report{};
     ssize_t n = RetryEintr([&] { return ::read(report_read.get(), &report, sizeof report); });
     if (n == static_cast<ssize_t>(sizeof report)) {
       throw SysError(report.err, ChildStepName(report.step),
@@ -1305,8 +1251,6 @@ harden::SyscallPolicy PtracePlatformRouterRules(const PtracePlatformOptions& opt
   // orphaned stubs re-parented to the router.
   p.Allow(SYS_signalfd4).Allow(SYS_poll).Allow(SYS_ppoll).Allow(SYS_eventfd2);
   p.Allow(SYS_prctl, {ArgCondition::Equal(0, PR_SET_CHILD_SUBREAPER), ArgCondition::Equal(1, 1)});
-  // Application memory (interim, until the memory-file mapping replaces it).
-  p.Allow(SYS_process_vm_readv).Allow(SYS_process_vm_writev);
   // Destroying a stub; the child's SIGSTOP to itself.
   p.Allow(SYS_kill, {ArgCondition::Equal(1, SIGKILL)});
   p.Allow(SYS_kill, {ArgCondition::Equal(1, SIGSTOP)});
@@ -1319,16 +1263,9 @@ harden::SyscallPolicy PtracePlatformRouterRules(const PtracePlatformOptions& opt
   }
   // The child's set-up report pipe.
   p.Allow(SYS_pipe2);
-  // --- The forked child's set-up (it runs under the router's filter).
-  p.Allow(SYS_getppid).Allow(SYS_setsid).Allow(SYS_close_range);
-  p.Allow(SYS_prctl, {ArgCondition::Equal(0, PR_SET_PDEATHSIG), ArgCondition::Equal(1, SIGKILL)});
-  p.Allow(SYS_prctl, {ArgCondition::Equal(0, PR_SET_NO_NEW_PRIVS), ArgCondition::Equal(1, 1)});
-  if (options.dumpable_stubs) {
-    // Lets a hardened router make itself dumpable again too: the price of
-    // process_vm_readv without CAP_SYS_PTRACE. Goes with dumpable_stubs.
-    p.Allow(SYS_prctl, {ArgCondition::Equal(0, PR_SET_DUMPABLE), ArgCondition::Equal(1, 1)});
-  }
-  p.Allow(SYS_prlimit64, {ArgCondition::Equal(0, 0), ArgCondition::Equal(1, RLIMIT_CORE)});
+  // --- The forked child's set-up (it runs under the router's filter), and
+  // copies of application memory.
+  stubs::AllowChildSetUp(p, options.dumpable_stubs);
   p.Allow(SYS_rt_sigaction, {ArgCondition::Equal(0, SIGCHLD)});
   // --- Injected into the stub (they pass the router's filter there too).
   // mmap/munmap/mprotect/madvise/mremap are in BaseServicePolicy already.

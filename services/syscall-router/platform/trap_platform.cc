@@ -38,6 +38,7 @@
 #include "base/error.h"
 #include "base/fd.h"
 #include "services/syscall-router/platform/ptrace_platform.h"  // kPreferredStubAddress, kTaskSizeMax
+#include "services/syscall-router/platform/stub_common.h"
 #include "services/syscall-router/platform/trap_abi.h"
 
 extern "C" {
@@ -262,8 +263,7 @@ struct ChildPlan {
   int keep[kMaxFiles + 2] = {};
   int nkeep = 0;
   bool dumpable = true;
-  void* rseq_area = nullptr;
-  uint32_t rseq_lens[3] = {};
+  stubs::RseqRegistration rseq;
   uint64_t handler = 0;
   uint64_t restorer = 0;
   uint64_t boot = 0;
@@ -275,17 +275,7 @@ struct ChildPlan {
   int nmoves = 0;
 };
 
-struct ChildReport {
-  int step;
-  int err;
-};
-
-[[noreturn]] void ChildFail(const ChildPlan& plan, int step) {
-  ChildReport r{step, errno};
-  ::syscall(SYS_write, plan.report_fd, &r, sizeof r);
-  ::syscall(SYS_exit_group, 127);
-  __builtin_unreachable();
-}
+[[noreturn]] void ChildFail(const ChildPlan& plan, int step) { stubs::ChildFail(plan.report_fd, step); }
 
 const char* TrapChildStep(int step) {
   static const char* const kNames[] = {"?",
@@ -323,15 +313,7 @@ const char* TrapChildStep(int step) {
   if (::syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(plan, 6);
   if (plan.dumpable && ::syscall(SYS_prctl, PR_SET_DUMPABLE, 1, 0, 0, 0) != 0) ChildFail(plan, 7);
   if (::syscall(SYS_prctl, PR_SET_NAME, "bulkhead-trap", 0, 0, 0) != 0) ChildFail(plan, 8);
-  if (plan.rseq_area != nullptr) {
-    long rc = -1;
-    for (uint32_t len : plan.rseq_lens) {
-      if (len == 0) continue;
-      rc = ::syscall(SYS_rseq, plan.rseq_area, len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
-      if (rc == 0 || errno != EINVAL) break;
-    }
-    if (rc != 0) ChildFail(plan, 9);
-  }
+  if (!plan.rseq.Unregister()) ChildFail(plan, 9);
   stack_t no_altstack{};
   no_altstack.ss_flags = SS_DISABLE;
   if (::syscall(SYS_sigaltstack, &no_altstack, nullptr) != 0) ChildFail(plan, 10);
@@ -341,13 +323,7 @@ const char* TrapChildStep(int step) {
   for (int sig : kHandledSignals) {
     if (::syscall(SYS_rt_sigaction, sig, &act, nullptr, sizeof(uint64_t)) != 0) ChildFail(plan, 11);
   }
-  unsigned lo = 0;
-  for (int i = 0; i < plan.nkeep; ++i) {
-    const unsigned k = static_cast<unsigned>(plan.keep[i]);
-    if (k > lo && ::syscall(SYS_close_range, lo, k - 1, 0) != 0) ChildFail(plan, 12);
-    lo = k + 1;
-  }
-  if (::syscall(SYS_close_range, lo, ~0U, 0) != 0) ChildFail(plan, 12);
+  if (!stubs::CloseAllBut(plan.keep, plan.nkeep)) ChildFail(plan, 12);
   for (int i = 0; i < plan.nmoves; ++i) {
     const auto& m = plan.moves[i];
     if (::syscall(SYS_mremap, m.from, m.len, m.len, MREMAP_MAYMOVE | MREMAP_FIXED, m.to) !=
@@ -502,20 +478,10 @@ class TrapAddressSpace final : public AddressSpace {
     return Mmap(addr, len, prot, MAP_SHARED | MAP_FIXED, file_fd, offset);
   }
   ssize_t ReadMemory(uint64_t addr, void* dst, size_t len) override {
-    if (!alive()) return -ESRCH;
-    if (len == 0) return 0;
-    iovec local{dst, len};
-    iovec remote{reinterpret_cast<void*>(addr), len};
-    ssize_t n = ::process_vm_readv(pid_, &local, 1, &remote, 1, 0);
-    return n < 0 ? -errno : n;
+    return alive() ? stubs::ReadProcessMemory(pid_, addr, dst, len) : -ESRCH;
   }
   ssize_t WriteMemory(uint64_t addr, const void* src, size_t len) override {
-    if (!alive()) return -ESRCH;
-    if (len == 0) return 0;
-    iovec local{const_cast<void*>(src), len};
-    iovec remote{reinterpret_cast<void*>(addr), len};
-    ssize_t n = ::process_vm_writev(pid_, &local, 1, &remote, 1, 0);
-    return n < 0 ? -errno : n;
+    return alive() ? stubs::WriteProcessMemory(pid_, addr, src, len) : -ESRCH;
   }
   std::unique_ptr<AddressSpace> Fork() override;
   bool alive() const override { return !dead_; }
@@ -779,18 +745,7 @@ std::optional<Event> TrapPlatform::Decode(TrapThread& t, Registers& regs, TrapCo
     ev.kind = EventKind::kSyscall;
     ev.syscall_arch = si.si_arch;
   } else {
-    ev.signo = sig;
-    ev.info = si;
-    const bool from_kernel = si.si_code > 0;
-    if (from_kernel && (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGTRAP)) {
-      ev.kind = EventKind::kFault;
-      ev.fault_addr = reinterpret_cast<uint64_t>(si.si_addr);
-    } else if (sig == SIGSYS && si.si_code == kSiCodeSeccomp) {
-      ev.kind = EventKind::kFault;
-      ev.fault_addr = reinterpret_cast<uint64_t>(si.si_call_addr);
-    } else {
-      ev.kind = EventKind::kSignal;
-    }
+    ev = stubs::FaultOrSignal(sig, si);
   }
   GregsToRegs(gregs, regs.gp);
   regs.gp.fs_base = U64(s + BH_SLOT_CUR_FS);
@@ -924,12 +879,7 @@ std::unique_ptr<AddressSpace> TrapPlatform::NewAddressSpace() {
   plan.keep[plan.nkeep++] = event_fd_.get();
   plan.keep[plan.nkeep++] = report_write.get();
   std::sort(plan.keep, plan.keep + plan.nkeep);
-  if (__rseq_size > 0) {
-    plan.rseq_area = static_cast<char*>(__builtin_thread_pointer()) + __rseq_offset;
-    plan.rseq_lens[0] = 32;
-    plan.rseq_lens[1] = __rseq_size;
-    plan.rseq_lens[2] = (__rseq_size + 31) & ~31u;
-  }
+  plan.rseq = stubs::RseqRegistration::OfThisThread();
   plan.handler = start_ + static_cast<uint64_t>(bh_trap_handler - bh_trap_stub_begin);
   plan.restorer = start_ + static_cast<uint64_t>(bh_trap_restorer - bh_trap_stub_begin);
   plan.boot = start_ + static_cast<uint64_t>(bh_trap_boot - bh_trap_stub_begin);
@@ -953,7 +903,7 @@ std::unique_ptr<AddressSpace> TrapPlatform::NewAddressSpace() {
   report_write.Reset();
   if (!WaitSlot(Slot(area), BH_STATE_EVENT, nullptr, guard.pid)) {
     guard.armed = false;
-    ChildReport report{};
+    stubs::ChildReport report{};
     ssize_t n = RetryEintr([&] { return ::read(report_read.get(), &report, sizeof report); });
     if (n == static_cast<ssize_t>(sizeof report)) {
       throw SysError(report.err, TrapChildStep(report.step), Ctx(guard.pid, "set-up in the forked child"));
@@ -1258,7 +1208,6 @@ harden::SyscallPolicy TrapPlatformRouterRules(const TrapPlatformOptions& options
   p.Allow(SYS_clone, {ArgCondition::Equal(0, SIGCHLD)});
   p.Allow(SYS_wait4);
   p.Allow(SYS_signalfd4).Allow(SYS_poll).Allow(SYS_ppoll).Allow(SYS_eventfd2);
-  p.Allow(SYS_process_vm_readv).Allow(SYS_process_vm_writev);
   p.Allow(SYS_kill, {ArgCondition::Equal(1, SIGKILL)});
   p.Allow(SYS_tgkill, {ArgCondition::Equal(2, kInterrupt)});
   p.Allow(SYS_pipe2);
@@ -1267,14 +1216,8 @@ harden::SyscallPolicy TrapPlatformRouterRules(const TrapPlatformOptions& options
     // back to getcpu without a vDSO).
     p.Allow(SYS_sched_setaffinity).Allow(SYS_getcpu).Allow(SYS_sched_getaffinity);
   }
-  // --- The forked child's set-up.
-  p.Allow(SYS_getppid).Allow(SYS_setsid).Allow(SYS_close_range);
-  p.Allow(SYS_prctl, {ArgCondition::Equal(0, PR_SET_PDEATHSIG), ArgCondition::Equal(1, SIGKILL)});
-  p.Allow(SYS_prctl, {ArgCondition::Equal(0, PR_SET_NO_NEW_PRIVS), ArgCondition::Equal(1, 1)});
-  if (options.dumpable_stubs) {
-    p.Allow(SYS_prctl, {ArgCondition::Equal(0, PR_SET_DUMPABLE), ArgCondition::Equal(1, 1)});
-  }
-  p.Allow(SYS_prlimit64, {ArgCondition::Equal(0, 0), ArgCondition::Equal(1, RLIMIT_CORE)});
+  // --- The forked child's set-up, and copies of application memory.
+  stubs::AllowChildSetUp(p, options.dumpable_stubs);
   for (int sig : kHandledSignals) p.Allow(SYS_rt_sigaction, {ArgCondition::Equal(0, static_cast<uint64_t>(sig))});
   // --- Made by the stubs (they run under the router's filter too).
   p.Allow(SYS_seccomp, {ArgCondition::Equal(0, SECCOMP_SET_MODE_FILTER), ArgCondition::Equal(1, 0)});
