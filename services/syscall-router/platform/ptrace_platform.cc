@@ -1045,50 +1045,40 @@ std::unique_ptr<AddressSpace> PtracePlatform::NewAddressSpace() {
   if (pid == 0) StubChild(plan);
 
   // From here, any throw kills and reaps the child.
-  struct Guard {
-    pid_t pid;
-    bool armed = true;
-    ~Guard() {
-      if (!armed) return;
-      ::kill(pid, SIGKILL);
-      int st;
-      while (::waitpid(pid, &st, __WALL) < 0 && errno == EINTR) {
-      }
-    }
-  } guard{static_cast<pid_t>(pid)};
+  stubs::ChildGuard guard(static_cast<pid_t>(pid));
   report_write.Reset();
   int status = 0;
-  if (RetryEintr([&] { return ::waitpid(guard.pid, &status, __WALL); }) < 0) {
-    throw SysError(errno, "waitpid", Ctx(guard.pid, "set-up"));
+  if (RetryEintr([&] { return ::waitpid(guard.pid(), &status, __WALL); }) < 0) {
+    throw SysError(errno, "waitpid", Ctx(guard.pid(), "set-up"));
   }
   if (!WIFSTOPPED(status) || WSTOPSIG(status) != SIGSTOP) {
-    if (WIFEXITED(status) || WIFSIGNALED(status)) guard.armed = false;
+    if (WIFEXITED(status) || WIFSIGNALED(status)) guard.Disarm();
     stubs::ChildReport report{};
     ssize_t n = RetryEintr([&] { return ::read(report_read.get(), &report, sizeof report); });
     if (n == static_cast<ssize_t>(sizeof report)) {
       throw SysError(report.err, ChildStepName(report.step),
-                     Ctx(guard.pid, "set-up in the forked child"));
+                     Ctx(guard.pid(), "set-up in the forked child"));
     }
     std::string why = DescribeWaitStatus(status);
     if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
       why += " (a set-up call the router's seccomp policy lacks? see PtracePlatformRouterRules())";
     }
-    throw SysError(ECHILD, "stub set-up", Ctx(guard.pid, why));
+    throw SysError(ECHILD, "stub set-up", Ctx(guard.pid(), why));
   }
   // From now on the stub dies with its tracer thread, system-call stops are
   // told apart from SIGTRAPs, and the stub's own injected forks and threads
   // (Fork(), more contexts) start traced.
-  if (::ptrace(PTRACE_SETOPTIONS, guard.pid, nullptr,
+  if (::ptrace(PTRACE_SETOPTIONS, guard.pid(), nullptr,
                reinterpret_cast<void*>(PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD |
                                        PTRACE_O_TRACEFORK | PTRACE_O_TRACECLONE)) < 0) {
-    throw SysError(errno, "ptrace(PTRACE_SETOPTIONS)", Ctx(guard.pid));
+    throw SysError(errno, "ptrace(PTRACE_SETOPTIONS)", Ctx(guard.pid()));
   }
   user_regs_struct templ{};
-  if (::ptrace(PTRACE_GETREGS, guard.pid, nullptr, &templ) < 0) {
-    throw SysError(errno, "ptrace(PTRACE_GETREGS)", Ctx(guard.pid, "set-up"));
+  if (::ptrace(PTRACE_GETREGS, guard.pid(), nullptr, &templ) < 0) {
+    throw SysError(errno, "ptrace(PTRACE_GETREGS)", Ctx(guard.pid(), "set-up"));
   }
-  guard.armed = false;  // the address space owns the stub now
-  auto as = std::make_unique<PtraceAddressSpace>(guard.pid, registry_, region_.range(),
+  guard.Disarm();  // the address space owns the stub now
+  auto as = std::make_unique<PtraceAddressSpace>(guard.pid(), registry_, region_.range(),
                                                  options_.files, router_pid_, templ,
                                                  options_.follow_tracer_cpu);
   as->Bootstrap();

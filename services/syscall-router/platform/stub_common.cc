@@ -5,6 +5,7 @@
 #include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -27,6 +28,14 @@ ssize_t WriteProcessMemory(pid_t pid, uint64_t addr, const void* src, size_t len
   iovec remote{reinterpret_cast<void*>(addr), len};
   const ssize_t n = ::process_vm_writev(pid, &local, 1, &remote, 1, 0);
   return n < 0 ? -errno : n;
+}
+
+ChildGuard::~ChildGuard() {
+  if (!armed_) return;
+  ::kill(pid_, SIGKILL);
+  int st;
+  while (::waitpid(pid_, &st, __WALL) < 0 && errno == EINTR) {
+  }
 }
 
 void ChildFail(int report_fd, int step) {

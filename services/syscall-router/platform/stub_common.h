@@ -20,6 +20,22 @@ namespace bulkhead::router::platform::stubs {
 ssize_t ReadProcessMemory(pid_t pid, uint64_t addr, void* dst, size_t len);
 ssize_t WriteProcessMemory(pid_t pid, uint64_t addr, const void* src, size_t len);
 
+// Kills (SIGKILL) and reaps a forked stub child when it goes, unless
+// disarmed first: any throw during a stub's set-up leaves nothing behind.
+class ChildGuard {
+ public:
+  explicit ChildGuard(pid_t pid) : pid_(pid) {}
+  ChildGuard(const ChildGuard&) = delete;
+  ChildGuard& operator=(const ChildGuard&) = delete;
+  ~ChildGuard();
+  pid_t pid() const { return pid_; }
+  void Disarm() { armed_ = false; }
+
+ private:
+  pid_t pid_;
+  bool armed_ = true;
+};
+
 // What a forked child that failed a set-up step writes to its report pipe.
 struct ChildReport {
   int step;

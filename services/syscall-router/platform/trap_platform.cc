@@ -889,32 +889,22 @@ std::unique_ptr<AddressSpace> TrapPlatform::NewAddressSpace() {
   const long pid = ::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
   if (pid < 0) throw SysError(errno, "clone", "trap stub process");
   if (pid == 0) TrapStubChild(plan);
-  struct Guard {
-    pid_t pid;
-    bool armed = true;
-    ~Guard() {
-      if (!armed) return;
-      ::kill(pid, SIGKILL);
-      int st;
-      while (::waitpid(pid, &st, __WALL) < 0 && errno == EINTR) {
-      }
-    }
-  } guard{static_cast<pid_t>(pid)};
+  stubs::ChildGuard guard(static_cast<pid_t>(pid));
   report_write.Reset();
-  if (!WaitSlot(Slot(area), BH_STATE_EVENT, nullptr, guard.pid)) {
-    guard.armed = false;
+  if (!WaitSlot(Slot(area), BH_STATE_EVENT, nullptr, guard.pid())) {
+    guard.Disarm();
     stubs::ChildReport report{};
     ssize_t n = RetryEintr([&] { return ::read(report_read.get(), &report, sizeof report); });
     if (n == static_cast<ssize_t>(sizeof report)) {
-      throw SysError(report.err, TrapChildStep(report.step), Ctx(guard.pid, "set-up in the forked child"));
+      throw SysError(report.err, TrapChildStep(report.step), Ctx(guard.pid(), "set-up in the forked child"));
     }
     throw SysError(ECHILD, "trap stub set-up",
-                   Ctx(guard.pid, "died before its first event (region boot, seccomp filter, or a call "
+                   Ctx(guard.pid(), "died before its first event (region boot, seccomp filter, or a call "
                                   "the router's policy lacks: see TrapPlatformRouterRules())"));
   }
-  guard.armed = false;
+  guard.Disarm();
   area_guard.p = nullptr;
-  return std::make_unique<TrapAddressSpace>(*this, guard.pid, area);
+  return std::make_unique<TrapAddressSpace>(*this, guard.pid(), area);
 }
 
 void TrapPlatform::Wake() {
