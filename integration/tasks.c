@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <sys/select.h>
 #include <sys/syscall.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -480,6 +481,64 @@ static int posixshm(void) {
   return 0;
 }
 
+/* memfd_create: a nameless file, shared mappings across fork, seals. */
+static int memfd(void) {
+  int fd = memfd_create("bulkhead-test", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) { perror("memfd_create"); return 1; }
+  printf("write: %zd\n", write(fd, "hello memfd", 11));
+  char path[64], link[256] = {0};
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  printf("readlink: %zd %s\n", readlink(path, link, sizeof link - 1), link);
+  struct stat st;
+  fstat(fd, &st);
+  printf("regular: %d size: %lld cloexec: %d\n", S_ISREG(st.st_mode), (long long)st.st_size,
+         (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+  printf("ftruncate: %d\n", ftruncate(fd, 8192));
+  char* m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (m == MAP_FAILED) { perror("mmap"); return 1; }
+  printf("mapped: %.11s\n", m);
+  pid_t c = fork();
+  if (c == 0) {
+    strcpy(m + 4096, "written by the child");
+    _exit(0);
+  }
+  waitpid(c, NULL, 0);
+  char buf[32] = {0};
+  pread(fd, buf, 20, 4096);
+  printf("after fork: %s\n", buf);
+  munmap(m, 8192);
+#define SHOW(label, expr)                                                       \
+  do {                                                                          \
+    errno = 0;                                                                  \
+    long r_ = (long)(expr);                                                     \
+    int e_ = errno;                                                             \
+    printf("%s: %ld %s\n", label, r_, r_ < 0 ? strerror(e_) : "ok");           \
+  } while (0)
+  SHOW("seals", fcntl(fd, F_GET_SEALS));
+  SHOW("add grow|shrink", fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK));
+  SHOW("grow", ftruncate(fd, 16384));
+  SHOW("shrink", ftruncate(fd, 4096));
+  SHOW("write past end", pwrite(fd, "x", 1, 8192));
+  SHOW("write inside", pwrite(fd, "y", 1, 0));
+  SHOW("add write|seal", fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SEAL));
+  SHOW("write sealed", pwrite(fd, "z", 1, 0));
+  SHOW("shared writable map", mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED ? -1 : 0);
+  SHOW("read-only map", mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED ? -1 : 0);
+  SHOW("add after seal", fcntl(fd, F_ADD_SEALS, F_SEAL_GROW));
+  SHOW("seals now", fcntl(fd, F_GET_SEALS));
+  int plain = memfd_create("plain", 0);
+  SHOW("plain seals", fcntl(plain, F_GET_SEALS));
+  SHOW("plain add", fcntl(plain, F_ADD_SEALS, F_SEAL_GROW));
+  char longname[300];
+  memset(longname, 'n', sizeof longname - 1);
+  longname[sizeof longname - 1] = 0;
+  SHOW("long name", memfd_create(longname, 0));
+  SHOW("bad flags", memfd_create("x", 0x100));
+  SHOW("bad name pointer", memfd_create((const char*)8, 0));
+#undef SHOW
+  return 0;
+}
+
 /* Under a memory limit (bulkhead --memory-limit 64M): a private writable
  * mapping larger than the limit is refused; a child that touches far more
  * than the limit is killed (SIGKILL, the OOM killer's choice: it holds the
@@ -528,6 +587,7 @@ int main(int argc, char** argv) {
   setvbuf(stdout, NULL, _IONBF, 0);
   if (!strcmp(argc > 1 ? argv[1] : "", "vdso")) return vdso();
   if (!strcmp(argc > 1 ? argv[1] : "", "memlimit")) return memlimit();
+  if (!strcmp(argc > 1 ? argv[1] : "", "memfd")) return memfd();
   const char* m = argc > 1 ? argv[1] : "";
   if (!strcmp(m, "threads")) return threads();
   if (!strcmp(m, "tsignal")) return tsignal();

@@ -2192,6 +2192,31 @@ struct Kernel::Impl {
     return NewFd(t, f, 0, flags & O_CLOEXEC);
   }
 
+  // memfd_create: a nameless regular file of the /dev/shm tmpfs (its budget,
+  // its data in the memory file once mapped shared), "/memfd:NAME (deleted)"
+  // in /proc/PID/fd. MFD_ALLOW_SEALING leaves it open to F_ADD_SEALS.
+  int64_t MemfdCreate(Task& t, uint64_t name_addr, uint32_t flags) {
+    constexpr uint32_t kMfdNoexecSeal = 0x8, kMfdExec = 0x10;
+    if (flags & ~(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | kMfdNoexecSeal | kMfdExec)) return -EINVAL;
+    if (flags & MFD_HUGETLB) return -EINVAL;  // no hugetlbfs in the sandbox
+    auto name = t.proc->as->ReadCString(name_addr, 250);
+    if (!name) {
+      // Linux: EFAULT for an unreadable name, EINVAL for one over 249 bytes.
+      char c;
+      return t.proc->as->CopyIn(name_addr, &c, 1) ? -EINVAL : -EFAULT;
+    }
+    if (name->size() > 249) return -EINVAL;
+    auto f = std::make_shared<File>();
+    f->kind = File::Kind::kTmpfs;
+    f->tmpfs = &shm_;
+    f->tnode = shm_.NewUnlinked(0777);
+    f->tnode->seals = (flags & MFD_ALLOW_SEALING) ? 0 : F_SEAL_SEAL;
+    f->path = "/memfd:" + *name + " (deleted)";
+    shm_.Stat(*f->tnode, &f->st);
+    f->flags = O_RDWR;
+    return NewFd(t, f, 0, flags & MFD_CLOEXEC);
+  }
+
   int64_t OpenAt(Task& t, int dirfd, uint64_t path_addr, uint32_t flags, uint32_t mode) {
     std::string path;
     if (int64_t rc = PathAt(t, dirfd, path_addr, &path); rc < 0) return rc;
@@ -2743,6 +2768,7 @@ struct Kernel::Impl {
         if ((f->flags & O_ACCMODE) == O_WRONLY) return -EACCES;
         if (f->kind == File::Kind::kTmpfs && type != MAP_PRIVATE) {
           if ((prot & PROT_WRITE) && (f->flags & O_ACCMODE) != O_RDWR) return -EACCES;
+          if ((prot & PROT_WRITE) && (f->tnode->seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE))) return -EPERM;
           shared_tmpfs = true;
         } else if (type != MAP_PRIVATE && (prot & PROT_WRITE)) {
           return -EACCES;  // host files are read-only for now
@@ -3040,6 +3066,17 @@ struct Kernel::Impl {
             if (a(2) >= kMaxFds) return -EINVAL;
             return NewFd(t, f, ia(2), ia(1) == F_DUPFD_CLOEXEC);
           }
+          case F_GET_SEALS:
+            return f->kind == File::Kind::kTmpfs && f->tnode ? f->tnode->seals : -EINVAL;
+          case F_ADD_SEALS: {
+            if (f->kind != File::Kind::kTmpfs || !f->tnode || !S_ISREG(f->tnode->mode)) return -EINVAL;
+            const int add = ia(2);
+            if (add & ~(F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) return -EINVAL;
+            if ((f->flags & O_ACCMODE) == O_RDONLY) return -EPERM;
+            if (f->tnode->seals & F_SEAL_SEAL) return -EPERM;
+            f->tnode->seals |= add;
+            return 0;
+          }
           case F_GETPIPE_SZ:
           case F_SETPIPE_SZ:
             return f->kind == File::Kind::kPipe ? static_cast<int64_t>(kPipeCapacity) : -EBADF;
@@ -3090,6 +3127,7 @@ struct Kernel::Impl {
         return 0;
       }
       case SYS_eventfd:
+      case SYS_memfd_create: return MemfdCreate(t, a(0), static_cast<uint32_t>(a(1)));
       case SYS_eventfd2: {
         const uint64_t flags = nr == SYS_eventfd2 ? a(1) : 0;
         if (flags & ~static_cast<uint64_t>(EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE)) return -EINVAL;

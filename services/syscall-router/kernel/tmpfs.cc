@@ -51,6 +51,13 @@ Tmpfs::NodePtr Tmpfs::NewNode(mode_t mode) {
   n->ino = next_ino_++;
   n->mode = mode;
   n->atime = n->mtime = n->ctime = Now();
+  n->budget = used_;
+  return n;
+}
+
+Tmpfs::NodePtr Tmpfs::NewUnlinked(mode_t mode) {
+  NodePtr n = NewNode(S_IFREG | (mode & 07777));
+  n->nlink = 0;
   return n;
 }
 
@@ -179,7 +186,6 @@ int Tmpfs::Unlink(const std::string& rel) {
 
 void Tmpfs::DropLink(Node& n) {
   if (n.nlink > 0) --n.nlink;
-  if (n.nlink == 0) used_ -= std::min<uint64_t>(used_, n.data.size());
   Touch(n, false);
 }
 
@@ -271,12 +277,14 @@ long Tmpfs::Read(const Node& n, uint64_t off, uint8_t* dst, uint64_t len) const 
 
 long Tmpfs::Write(Node& n, uint64_t off, const uint8_t* src, uint64_t len) {
   if (off > max_bytes_ || len > max_bytes_) return -EFBIG;
+  if (n.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) return -EPERM;
   const uint64_t end = off + len;
   if (end > n.data.size()) {
+    if (n.seals & F_SEAL_GROW) return -EPERM;
     const uint64_t grow = end - n.data.size();
-    if (used_ + grow > max_bytes_) return -ENOSPC;
+    if (*used_ + grow > max_bytes_) return -ENOSPC;
     if (!n.data.Resize(end, mem_)) return -ENOSPC;
-    used_ += grow;
+    *used_ += grow;
   }
   n.data.Put(off, src, len);
   Touch(n, true);
@@ -286,13 +294,15 @@ long Tmpfs::Write(Node& n, uint64_t off, const uint8_t* src, uint64_t len) {
 int Tmpfs::Truncate(Node& n, uint64_t len) {
   if (!S_ISREG(n.mode)) return -EINVAL;
   if (len > max_bytes_) return -EFBIG;
+  if (len > n.data.size() && (n.seals & F_SEAL_GROW)) return -EPERM;
+  if (len < n.data.size() && (n.seals & F_SEAL_SHRINK)) return -EPERM;
   if (len > n.data.size()) {
     const uint64_t grow = len - n.data.size();
-    if (used_ + grow > max_bytes_) return -ENOSPC;
+    if (*used_ + grow > max_bytes_) return -ENOSPC;
     if (!n.data.Resize(len, mem_)) return -ENOSPC;
-    used_ += grow;
+    *used_ += grow;
   } else {
-    used_ -= std::min<uint64_t>(used_, n.data.size() - len);
+    *used_ -= std::min<uint64_t>(*used_, n.data.size() - len);
     n.data.Resize(len, mem_);
   }
   Touch(n, true);

@@ -10,6 +10,9 @@
 #pragma once
 
 #include <sys/stat.h>
+#include <fcntl.h>
+
+#include <algorithm>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -58,6 +61,18 @@ class Tmpfs {
     FileData data;                                          // regular files
     std::string target;                                     // symlinks
     std::shared_ptr<void> fifo;                             // FIFOs: the kernel's pipe, made at first open
+    // File seals (F_ADD_SEALS): every file but a memfd made with
+    // MFD_ALLOW_SEALING is born sealed against new seals, as on Linux.
+    int seals = F_SEAL_SEAL;
+    // The file system's byte count: a node's data leaves it when the node
+    // goes (its last name and its last open file), not at the last unlink.
+    std::shared_ptr<uint64_t> budget;
+    Node() = default;
+    Node(const Node&) = delete;
+    Node& operator=(const Node&) = delete;
+    ~Node() {
+      if (budget) *budget -= std::min<uint64_t>(*budget, data.size());
+    }
   };
   using NodePtr = std::shared_ptr<Node>;
 
@@ -78,6 +93,9 @@ class Tmpfs {
   // A hard link (regular files and symlinks; directories: EPERM).
   int Link(const std::string& from, const std::string& to, bool follow);
   int Rename(const std::string& from, const std::string& to, bool noreplace);
+  // A regular file with no name (memfd_create, O_TMPFILE): it lives while
+  // open or mapped.
+  NodePtr NewUnlinked(mode_t mode);
 
   // File data. Read returns bytes copied; Write -ENOSPC past the budget.
   long Read(const Node& n, uint64_t off, uint8_t* dst, uint64_t len) const;
@@ -89,7 +107,7 @@ class Tmpfs {
   std::string Dirents(const Node& n) const;
   static void Touch(Node& n, bool modified);
 
-  uint64_t used() const { return used_; }
+  uint64_t used() const { return *used_; }
   // Where MAP_SHARED file data goes (none: such mappings are refused).
   void SetMemoryFile(MemoryFile* mem) { mem_ = mem; }
   MemoryFile* memory_file() const { return mem_; }
@@ -105,7 +123,7 @@ class Tmpfs {
   NodePtr root_;
   uint64_t next_ino_ = 2;
   const uint64_t max_bytes_;
-  uint64_t used_ = 0;
+  std::shared_ptr<uint64_t> used_ = std::make_shared<uint64_t>(0);
   const dev_t dev_;
   MemoryFile* mem_ = nullptr;
 };

@@ -124,6 +124,31 @@ TEST(Tmpfs, HardLinksShareTheFileAndTheBudget) {
   EXPECT_EQ(fs.Unlink("a"), 0);
   EXPECT_EQ(fs.used(), 4u);  // still linked as d/b
   EXPECT_EQ(fs.Unlink("d/b"), 0);
+  // No name left, but still open (n, b): its data still counts, as on Linux.
+  EXPECT_EQ(fs.used(), 4u);
+  n.reset();
+  b.reset();
+  EXPECT_EQ(fs.used(), 0u);
+}
+
+// memfd_create's nameless files: budgeted while they live, released with
+// their last reference; seals refuse what they seal.
+TEST(Tmpfs, UnlinkedFilesAreBudgetedAndSealsHold) {
+  Tmpfs fs(8192);
+  Tmpfs::NodePtr n = fs.NewUnlinked(0600);
+  EXPECT_EQ(n->nlink, 0u);
+  std::vector<uint8_t> page(4096, 'x');
+  EXPECT_EQ(fs.Write(*n, 0, page.data(), page.size()), 4096);
+  EXPECT_EQ(fs.used(), 4096u);
+  n->seals = F_SEAL_GROW;
+  EXPECT_EQ(fs.Write(*n, 4096, page.data(), 1), -EPERM);
+  EXPECT_EQ(fs.Truncate(*n, 8192), -EPERM);
+  EXPECT_EQ(fs.Truncate(*n, 100), 0);
+  n->seals |= F_SEAL_SHRINK | F_SEAL_WRITE;
+  EXPECT_EQ(fs.Truncate(*n, 10), -EPERM);
+  EXPECT_EQ(fs.Write(*n, 0, page.data(), 1), -EPERM);
+  EXPECT_EQ(fs.used(), 100u);
+  n.reset();
   EXPECT_EQ(fs.used(), 0u);
 }
 
@@ -153,6 +178,7 @@ TEST(Tmpfs, BudgetGivesEnospc) {
   EXPECT_EQ(fs.Truncate(*n, 100), 0);
   EXPECT_EQ(fs.used(), 100u);
   EXPECT_EQ(fs.Unlink("f"), 0);
+  n.reset();  // the last reference (an open file on Linux)
   EXPECT_EQ(fs.used(), 0u);
 }
 
