@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <sys/select.h>
 #include <sys/syscall.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -481,6 +482,61 @@ static int posixshm(void) {
   return 0;
 }
 
+/* System V shared memory: a private segment shared across fork, attach
+ * counts, IPC_RMID with attachments, keys (IPC_CREAT, IPC_EXCL, ENOENT). The
+ * key is made from the pid so that the native run does not meet another
+ * run's segment in the host's namespace; everything is removed at the end. */
+static int sysvshm(void) {
+#define SHOWI(label, expr)                                                      \
+  do {                                                                          \
+    errno = 0;                                                                  \
+    long r_ = (long)(expr);                                                     \
+    int e_ = errno;                                                             \
+    printf("%s: %s\n", label, r_ < 0 ? strerror(e_) : "ok");                    \
+  } while (0)
+  int id = shmget(IPC_PRIVATE, 10000, IPC_CREAT | 0600);
+  if (id < 0) { perror("shmget"); return 1; }
+  char* p = shmat(id, NULL, 0);
+  if (p == (void*)-1) { perror("shmat"); return 1; }
+  strcpy(p, "parent wrote");
+  struct shmid_ds ds;
+  shmctl(id, IPC_STAT, &ds);
+  printf("size %zu, attached %lu, mode %o\n", (size_t)ds.shm_segsz, (unsigned long)ds.shm_nattch, ds.shm_perm.mode & 0777);
+  pid_t c = fork();
+  if (c == 0) {
+    struct shmid_ds cds;
+    shmctl(id, IPC_STAT, &cds);
+    printf("child sees: %s, attached %lu\n", p, (unsigned long)cds.shm_nattch);
+    strcpy(p + 5000, "child wrote");
+    char* again = shmat(id, NULL, SHM_RDONLY);
+    printf("second attach reads: %s\n", again + 5000);
+    _exit(0);
+  }
+  waitpid(c, NULL, 0);
+  shmctl(id, IPC_STAT, &ds);
+  printf("after the child: %s, attached %lu\n", p + 5000, (unsigned long)ds.shm_nattch);
+  SHOWI("IPC_RMID while attached", shmctl(id, IPC_RMID, NULL));
+  printf("still readable: %s\n", p);
+  SHOWI("shmdt", shmdt(p));
+  SHOWI("shmdt again", shmdt(p));
+  SHOWI("IPC_STAT after the last detach", shmctl(id, IPC_STAT, &ds));
+  key_t key = (key_t)(0x5b000000 | (getpid() & 0xffffff));
+  int k1 = shmget(key, 4096, IPC_CREAT | IPC_EXCL | 0600);
+  printf("keyed: %s\n", k1 < 0 ? strerror(errno) : "created");
+  SHOWI("same key, IPC_EXCL", shmget(key, 4096, IPC_CREAT | IPC_EXCL | 0600));
+  printf("same key, found again: %d\n", shmget(key, 4096, 0600) == k1);
+  SHOWI("same key, larger", shmget(key, 8192, 0600));
+  SHOWI("IPC_RMID", shmctl(k1, IPC_RMID, NULL));
+  SHOWI("removed key", shmget(key, 4096, 0600));
+  SHOWI("size 0", shmget(IPC_PRIVATE, 0, IPC_CREAT | 0600));
+  SHOWI("bad id", shmat(-1, NULL, 0) == (void*)-1 ? -1 : 0);
+  int small = shmget(IPC_PRIVATE, 4096, 0600);
+  SHOWI("unaligned address", shmat(small, (void*)0x10000001, 0) == (void*)-1 ? -1 : 0);
+  shmctl(small, IPC_RMID, NULL);
+#undef SHOWI
+  return 0;
+}
+
 /* memfd_create: a nameless file, shared mappings across fork, seals. */
 static int memfd(void) {
   int fd = memfd_create("bulkhead-test", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -588,6 +644,7 @@ int main(int argc, char** argv) {
   if (!strcmp(argc > 1 ? argv[1] : "", "vdso")) return vdso();
   if (!strcmp(argc > 1 ? argv[1] : "", "memlimit")) return memlimit();
   if (!strcmp(argc > 1 ? argv[1] : "", "memfd")) return memfd();
+  if (!strcmp(argc > 1 ? argv[1] : "", "sysvshm")) return sysvshm();
   const char* m = argc > 1 ? argv[1] : "";
   if (!strcmp(m, "threads")) return threads();
   if (!strcmp(m, "tsignal")) return tsignal();

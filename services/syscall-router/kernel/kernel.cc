@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <sys/shm.h>
 #include <sys/sysinfo.h>
 #include <sys/times.h>
 #include <sys/random.h>
@@ -324,6 +325,34 @@ struct Kernel::Impl {
   // read-only root through the fs-gofer).
   Tmpfs tmp_{uint64_t{256} << 20, makedev(0, 0x2a)};
   Tmpfs shm_{uint64_t{256} << 20, makedev(0, 0x2b)};
+
+  // System V shared memory (shmget, shmat, shmdt, shmctl): the sandbox's
+  // own IPC namespace. A segment's pages are one memory-file chunk; every
+  // attachment maps it MAP_SHARED. Attachments belong to an address space
+  // (a vfork child shares its parent's); fork copies them, exec and exit
+  // drop them.
+  struct ShmSegment {
+    int id = 0;
+    key_t key = IPC_PRIVATE;
+    uint64_t size = 0;
+    std::shared_ptr<Chunk> chunk;
+    struct ipc_perm perm {};
+    int nattch = 0;
+    bool removed = false;  // IPC_RMID: goes with its last attachment
+    time_t atime = 0, dtime = 0, ctime = 0;
+    int cpid = 0, lpid = 0;
+  };
+  struct ShmAttach {
+    std::shared_ptr<ShmSegment> seg;
+    uint64_t len = 0;
+  };
+  std::map<int, std::shared_ptr<ShmSegment>> shm_segs_;
+  std::map<platform::AddressSpace*, std::map<uint64_t, ShmAttach>> shm_att_;
+  int next_shm_id_ = 0;
+  uint64_t shm_total_ = 0;  // bytes of live segments
+  static constexpr uint64_t kShmMax = uint64_t{1} << 32;     // SHMMAX, per segment
+  static constexpr uint64_t kShmAll = uint64_t{256} << 20;   // all segments together
+  static constexpr size_t kShmMni = 4096;                    // SHMMNI
 
   // The tmpfs `path` lies in (and the path below its mount point), or null.
   Tmpfs* TmpfsFor(const std::string& path, std::string* rel) {
@@ -1250,6 +1279,7 @@ struct Kernel::Impl {
     p.wait_status = status;
     p.itimer_deadline = -1;
     p.vfork_done = true;
+    if (p.as && p.as.use_count() == 1) ShmDetachAll(p.as.get());
     if (p.as) dead_as_.push_back(std::move(p.as));
     p.fds.reset();
     for (auto& [pid, c] : procs_) {
@@ -1469,6 +1499,7 @@ struct Kernel::Impl {
     std::vector<Task*> others;
     for (Task* o : p.tasks) if (o != &t) others.push_back(o);
     for (Task* o : others) RemoveTask(o);
+    if (p.as && p.as.use_count() == 1) ShmDetachAll(p.as.get());
     if (p.as) dead_as_.push_back(std::move(p.as));
     p.as = std::move(as);
     p.brk_start = p.brk = p.brk_mapped = l.brk;
@@ -1596,6 +1627,7 @@ struct Kernel::Impl {
           spdlog::warn("process {}: fork failed: {}", parent.pid, e.what());
           return -EAGAIN;
         }
+        ShmForked(parent.as.get(), as.get());
       }
       auto proc = std::make_unique<Process>();
       Process* p = proc.get();
@@ -2215,6 +2247,185 @@ struct Kernel::Impl {
     shm_.Stat(*f->tnode, &f->st);
     f->flags = O_RDWR;
     return NewFd(t, f, 0, flags & MFD_CLOEXEC);
+  }
+
+  // ------------------------------------------------------------ System V shm
+
+  void ShmDestroyIfDone(const std::shared_ptr<ShmSegment>& seg) {
+    if (!seg->removed || seg->nattch > 0) return;
+    if (shm_segs_.erase(seg->id)) shm_total_ -= std::min(shm_total_, seg->size);
+  }
+
+  int64_t ShmGet(Task& t, key_t key, uint64_t size, int flags) {
+    if (key != IPC_PRIVATE) {
+      for (auto& [id, seg] : shm_segs_) {
+        if (seg->removed || seg->key != key) continue;
+        if ((flags & IPC_CREAT) && (flags & IPC_EXCL)) return -EEXIST;
+        if (size > seg->size) return -EINVAL;
+        return id;
+      }
+      if (!(flags & IPC_CREAT)) return -ENOENT;
+    }
+    if (size < 1 || size > kShmMax) return -EINVAL;
+    const uint64_t len = PageUp(size);
+    if (shm_segs_.size() >= kShmMni) return -ENOSPC;
+    if (len > kShmAll - std::min(kShmAll, shm_total_) || OverLimit(len)) return -ENOMEM;
+    if (!mem_) return -ENOSYS;
+    const int64_t off = mem_->Allocate(len);
+    if (off < 0) return -ENOMEM;
+    auto seg = std::make_shared<ShmSegment>();
+    seg->id = next_shm_id_;
+    next_shm_id_ = (next_shm_id_ + 1) & 0x7fffffff;
+    seg->key = key;
+    seg->size = size;
+    seg->chunk = std::make_shared<Chunk>(*mem_, static_cast<uint64_t>(off), len);
+    seg->perm.__key = key;
+    seg->perm.mode = static_cast<unsigned short>(flags & 0777);
+    seg->perm.uid = seg->perm.cuid = 0;
+    seg->perm.gid = seg->perm.cgid = 0;
+    seg->ctime = time(nullptr);
+    seg->cpid = t.proc->pid;
+    shm_total_ += len;
+    shm_segs_[seg->id] = seg;
+    return seg->id;
+  }
+
+  int64_t ShmAt(Task& t, int id, uint64_t addr, int flags) {
+    auto it = shm_segs_.find(id);
+    if (id < 0 || it == shm_segs_.end()) return -EINVAL;
+    Process& p = *t.proc;
+    auto* mm = Mm(p);
+    if (!mm) return -ENOSYS;
+    std::shared_ptr<ShmSegment> seg = it->second;
+    const uint64_t len = PageUp(seg->size);
+    if (addr != 0) {
+      if (flags & SHM_RND) addr &= ~(kPage - 1);  // SHMLBA is a page here
+      if (addr % kPage || addr < platform_.min_user_address() || addr + len > platform_.max_user_address() ||
+          platform_.stub_range().Overlaps(addr, addr + len)) {
+        return -EINVAL;
+      }
+    } else {
+      if (p.mmap_next < len + platform_.min_user_address() + (1ull << 32)) return -ENOMEM;
+      addr = p.mmap_next - len;
+      p.mmap_next = addr;
+    }
+    int prot = (flags & SHM_RDONLY) ? PROT_READ : PROT_READ | PROT_WRITE;
+    if (flags & SHM_EXEC) prot |= PROT_EXEC;
+    char name[32];
+    std::snprintf(name, sizeof name, "/SYSV%08x", static_cast<unsigned>(seg->key));
+    long r = mm->MapShared(addr, len, prot, seg->chunk, 0, std::string(name) + " (deleted)");
+    if (r < 0) return r;
+    auto& atts = shm_att_[p.as.get()];
+    if (auto old = atts.find(addr); old != atts.end()) {  // replaced by the new mapping
+      --old->second.seg->nattch;
+      ShmDestroyIfDone(old->second.seg);
+    }
+    atts[addr] = {seg, len};
+    ++seg->nattch;
+    seg->atime = time(nullptr);
+    seg->lpid = p.pid;
+    return static_cast<int64_t>(addr);
+  }
+
+  int64_t ShmDt(Task& t, uint64_t addr) {
+    Process& p = *t.proc;
+    auto at = shm_att_.find(p.as.get());
+    if (at == shm_att_.end()) return -EINVAL;
+    auto it = at->second.find(addr);
+    if (it == at->second.end()) return -EINVAL;
+    ShmAttach a = it->second;
+    at->second.erase(it);
+    p.as->Munmap(addr, a.len);
+    --a.seg->nattch;
+    a.seg->dtime = time(nullptr);
+    a.seg->lpid = p.pid;
+    ShmDestroyIfDone(a.seg);
+    return 0;
+  }
+
+  // Every attachment of an address space that goes (exit, exec).
+  void ShmDetachAll(platform::AddressSpace* as) {
+    auto at = shm_att_.find(as);
+    if (at == shm_att_.end()) return;
+    for (auto& [addr, a] : at->second) {
+      --a.seg->nattch;
+      a.seg->dtime = time(nullptr);
+      ShmDestroyIfDone(a.seg);
+    }
+    shm_att_.erase(at);
+  }
+
+  // fork: the child's copy of the address space has the same attachments.
+  void ShmForked(platform::AddressSpace* parent, platform::AddressSpace* child) {
+    auto at = shm_att_.find(parent);
+    if (at == shm_att_.end()) return;
+    auto copy = at->second;
+    for (auto& [addr, a] : copy) ++a.seg->nattch;
+    shm_att_[child] = std::move(copy);
+  }
+
+  int64_t ShmCtl(Task& t, int id, int cmd, uint64_t buf) {
+    cmd &= ~0x100;  // IPC_64 (linux/ipc.h): the only layout here
+    if (cmd == IPC_INFO || cmd == SHM_INFO) {
+      if (cmd == IPC_INFO) {
+        struct shminfo si {};
+        si.shmmax = kShmMax;
+        si.shmmin = 1;
+        si.shmmni = kShmMni;
+        si.shmseg = kShmMni;
+        si.shmall = kShmAll / kPage;
+        if (!Out(t, buf, si)) return -EFAULT;
+      } else {
+        struct shm_info si {};
+        si.used_ids = static_cast<int>(shm_segs_.size());
+        si.shm_tot = shm_total_ / kPage;
+        if (!Out(t, buf, si)) return -EFAULT;
+      }
+      int top = 0;
+      for (auto& [sid, seg] : shm_segs_) top = std::max(top, sid);
+      return top;
+    }
+    auto it = shm_segs_.find(id);
+    if (id < 0 || it == shm_segs_.end()) return -EINVAL;
+    std::shared_ptr<ShmSegment> seg = it->second;
+    switch (cmd) {
+      case IPC_STAT:
+      case SHM_STAT:
+      case SHM_STAT_ANY: {
+        struct shmid_ds ds {};
+        ds.shm_perm = seg->perm;
+        if (seg->removed) ds.shm_perm.mode |= SHM_DEST;
+        ds.shm_segsz = seg->size;
+        ds.shm_atime = seg->atime;
+        ds.shm_dtime = seg->dtime;
+        ds.shm_ctime = seg->ctime;
+        ds.shm_cpid = seg->cpid;
+        ds.shm_lpid = seg->lpid;
+        ds.shm_nattch = static_cast<shmatt_t>(seg->nattch);
+        if (!Out(t, buf, ds)) return -EFAULT;
+        return cmd == IPC_STAT ? 0 : id;
+      }
+      case IPC_SET: {
+        struct shmid_ds ds {};
+        if (!In(t, buf, &ds)) return -EFAULT;
+        seg->perm.uid = ds.shm_perm.uid;
+        seg->perm.gid = ds.shm_perm.gid;
+        seg->perm.mode = static_cast<unsigned short>((seg->perm.mode & ~0777) | (ds.shm_perm.mode & 0777));
+        seg->ctime = time(nullptr);
+        return 0;
+      }
+      case IPC_RMID:
+        seg->removed = true;
+        seg->key = IPC_PRIVATE;  // the key is free for a new segment at once
+        seg->perm.__key = IPC_PRIVATE;
+        ShmDestroyIfDone(seg);
+        return 0;
+      case SHM_LOCK:
+      case SHM_UNLOCK:
+        return 0;  // memory-file pages are never swapped
+      default:
+        return -EINVAL;
+    }
   }
 
   int64_t OpenAt(Task& t, int dirfd, uint64_t path_addr, uint32_t flags, uint32_t mode) {
@@ -3128,6 +3339,10 @@ struct Kernel::Impl {
       }
       case SYS_eventfd:
       case SYS_memfd_create: return MemfdCreate(t, a(0), static_cast<uint32_t>(a(1)));
+      case SYS_shmget: return ShmGet(t, static_cast<key_t>(a(0)), a(1), ia(2));
+      case SYS_shmat: return ShmAt(t, ia(0), a(1), ia(2));
+      case SYS_shmdt: return ShmDt(t, a(0));
+      case SYS_shmctl: return ShmCtl(t, ia(0), ia(1), a(2));
       case SYS_eventfd2: {
         const uint64_t flags = nr == SYS_eventfd2 ? a(1) : 0;
         if (flags & ~static_cast<uint64_t>(EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE)) return -EINVAL;
