@@ -482,6 +482,82 @@ static int posixshm(void) {
   return 0;
 }
 
+/* Memory semantics (issue 6's suite): boundaries of mmap/munmap/mprotect,
+ * copy-on-write after fork, shared anonymous memory across fork, madvise
+ * DONTNEED zeroing, mremap growth and moves, MAP_FIXED_NOREPLACE, faults on
+ * protected pages seen through mincore-free probes (signals). */
+static sigjmp_buf mm_jump;
+static void mm_segv(int sig) { siglongjmp(mm_jump, sig); }
+static int mm_probe(volatile char* p, int write) {
+  if (sigsetjmp(mm_jump, 1)) return 0;
+  if (write) *p = 1; else (void)*p;
+  return 1;
+}
+static int mm(void) {
+  const long pg = 4096;
+#define SHOWM(label, expr)                                                      \
+  do {                                                                          \
+    errno = 0;                                                                  \
+    long r_ = (long)(expr);                                                     \
+    int e_ = errno;                                                             \
+    printf("%s: %s\n", label, r_ < 0 ? strerror(e_) : "ok");                    \
+  } while (0)
+  signal(SIGSEGV, mm_segv);
+  signal(SIGBUS, mm_segv);
+  char* a = mmap(NULL, 4 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  printf("fresh pages are zero: %d\n", a[0] == 0 && a[4 * pg - 1] == 0);
+  SHOWM("mmap length 0", mmap(NULL, 0, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED ? -1 : 0);
+  SHOWM("munmap unaligned", munmap(a + 1, pg));
+  SHOWM("mprotect unaligned", mprotect(a + 1, pg, PROT_READ));
+  SHOWM("munmap middle page", munmap(a + pg, pg));
+  printf("around the hole: %d %d %d\n", mm_probe(a, 1), mm_probe(a + pg, 0), mm_probe(a + 2 * pg, 1));
+  SHOWM("mprotect over the hole", mprotect(a, 3 * pg, PROT_READ));
+  SHOWM("mprotect last page read-only", mprotect(a + 3 * pg, pg, PROT_READ));
+  printf("read-only page: read %d write %d\n", mm_probe(a + 3 * pg, 0), mm_probe(a + 3 * pg, 1));
+  SHOWM("mprotect none", mprotect(a + 3 * pg, pg, PROT_NONE));
+  printf("PROT_NONE page: read %d\n", mm_probe(a + 3 * pg, 0));
+  SHOWM("MAP_FIXED_NOREPLACE over a mapping",
+        mmap(a, pg, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == MAP_FAILED ? -1 : 0);
+  SHOWM("MAP_FIXED_NOREPLACE in the hole",
+        mmap(a + pg, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == MAP_FAILED ? -1 : 0);
+  /* Copy-on-write and shared memory across fork. */
+  char* priv = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  char* shared = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  strcpy(priv, "parent");
+  strcpy(shared, "parent");
+  pid_t c = fork();
+  if (c == 0) {
+    printf("child sees private %s shared %s\n", priv, shared);
+    strcpy(priv, "child");
+    strcpy(shared, "child");
+    _exit(0);
+  }
+  waitpid(c, NULL, 0);
+  printf("parent after the child: private %s shared %s\n", priv, shared);
+  /* madvise. */
+  memset(priv, 7, pg);
+  SHOWM("MADV_DONTNEED", madvise(priv, pg, MADV_DONTNEED));
+  printf("private after DONTNEED reads zero: %d\n", priv[0] == 0 && priv[pg - 1] == 0);
+  SHOWM("MADV_DONTNEED shared", madvise(shared, pg, MADV_DONTNEED));
+  printf("shared after DONTNEED keeps data: %s\n", shared);
+  SHOWM("MADV_HUGEPAGE", madvise(priv, pg, MADV_HUGEPAGE));
+  SHOWM("madvise bad advice", madvise(priv, pg, 12345));
+  /* mremap. */
+  char* r = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  strcpy(r + pg, "kept by mremap");
+  char* g = mremap(r, 2 * pg, 64 * pg, MREMAP_MAYMOVE);
+  printf("mremap grow: %s, data %s, new tail zero %d\n", g == MAP_FAILED ? strerror(errno) : "ok", g + pg,
+         g[63 * pg] == 0);
+  g[63 * pg] = 5;
+  char* s2 = mremap(g, 64 * pg, pg, 0);
+  printf("mremap shrink in place: %d, tail gone: %d\n", s2 == g, !mm_probe(g + 2 * pg, 0));
+  SHOWM("mremap grow without MAYMOVE over a neighbour", (mmap(g + pg, pg, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0),
+        mremap(g, pg, 4 * pg, 0) == MAP_FAILED ? -1 : 0));
+  SHOWM("mremap of nothing", mremap((void*)0x10000, pg, 2 * pg, MREMAP_MAYMOVE) == MAP_FAILED ? -1 : 0);
+#undef SHOWM
+  return 0;
+}
+
 /* System V shared memory: a private segment shared across fork, attach
  * counts, IPC_RMID with attachments, keys (IPC_CREAT, IPC_EXCL, ENOENT). The
  * key is made from the pid so that the native run does not meet another
@@ -645,6 +721,7 @@ int main(int argc, char** argv) {
   if (!strcmp(argc > 1 ? argv[1] : "", "memlimit")) return memlimit();
   if (!strcmp(argc > 1 ? argv[1] : "", "memfd")) return memfd();
   if (!strcmp(argc > 1 ? argv[1] : "", "sysvshm")) return sysvshm();
+  if (!strcmp(argc > 1 ? argv[1] : "", "mm")) return mm();
   const char* m = argc > 1 ? argv[1] : "";
   if (!strcmp(m, "threads")) return threads();
   if (!strcmp(m, "tsignal")) return tsignal();

@@ -439,6 +439,22 @@ struct Kernel::Impl {
   }
   static MemoryAddressSpace* Mm(Process& p) { return dynamic_cast<MemoryAddressSpace*>(p.as.get()); }
 
+  // True if [addr, addr + len) meets a mapping (MAP_FIXED_NOREPLACE).
+  static bool Overlapping(Process& p, uint64_t addr, uint64_t len) {
+    auto* mm = Mm(p);
+    if (!mm) return false;
+    const auto& v = mm->vmas();
+    auto it = v.upper_bound(addr);
+    if (it != v.begin() && std::prev(it)->second.end > addr) return true;
+    return it != v.end() && it->first < addr + len;
+  }
+
+  // The advice values Linux knows (MADV_HWPOISON and MADV_SOFT_OFFLINE need
+  // privileges the sandbox never has: EINVAL here too).
+  static bool KnownAdvice(int advice) {
+    return (advice >= MADV_NORMAL && advice <= MADV_DONTNEED) || (advice >= 8 && advice <= 25);
+  }
+
   // Memory as the sandbox sees it (/proc/meminfo, sysinfo): the limit when
   // there is one (free: what the memory file does not hold yet), else the
   // host's.
@@ -2991,6 +3007,7 @@ struct Kernel::Impl {
           platform_.stub_range().Overlaps(addr, addr + len)) {
         return (flags & MAP_FIXED) ? -EINVAL : -ENOMEM;
       }
+      if (!(flags & MAP_FIXED) && Overlapping(p, addr, len)) return -EEXIST;
     } else {
       if (p.mmap_next < len + platform_.min_user_address() + (1ull << 32)) return -ENOMEM;
       addr = p.mmap_next - len;
@@ -3410,6 +3427,7 @@ struct Kernel::Impl {
       }
       case SYS_madvise:
         if (a(0) % kPage) return -EINVAL;
+        if (!KnownAdvice(ia(2))) return -EINVAL;
         if (platform_.stub_range().Overlaps(a(0), a(0) + PageUp(a(1)))) return -EINVAL;
         return Mm(p) ? as.Syscall(SYS_madvise, {a(0), a(1), a(2), 0, 0, 0}) : 0;
       case SYS_mremap: {
