@@ -482,6 +482,65 @@ static int posixshm(void) {
   return 0;
 }
 
+/* Real-time signals queue (one instance per sigqueue, in order, lowest
+ * number first); standard signals do not. */
+static int rt_order[32], rt_value[32], rt_n;
+static void rt_handler(int sig, siginfo_t* si, void* uc) {
+  (void)uc;
+  if (rt_n < 32) {
+    rt_order[rt_n] = sig;
+    rt_value[rt_n] = si->si_value.sival_int;
+    rt_n++;
+  }
+}
+static int rtsig(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = rt_handler;
+  sa.sa_flags = SA_SIGINFO;
+  sigaction(SIGRTMIN + 2, &sa, NULL);
+  sigaction(SIGRTMIN + 1, &sa, NULL);
+  sigaction(SIGUSR1, &sa, NULL);
+  sigset_t set, old;
+  sigemptyset(&set);
+  sigaddset(&set, SIGRTMIN + 1);
+  sigaddset(&set, SIGRTMIN + 2);
+  sigaddset(&set, SIGUSR1);
+  sigprocmask(SIG_BLOCK, &set, &old);
+  union sigval v;
+  for (int i = 1; i <= 3; ++i) {
+    v.sival_int = 20 + i;
+    sigqueue(getpid(), SIGRTMIN + 2, v);
+  }
+  for (int i = 1; i <= 3; ++i) {
+    v.sival_int = 10 + i;
+    sigqueue(getpid(), SIGRTMIN + 1, v);
+  }
+  for (int i = 1; i <= 3; ++i) {
+    v.sival_int = 30 + i;
+    sigqueue(getpid(), SIGUSR1, v);
+  }
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  printf("delivered %d:", rt_n);
+  for (int i = 0; i < rt_n; ++i) printf(" %s+%d", rt_order[i] == SIGUSR1 ? "USR1" : "RTMIN", rt_order[i] == SIGUSR1 ? rt_value[i] : rt_order[i] - SIGRTMIN);
+  printf("\nvalues:");
+  for (int i = 0; i < rt_n; ++i) printf(" %d", rt_value[i]);
+  printf("\n");
+  /* sigtimedwait takes them one at a time, in order. */
+  sigprocmask(SIG_BLOCK, &set, NULL);
+  for (int i = 1; i <= 2; ++i) {
+    v.sival_int = 40 + i;
+    sigqueue(getpid(), SIGRTMIN + 1, v);
+  }
+  struct timespec zero = {0, 0};
+  siginfo_t si;
+  for (int i = 0; i < 3; ++i) {
+    int s = sigtimedwait(&set, &si, &zero);
+    printf("sigtimedwait: %d value %d\n", s < 0 ? -1 : s - SIGRTMIN, s < 0 ? 0 : si.si_value.sival_int);
+  }
+  return 0;
+}
+
 /* Memory semantics (issue 6's suite): boundaries of mmap/munmap/mprotect,
  * copy-on-write after fork, shared anonymous memory across fork, madvise
  * DONTNEED zeroing, mremap growth and moves, MAP_FIXED_NOREPLACE, faults on
@@ -722,6 +781,7 @@ int main(int argc, char** argv) {
   if (!strcmp(argc > 1 ? argv[1] : "", "memfd")) return memfd();
   if (!strcmp(argc > 1 ? argv[1] : "", "sysvshm")) return sysvshm();
   if (!strcmp(argc > 1 ? argv[1] : "", "mm")) return mm();
+  if (!strcmp(argc > 1 ? argv[1] : "", "rtsig")) return rtsig();
   const char* m = argc > 1 ? argv[1] : "";
   if (!strcmp(m, "threads")) return threads();
   if (!strcmp(m, "tsignal")) return tsignal();

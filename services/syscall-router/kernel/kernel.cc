@@ -273,7 +273,10 @@ struct Task {
   enum class State { kRunnable, kRunning, kBlocked, kStopped, kDead } state = State::kRunnable;
   uint64_t sigmask = 0, pending = 0;
   uint64_t forced = 0;  // pending signals from the task's own faults: delivered even to init
-  std::array<siginfo_t, 65> info{};
+  std::array<siginfo_t, 65> info{};  // the first pending one of each signal
+  // Real-time signals (32..64) queue: the ones after info[sig], in order.
+  std::map<int, std::deque<siginfo_t>> rt_queue;
+  size_t rt_queued = 0;
   uint64_t clear_tid = 0;
   stack_t altstack{nullptr, SS_DISABLE, 0};
   // A waiting call: re-tried until it completes.
@@ -437,6 +440,9 @@ struct Kernel::Impl {
     auto* m = dynamic_cast<MemoryAddressSpace*>(&as);
     return m ? m->inner() : as;
   }
+  static constexpr int kSigRtFirst = 32;            // the kernel's SIGRTMIN
+  static constexpr size_t kMaxQueuedSignals = 4096;  // per task, beyond the first of each
+
   static MemoryAddressSpace* Mm(Process& p) { return dynamic_cast<MemoryAddressSpace*>(p.as.get()); }
 
   // True if [addr, addr + len) meets a mapping (MAP_FIXED_NOREPLACE).
@@ -1025,10 +1031,44 @@ struct Kernel::Impl {
     // it is unblocked with no handler, DeliverSignals drops it then.
     if (!blocked && InitProtected(*t.proc, sig)) return;
     if (Ignored(*t.proc, sig) && !blocked) return;
-    if (t.pending & Bit(sig)) return;  // one of each pending (no queued real-time signals yet)
+    if (t.pending & Bit(sig)) {
+      // Standard signals: one of each pending. Real-time ones queue, up to
+      // a limit (RLIMIT_SIGPENDING's role; past it they are lost).
+      if (sig >= kSigRtFirst && t.rt_queued < kMaxQueuedSignals) {
+        t.rt_queue[sig].push_back(si);
+        ++t.rt_queued;
+      }
+      return;
+    }
     t.pending |= Bit(sig);
     t.info[sig] = si;
     Kick(t);
+  }
+
+  // Takes the first pending instance of `sig` (which must be pending): a
+  // queued real-time signal leaves the next one pending.
+  siginfo_t TakeSignal(Task& t, int sig) {
+    const siginfo_t si = t.info[sig];
+    auto q = t.rt_queue.find(sig);
+    if (q != t.rt_queue.end() && !q->second.empty()) {
+      t.info[sig] = q->second.front();
+      q->second.pop_front();
+      --t.rt_queued;
+      if (q->second.empty()) t.rt_queue.erase(q);
+    } else {
+      t.pending &= ~Bit(sig);
+    }
+    return si;
+  }
+
+  // Drops every pending instance of `sig` (ignored now).
+  static void DiscardSignal(Task& t, int sig) {
+    t.pending &= ~Bit(sig);
+    auto q = t.rt_queue.find(sig);
+    if (q != t.rt_queue.end()) {
+      t.rt_queued -= q->second.size();
+      t.rt_queue.erase(q);
+    }
   }
 
   void Kick(Task& t) {
@@ -1107,7 +1147,7 @@ struct Kernel::Impl {
     while (d) {
       int sig = __builtin_ctzll(d) + 1;
       if (!Ignored(*t.proc, sig)) return true;
-      t.pending &= ~Bit(sig);  // ignored by now: discard
+      DiscardSignal(t, sig);  // ignored by now
       d &= ~Bit(sig);
     }
     return false;
@@ -1162,8 +1202,7 @@ struct Kernel::Impl {
       uint64_t d = t.pending & ~t.sigmask;
       if (!d) break;
       int sig = (d & Bit(SIGKILL)) ? SIGKILL : (d & Bit(SIGSTOP)) ? SIGSTOP : __builtin_ctzll(d) + 1;
-      t.pending &= ~Bit(sig);
-      siginfo_t si = t.info[sig];
+      siginfo_t si = TakeSignal(t, sig);
       KSigaction a = (*p.act)[sig];
       const bool forced = t.forced & Bit(sig);
       t.forced &= ~Bit(sig);
@@ -1193,7 +1232,9 @@ struct Kernel::Impl {
         return false;
       }
       if (a.flags & SA_RESETHAND) (*p.act)[sig] = KSigaction{};
-      break;  // one handler frame per resume
+      // On, as Linux does before returning to user mode: another pending
+      // signal the new mask lets through gets its frame on top of this one
+      // (and its handler runs first).
     }
     if (t.restore_mask) {
       t.sigmask = t.saved_mask;
@@ -1787,6 +1828,37 @@ struct Kernel::Impl {
     siginfo_t si = Info(sig, SI_TKILL, t.proc->pid);
     if (sig == SIGCONT) ContinueProcess(*target.proc, true);
     QueueSignal(target, sig, si);
+    return 0;
+  }
+
+  // rt_sigqueueinfo / rt_tgsigqueueinfo: the caller's siginfo travels
+  // (sigqueue's value). As Linux: only to itself may a process send codes
+  // that claim to come from the kernel or from tkill.
+  int64_t SigqueueInfo(Task& t, int tgid, int tid, int sig, uint64_t uinfo) {
+    if (sig < 0 || sig > 64 || tgid <= 0 || (tid != -1 && tid <= 0)) return -EINVAL;
+    siginfo_t si;
+    if (!In(t, uinfo, &si)) return -EFAULT;
+    Process* proc = nullptr;
+    Task* task = nullptr;
+    if (tid == -1) {
+      auto it = procs_.find(tgid);
+      if (it == procs_.end() || it->second->zombie) return -ESRCH;
+      proc = it->second.get();
+    } else {
+      auto it = tasks_.find(tid);
+      if (it == tasks_.end() || it->second->proc->pid != tgid) return -ESRCH;
+      task = it->second.get();
+      proc = task->proc;
+    }
+    if ((si.si_code >= 0 || si.si_code == SI_TKILL) && proc != t.proc) return -EPERM;
+    if (sig == 0) return 0;
+    si.si_signo = sig;
+    if (task == nullptr) {
+      SignalProcess(*proc, sig, si.si_code, t.proc->pid, &si);
+    } else {
+      if (sig == SIGCONT) ContinueProcess(*proc, true);
+      QueueSignal(*task, sig, si);
+    }
     return 0;
   }
 
@@ -3922,7 +3994,7 @@ struct Kernel::Impl {
           nv.mask &= ~kUnblockable;
           cur = nv;
           if (Ignored(p, sig)) {  // pending ones of an ignored signal are discarded
-            for (Task* o : p.tasks) o->pending &= ~Bit(sig);
+            for (Task* o : p.tasks) DiscardSignal(*o, sig);
           }
         }
         return 0;
@@ -3967,8 +4039,8 @@ struct Kernel::Impl {
         uint64_t hit = t.pending & set;
         if (hit) {
           int sig = __builtin_ctzll(hit) + 1;
-          t.pending &= ~Bit(sig);
-          if (a(1) && !Out(t, a(1), t.info[sig])) return -EFAULT;
+          const siginfo_t si = TakeSignal(t, sig);
+          if (a(1) && !Out(t, a(1), si)) return -EFAULT;
           return sig;
         }
         int64_t ns, err = 0;
@@ -4001,7 +4073,8 @@ struct Kernel::Impl {
       case SYS_kill: return Kill(t, ia(0), ia(1));
       case SYS_tkill: return Tgkill(t, -1, ia(0), ia(1));
       case SYS_tgkill: return Tgkill(t, ia(0), ia(1), ia(2));
-      case SYS_rt_sigqueueinfo: return Kill(t, ia(0), ia(1));
+      case SYS_rt_sigqueueinfo: return SigqueueInfo(t, ia(0), -1, ia(1), a(2));
+      case SYS_rt_tgsigqueueinfo: return SigqueueInfo(t, ia(0), ia(1), ia(2), a(3));
       case SYS_prlimit64:
       case SYS_getrlimit:
       case SYS_setrlimit: {
