@@ -194,6 +194,41 @@ TEST(Stats, UnimplementedCallsAreCountedInBulkheadStats) {
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+// A reader of the sandbox's stdout that stops reading stops only the task
+// that writes there: the router serves the others (here: sleep and a write
+// to stderr) while that write waits.
+TEST(Shells, AStalledStdoutReaderStopsOnlyItsWriter) {
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  const std::string err_path = TestDir("stall") + "/stderr";
+  const std::string bh = Runfile("runtime/bulkhead");
+  const std::string root = TestDir("stall-root");
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(out[1], 1);
+    int errfd = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(errfd, 2);
+    close(out[0]);
+    execl(bh.c_str(), "bulkhead", "--root", root.c_str(), "do", "--", "/bin/sh", "-c",
+          "( dd if=/dev/zero bs=1M count=8 2>/dev/null ) & sleep 0.3; echo alive >&2; kill $!",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out[1]);
+  std::string err;
+  for (int i = 0; i < 100 && err.find("alive") == std::string::npos; ++i) {
+    usleep(100000);
+    std::ifstream f(err_path);
+    err.assign(std::istreambuf_iterator<char>(f), {});
+  }
+  EXPECT_NE(err.find("alive"), std::string::npos) << "the sandbox stopped with its stdout reader: " << err;
+  close(out[0]);  // the writer now gets EPIPE / SIGPIPE, if still there
+  int st = 0;
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  EXPECT_TRUE(WIFEXITED(st)) << st;
+}
+
 // A sandbox memory limit (issue 6, first part): the limit is what
 // /proc/meminfo shows, a private mapping larger than it is ENOMEM, and the
 // process holding the most memory is killed when the sandbox goes over it,

@@ -2751,16 +2751,29 @@ struct Kernel::Impl {
         return PipeWrite(t, *f, tmp);
       }
       case File::Kind::kHost: {
-        pollfd pf{f->host_fd, POLLOUT, 0};
-        if (::poll(&pf, 1, 0) == 0) {
-          if (nonblock) return -EAGAIN;
-          t.host_waits = {pf};
-          return kBlock;
-        }
-        uint64_t total = 0;
-        tmp.resize(std::min<uint64_t>(count, kChunk));
+        // The host descriptor is blocking (it is the caller's, shared with
+        // its shell: no O_NONBLOCK on it). A pipe, socket or terminal whose
+        // reader stalls must not stop the router, so those get at most
+        // PIPE_BUF bytes per write, each after a poll that says there is
+        // room; a full one parks the call (re-tried until all is written,
+        // as a blocking write to a pipe completes).
+        struct stat hst;
+        const bool stream = ::fstat(f->host_fd, &hst) != 0 || S_ISFIFO(hst.st_mode) || S_ISSOCK(hst.st_mode) ||
+                            (S_ISCHR(hst.st_mode) && ::isatty(f->host_fd));
+        const uint64_t step = stream ? PIPE_BUF : kChunk;
+        uint64_t total = t.retry ? t.io_done : 0;
+        tmp.resize(std::min<uint64_t>(count, step));
         while (total < count) {
-          size_t want = std::min<uint64_t>(kChunk, count - total);
+          if (stream) {
+            pollfd pf{f->host_fd, POLLOUT, 0};
+            if (::poll(&pf, 1, 0) == 0) {
+              if (nonblock) return total ? static_cast<int64_t>(total) : -EAGAIN;
+              t.io_done = total;
+              t.host_waits = {pf};
+              return kBlock;
+            }
+          }
+          size_t want = std::min<uint64_t>(step, count - total);
           ssize_t got = t.proc->as->ReadMemory(buf + total, tmp.data(), want);
           if (got <= 0) return total ? static_cast<int64_t>(total) : -EFAULT;
           ssize_t n = ::write(f->host_fd, tmp.data(), static_cast<size_t>(got));
@@ -2769,7 +2782,7 @@ struct Kernel::Impl {
             return total ? static_cast<int64_t>(total) : -errno;
           }
           total += static_cast<uint64_t>(n);
-          if (n < got) break;
+          if (n < got && !stream) break;
         }
         return static_cast<int64_t>(total);
       }
