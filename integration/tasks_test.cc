@@ -244,7 +244,19 @@ TEST(Memory, LimitRefusesHugeMappingsAndKillsTheBiggestProcess) {
       << r.err;
   EXPECT_NE(r.err.find("memory limit 64 MiB exceeded"), std::string::npos) << r.err;
   Result m = Sh(bh + " do -- /bin/sh -c 'head -1 /proc/meminfo'");
-  EXPECT_EQ(m.out, "MemTotal:       65536 kB\n") << m.err;
+  EXPECT_EQ(m.out, "MemTotal:          65536 kB\n") << m.err;
+  // tmpfs data is Shmem (and counts against the limit); dd gets full
+  // blocks from /dev/zero, as natively.
+  Result s = Sh(bh + " do -- /bin/sh -c 'dd if=/dev/zero of=/dev/shm/f bs=1M count=8 2>&1 | head -1; "
+                     "grep -E \"^(Shmem|MemFree):\" /proc/meminfo'");
+  ASSERT_EQ(s.code, 0) << s.out << s.err;
+  EXPECT_EQ(s.out.substr(0, s.out.find('\n')), "8+0 records in") << s.out;
+  const size_t sh = s.out.find("Shmem:");
+  ASSERT_NE(sh, std::string::npos) << s.out;
+  EXPECT_GE(std::atol(s.out.c_str() + sh + 6), 8192) << s.out;
+  const size_t fr = s.out.find("MemFree:");
+  ASSERT_NE(fr, std::string::npos) << s.out;
+  EXPECT_LE(std::atol(s.out.c_str() + fr + 8), 65536 - 8192) << s.out;
   // Without a limit the same mapping is fine, as natively.
   Result n = Sh(Runfile("runtime/bulkhead") + " --root " + TestDir("memlimit-state") + " do -- " +
                 Runfile("integration/tasks") + " memlimit");

@@ -468,9 +468,41 @@ struct Kernel::Impl {
     if (mem_limit_ == 0) return Facts().phys_pages;
     return static_cast<long>(std::min<uint64_t>(mem_limit_ / 4096, static_cast<uint64_t>(Facts().phys_pages)));
   }
+  // /proc/meminfo. With the memory file: file pages (the exec cache) are
+  // Cached; tmpfs data and System V segments are Shmem (and Cached, as
+  // Linux counts them); the rest of what the file holds is AnonPages.
+  std::string MemInfo() const {
+    const uint64_t total = static_cast<uint64_t>(MemTotalPages()) * 4096;
+    const uint64_t avail = static_cast<uint64_t>(MemAvailPages()) * 4096;
+    const uint64_t used = MemoryUsed();
+    const uint64_t file = cache_ ? std::min(cache_->cached(), used) : 0;
+    const uint64_t shmem = std::min(tmp_.used() + shm_.used() + shm_total_, used - file);
+    const uint64_t anon = used - file - shmem;
+    uint64_t committed = 0;
+    for (auto& [pid, p] : procs_) {
+      if (auto* mm = Mm(*p)) committed += mm->mapped();
+    }
+    auto line = [](const char* key, uint64_t bytes) {
+      char b[64];
+      std::snprintf(b, sizeof b, "%-16s%8llu kB\n", key, static_cast<unsigned long long>(bytes / 1024));
+      return std::string(b);
+    };
+    return line("MemTotal:", total) + line("MemFree:", mem_limit_ ? avail : avail) +
+           line("MemAvailable:", std::min(total, avail + file)) + line("Buffers:", 0) +
+           line("Cached:", file + shmem) + line("SwapCached:", 0) + line("AnonPages:", anon) +
+           line("Mapped:", file) + line("Shmem:", shmem) + line("SwapTotal:", 0) + line("SwapFree:", 0) +
+           line("CommitLimit:", total) + line("Committed_AS:", committed);
+  }
+
+  // What the sandbox's memory holds: the memory file's data (application
+  // memory, file pages, System V segments, tmpfs files mapped shared) plus
+  // tmpfs file data still in the router (counted twice only for tmpfs files
+  // that are also mapped shared: an overestimate, never an under-).
+  uint64_t MemoryUsed() const { return (mem_ ? mem_->resident() : 0) + tmp_.used() + shm_.used(); }
+
   long MemAvailPages() const {
     if (mem_limit_ == 0) return Facts().avail_pages;
-    const uint64_t used = mem_->resident() / 4096;
+    const uint64_t used = MemoryUsed() / 4096;
     const uint64_t total = static_cast<uint64_t>(MemTotalPages());
     return static_cast<long>(used >= total ? 0 : std::min<uint64_t>(total - used, static_cast<uint64_t>(Facts().avail_pages)));
   }
@@ -735,7 +767,7 @@ struct Kernel::Impl {
     const int64_t now = NowNs();
     if (now < next_mem_check_ns_) return;
     next_mem_check_ns_ = now + kMemCheckNs;
-    const uint64_t used = mem_->resident();
+    const uint64_t used = MemoryUsed();
     if (used <= mem_limit_) return;
     Process* victim = nullptr;
     uint64_t most = 0;
@@ -2152,12 +2184,7 @@ struct Kernel::Impl {
         s += "processor\t: " + std::to_string(i) + "\nvendor_id\t: bulkhead\nmodel name\t: bulkhead virtual CPU\nflags\t\t: fpu sse sse2\n\n";
       return text(s);
     }
-    if (path == "/proc/meminfo") {
-      long pages = MemTotalPages(), avail = MemAvailPages();
-      auto kb = [](long p) { return std::to_string(p * 4) + " kB\n"; };
-      return text("MemTotal:       " + kb(pages) + "MemFree:        " + kb(avail) + "MemAvailable:   " + kb(avail) +
-                  "Buffers:        0 kB\nCached:         0 kB\nSwapTotal:      0 kB\nSwapFree:       0 kB\n");
-    }
+    if (path == "/proc/meminfo") return text(MemInfo());
     if (path == "/proc/mounts") {
       return text("none / bulkhead ro 0 0\nproc /proc proc rw 0 0\ntmpfs /tmp tmpfs rw,nosuid,nodev 0 0\n"
                   "tmpfs /dev/shm tmpfs rw,nosuid,nodev 0 0\n");
@@ -2622,9 +2649,18 @@ struct Kernel::Impl {
       case File::Kind::kZero:
       case File::Kind::kFull:
       case File::Kind::kRandom: {
-        tmp.assign(std::min<uint64_t>(count, kChunk), 0);
-        if (f->kind == File::Kind::kRandom && !tmp.empty() && ::getrandom(tmp.data(), tmp.size(), 0) < 0) return -errno;
-        return copy_out(tmp.data(), tmp.size());
+        // The whole count, as Linux gives it (dd bs=1M expects full blocks),
+        // up to 64 MiB per call so that one read cannot hold the router long.
+        const uint64_t want = std::min<uint64_t>(count, uint64_t{64} << 20);
+        tmp.assign(std::min<uint64_t>(want, kChunk), 0);
+        uint64_t done = 0;
+        while (done < want) {
+          const size_t n = static_cast<size_t>(std::min<uint64_t>(tmp.size(), want - done));
+          if (f->kind == File::Kind::kRandom && ::getrandom(tmp.data(), n, 0) < 0) return done ? static_cast<int64_t>(done) : -errno;
+          if (!t.proc->as->CopyOut(buf + done, tmp.data(), n)) return done ? static_cast<int64_t>(done) : -EFAULT;
+          done += n;
+        }
+        return static_cast<int64_t>(done);
       }
       case File::Kind::kMem: {
         int64_t pos = offset >= 0 ? offset : f->offset;

@@ -203,6 +203,8 @@ class FileCache {
     return chunk;
   }
   uint64_t hits() const { return hits_; }
+  // Bytes of file pages held (mapped or kept for reuse).
+  uint64_t cached() const { return cached_; }
   uint64_t misses() const { return misses_; }
 
  private:
