@@ -189,6 +189,11 @@ TEST(Stats, UnimplementedCallsAreCountedInBulkheadStats) {
   EXPECT_NE(r.out.find("unimplemented (answered ENOSYS): io_uring_setup x2"), std::string::npos) << r.out << r.err;
   Result j = Sh(bh + " --root " + root + " stats --json " + id);
   EXPECT_NE(j.out.find("\"io_uring_setup\":2"), std::string::npos) << j.out << j.err;
+  // The sandbox's memory, by kind, from the router (issue 6: accounting).
+  const size_t mem = j.out.find("\"memory\":{\"used\":");
+  ASSERT_NE(mem, std::string::npos) << j.out;
+  EXPECT_GT(std::atoll(j.out.c_str() + mem + std::strlen("\"memory\":{\"used\":")), 0) << j.out;
+  EXPECT_NE(r.out.find("sandbox memory "), std::string::npos) << r.out;
   int st = 0;
   ASSERT_EQ(waitpid(pid, &st, 0), pid);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);

@@ -61,6 +61,15 @@ struct ServiceStatsBlock {
   // syscall-router: how often each system call number was answered ENOSYS
   // (unimplemented), for `bulkhead stats`.
   std::atomic<uint64_t> unimplemented[kMaxCountedSyscall];
+  // syscall-router: the sandbox's memory (bytes), as /proc/meminfo shows it.
+  struct Memory {
+    std::atomic<uint64_t> used;   // everything below
+    std::atomic<uint64_t> limit;  // 0: none
+    std::atomic<uint64_t> anon;
+    std::atomic<uint64_t> file;   // file pages (the exec cache)
+    std::atomic<uint64_t> shmem;  // tmpfs and System V segments
+    std::atomic<uint64_t> oom_kills;
+  } memory;
 };
 
 // Prepares a zeroed block (done by the supervisor before handing it over).

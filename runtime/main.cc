@@ -162,7 +162,12 @@ int CmdStats(const Global& g, std::vector<std::string> args) {
                     (unsigned long long)ch.getMessagesOut(), (unsigned long long)ch.getErrors(), ch.getRingDepth(),
                     (unsigned long long)ch.getBulkBytesIn(), (unsigned long long)ch.getBulkBytesOut());
       }
-      std::printf("],\"unimplemented\":{");
+      auto m = s.getMemory();
+      std::printf("],\"memory\":{\"used\":%llu,\"limit\":%llu,\"anon\":%llu,\"file\":%llu,\"shmem\":%llu,"
+                  "\"oom_kills\":%llu",
+                  (unsigned long long)m.getUsed(), (unsigned long long)m.getLimit(), (unsigned long long)m.getAnon(),
+                  (unsigned long long)m.getFile(), (unsigned long long)m.getShmem(), (unsigned long long)m.getOomKills());
+      std::printf("},\"unimplemented\":{");
       n = 0;
       for (auto u : s.getUnimplemented()) {
         std::printf("%s\"%s\":%llu", n++ ? "," : "", JsonEscape(harden::SyscallName(u.getNr())).c_str(),
@@ -189,6 +194,13 @@ int CmdStats(const Global& g, std::vector<std::string> args) {
                   (unsigned long long)ch.getMessagesIn(), (unsigned long long)ch.getMessagesOut(),
                   (unsigned long long)ch.getErrors(), ch.getRingDepth(), FormatBytes(ch.getBulkBytesIn()).c_str(),
                   FormatBytes(ch.getBulkBytesOut()).c_str());
+    }
+    if (s.getService() == ServiceKind::SYSCALL_ROUTER && s.getMemory().getUsed() > 0) {
+      auto m = s.getMemory();
+      std::printf("  sandbox memory %s (anon %s, file %s, shmem %s) of %s; oom kills %llu\n",
+                  FormatBytes(m.getUsed()).c_str(), FormatBytes(m.getAnon()).c_str(), FormatBytes(m.getFile()).c_str(),
+                  FormatBytes(m.getShmem()).c_str(), m.getLimit() ? FormatBytes(m.getLimit()).c_str() : "no limit",
+                  (unsigned long long)m.getOomKills());
     }
     if (s.getLastFatalSyscall() >= 0) {
       std::printf("  last death: seccomp refused %s\n", harden::SyscallName(s.getLastFatalSyscall()).c_str());

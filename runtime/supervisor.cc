@@ -792,6 +792,12 @@ std::vector<ServiceSnapshot> Supervisor::Stats() const {
         const uint64_t n = b->unimplemented[nr].load(std::memory_order_relaxed);
         if (n) s.unimplemented.emplace_back(nr, n);
       }
+      s.memory.used = b->memory.used.load(std::memory_order_relaxed);
+      s.memory.limit = b->memory.limit.load(std::memory_order_relaxed);
+      s.memory.anon = b->memory.anon.load(std::memory_order_relaxed);
+      s.memory.file = b->memory.file.load(std::memory_order_relaxed);
+      s.memory.shmem = b->memory.shmem.load(std::memory_order_relaxed);
+      s.memory.oom_kills = b->memory.oom_kills.load(std::memory_order_relaxed);
       for (int i = 0; i < ipc::kMaxStatsChannels; ++i) {
         const auto& c = b->channels[i];
         std::string name = ipc::SafeChannelName(c);
@@ -898,6 +904,13 @@ void Supervisor::HandleCli(int fd) {
             un[u].setNr(s.unimplemented[u].first);
             un[u].setCount(s.unimplemented[u].second);
           }
+          auto mem = o.initMemory();
+          mem.setUsed(s.memory.used);
+          mem.setLimit(s.memory.limit);
+          mem.setAnon(s.memory.anon);
+          mem.setFile(s.memory.file);
+          mem.setShmem(s.memory.shmem);
+          mem.setOomKills(s.memory.oom_kills);
           auto counts = o.initLatency().initCounts(ipc::kHistogramBuckets);
           for (int b = 0; b < ipc::kHistogramBuckets; ++b) counts.set(b, s.latency[b]);
           auto chans = o.initChannels(static_cast<unsigned>(s.channels.size()));

@@ -72,6 +72,9 @@ struct AppResult {
 
 struct ServiceSnapshot {
   std::vector<std::pair<int, uint64_t>> unimplemented;  // syscall-router: nr -> times answered ENOSYS
+  struct {
+    uint64_t used = 0, limit = 0, anon = 0, file = 0, shmem = 0, oom_kills = 0;
+  } memory;  // syscall-router: the sandbox's memory
   ServiceKind kind;
   pid_t pid = 0;
   uint32_t restarts = 0;

@@ -100,6 +100,16 @@ struct ServiceStats {
   channels @8 :List(ChannelStats);
   lastFatalSyscall @9 :Int32; # -1 if none
   unimplemented @10 :List(SyscallCount);  # syscall-router: answered ENOSYS, by number
+  memory @11 :SandboxMemory;               # syscall-router: the sandbox's memory
+}
+
+struct SandboxMemory {
+  used @0 :UInt64;       # bytes: anon + file + shmem
+  limit @1 :UInt64;      # 0: no limit
+  anon @2 :UInt64;
+  file @3 :UInt64;       # file pages (the exec cache)
+  shmem @4 :UInt64;      # tmpfs and System V segments
+  oomKills @5 :UInt64;   # processes killed for the limit
 }
 
 struct SyscallCount {

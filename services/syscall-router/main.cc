@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<router::MemoryFile> memory;
   std::atomic<uint64_t>* enosys = nullptr;
   int router_cpu = -1;
+  bulkhead::ipc::ServiceStatsBlock* stats_block = nullptr;
   uint64_t memory_limit = 0;
   service::ServiceSpec spec{ServiceKind::SYSCALL_ROUTER, router::RouterPolicy()};
   spec.setup = [&](service::ServiceContext& ctx) {
@@ -63,7 +64,10 @@ int main(int argc, char** argv) {
       gofer->SetBusyHook([p = platform.get()](bool busy) { p->Busy(busy); });
     }
     stdio = std::move(ctx.stdio);
-    if (ctx.stats) enosys = ctx.stats->unimplemented;
+    if (ctx.stats) {
+      enosys = ctx.stats->unimplemented;
+      stats_block = ctx.stats;
+    }
   };
   spec.signal_handler = [&](int sig) {
     if (terminal) terminal->Post(sig);
@@ -94,6 +98,7 @@ int main(int argc, char** argv) {
     int devnull = -1;
     for (int i = 0; i < 3; ++i) fds[i] = stdio[i] ? stdio[i].get() : devnull;
     router::Kernel kernel(*platform, *gofer, fds, terminal.get(), memory.get(), enosys);
+    if (stats_block) kernel.SetMemoryStats(&stats_block->memory);
     router::RunResult res = kernel.Run(req);
     out.setCode(res.exit_code);
     out.setError(res.error);

@@ -318,6 +318,8 @@ struct Kernel::Impl {
   // The memory limit (RunRequest::memory_limit) and when it is checked next.
   uint64_t mem_limit_ = 0;
   int64_t next_mem_check_ns_ = 0;
+  ipc::ServiceStatsBlock::Memory* mem_stats_ = nullptr;
+  int64_t next_mem_stats_ns_ = 0;
   static constexpr int64_t kMemCheckNs = 5'000'000;
   std::map<int, std::unique_ptr<Process>> procs_;
   std::map<int, std::unique_ptr<Task>> tasks_;
@@ -471,13 +473,23 @@ struct Kernel::Impl {
   // /proc/meminfo. With the memory file: file pages (the exec cache) are
   // Cached; tmpfs data and System V segments are Shmem (and Cached, as
   // Linux counts them); the rest of what the file holds is AnonPages.
+  struct MemoryKinds {
+    uint64_t used = 0, file = 0, shmem = 0, anon = 0;
+  };
+  MemoryKinds MemoryByKind() const {
+    MemoryKinds k;
+    k.used = MemoryUsed();
+    k.file = cache_ ? std::min(cache_->cached(), k.used) : 0;
+    k.shmem = std::min(tmp_.used() + shm_.used() + shm_total_, k.used - k.file);
+    k.anon = k.used - k.file - k.shmem;
+    return k;
+  }
+
   std::string MemInfo() const {
     const uint64_t total = static_cast<uint64_t>(MemTotalPages()) * 4096;
     const uint64_t avail = static_cast<uint64_t>(MemAvailPages()) * 4096;
-    const uint64_t used = MemoryUsed();
-    const uint64_t file = cache_ ? std::min(cache_->cached(), used) : 0;
-    const uint64_t shmem = std::min(tmp_.used() + shm_.used() + shm_total_, used - file);
-    const uint64_t anon = used - file - shmem;
+    const MemoryKinds k = MemoryByKind();
+    const uint64_t file = k.file, shmem = k.shmem, anon = k.anon;
     uint64_t committed = 0;
     for (auto& [pid, p] : procs_) {
       if (auto* mm = Mm(*p)) committed += mm->mapped();
@@ -762,7 +774,23 @@ struct Kernel::Impl {
   // the most resident memory gets SIGKILL. Checked every kMemCheckNs, after
   // events or at the deadline WaitEvents is given (page faults reach no
   // router, so memory can grow between checks by what a task writes in 5 ms).
+  // The memory figures of `bulkhead stats`, at most every 5 ms.
+  void PublishMemoryStats() {
+    if (!mem_stats_) return;
+    const int64_t now = NowNs();
+    if (now < next_mem_stats_ns_) return;
+    next_mem_stats_ns_ = now + kMemCheckNs;
+    const MemoryKinds k = MemoryByKind();
+    mem_stats_->used.store(k.used, std::memory_order_relaxed);
+    mem_stats_->limit.store(mem_limit_, std::memory_order_relaxed);
+    mem_stats_->anon.store(k.anon, std::memory_order_relaxed);
+    mem_stats_->file.store(k.file, std::memory_order_relaxed);
+    mem_stats_->shmem.store(k.shmem, std::memory_order_relaxed);
+    mem_stats_->oom_kills.store(res_ ? res_->oom_kills : 0, std::memory_order_relaxed);
+  }
+
   void CheckMemoryLimit() {
+    PublishMemoryStats();
     if (mem_limit_ == 0) return;
     const int64_t now = NowNs();
     if (now < next_mem_check_ns_) return;
@@ -4322,5 +4350,7 @@ Kernel::Kernel(platform::Platform& platform, GoferClient& gofer, std::array<int,
 Kernel::~Kernel() = default;
 
 RunResult Kernel::Run(const RunRequest& req) { return impl_->Run(req); }
+
+void Kernel::SetMemoryStats(ipc::ServiceStatsBlock::Memory* out) { impl_->mem_stats_ = out; }
 
 }  // namespace bulkhead::router

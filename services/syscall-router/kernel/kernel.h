@@ -23,6 +23,7 @@
 
 #include "services/syscall-router/kernel/gofer_client.h"
 #include "services/syscall-router/kernel/memory.h"
+#include "ipc/stats.h"
 #include "services/syscall-router/platform/platform.h"
 
 namespace bulkhead::router {
@@ -87,6 +88,10 @@ class Kernel {
   Kernel(platform::Platform& platform, GoferClient& gofer, std::array<int, 3> stdio,
          TerminalSignals* terminal = nullptr, MemoryFile* memory = nullptr,
          std::atomic<uint64_t>* enosys_counters = nullptr);
+
+  // Where the sandbox's memory figures go (the router's stats block, for
+  // `bulkhead stats`), refreshed every few milliseconds while tasks run.
+  void SetMemoryStats(ipc::ServiceStatsBlock::Memory* out);
   ~Kernel();
 
   // Reads the host facts the sandbox's /proc and sysinfo show (CPU count,
