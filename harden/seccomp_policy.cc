@@ -143,7 +143,8 @@ ScmpCtx BuildFilter(const SyscallPolicy& policy) {
   if (!ctx) throw SysError(ENOMEM, "seccomp_init", policy.name);
   // Syscalls through another ABI (i386 via int 0x80, x32) have other numbers
   // and would bypass a table written for x86-64: kill the process outright.
-  CheckScmp(seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS),
+  CheckScmp(seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH,
+                             policy.trap_foreign_arch ? SCMP_ACT_TRAP : SCMP_ACT_KILL_PROCESS),
             "seccomp_attr_set", "ACT_BADARCH");
   // Apply to every thread of the process, also those started before hardening
   // (e.g. a logging thread); loading fails instead of leaving one unfiltered.

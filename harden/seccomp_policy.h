@@ -48,6 +48,12 @@ struct SyscallRule {
 struct SyscallPolicy {
   std::string name;  // for messages: "fs-gofer", "base", ...
   std::vector<SyscallRule> rules;
+  // System calls through a foreign ABI (i386 `int $0x80`, x32) trap (SIGSYS;
+  // in the service itself the handler then kills it, as before) instead of
+  // killing the process outright. For the syscall-router: trap-platform
+  // stubs inherit its filter, and must see such a call as a SIGSYS of their
+  // own (reported to the router as an i386 system call), not die of it.
+  bool trap_foreign_arch = false;
 
   // Appends a rule; returns *this so tables read as a list.
   SyscallPolicy& Allow(int nr, std::vector<ArgCondition> conds = {}) {
@@ -57,6 +63,7 @@ struct SyscallPolicy {
   // Appends all rules of `other`.
   SyscallPolicy& Append(const SyscallPolicy& other) {
     rules.insert(rules.end(), other.rules.begin(), other.rules.end());
+    trap_foreign_arch = trap_foreign_arch || other.trap_foreign_arch;
     return *this;
   }
 };

@@ -564,7 +564,7 @@ TEST_P(PlatformTest, FsBaseTravelsInTheRegisters) {
   EXPECT_NE(k.regs().gp.fs_base, 0u);
 }
 
-TEST_F(PtracePlatformTest, Int80IsReportedAsAnI386SystemCall) {
+TEST_P(PlatformTest, Int80IsReportedAsAnI386SystemCall) {
   ToyKernel k(*platform_, RawApp(), {"test_app_raw", "int80"});
   Event ev = k.Run();
   ASSERT_EQ(ev.kind, EventKind::kSyscall) << DescribeEvent(ev, &k.regs());

@@ -180,9 +180,11 @@ std::vector<sock_filter> BuildTrapFilter(uint64_t syscall_return_ip, uint64_t ev
     f.push_back(BPF_JUMP(code, k, jt, jf));
   };
   const uint32_t kTrap = SECCOMP_RET_TRAP | BH_TRAP_SYSCALL_TAG;
+  // Another ABI (i386 `int $0x80`): the application's call, trapped; the
+  // router sees its arch. (Never from the stub, which has no such call.)
   stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch));
   jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
-  stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+  stmt(BPF_RET | BPF_K, kTrap);
   // Any instruction but the stub's: the application's call, trapped.
   stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, instruction_pointer) + 4);
   jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(syscall_return_ip >> 32), 1, 0);
@@ -1194,6 +1196,9 @@ const std::vector<int>& TrapStubAllowedSyscalls() {
 harden::SyscallPolicy TrapPlatformRouterRules(const TrapPlatformOptions& options) {
   harden::SyscallPolicy p;
   p.name = "trap-platform";
+  // Stubs inherit this filter: an application's `int $0x80` must reach the
+  // stub's handler as a trap, not kill the stub.
+  p.trap_foreign_arch = true;
   // --- The router: forking a stub, reaping stubs, waking handlers.
   p.Allow(SYS_clone, {ArgCondition::Equal(0, SIGCHLD)});
   p.Allow(SYS_wait4);
