@@ -240,8 +240,9 @@ TEST(Shells, AStalledStdoutReaderStopsOnlyItsWriter) {
 // not its parent and not a bulkhead service.
 TEST(Memory, LimitRefusesHugeMappingsAndKillsTheBiggestProcess) {
   const std::string bh = Runfile("runtime/bulkhead") + " --root " + TestDir("memlimit-state") + " --memory-limit 64M";
-  Result r = Sh(bh + " do -- " + Runfile("integration/tasks") + " memlimit");
+  Result r = Sh(bh + " do --stats -- " + Runfile("integration/tasks") + " memlimit");
   ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("; 1 processes killed for the memory limit"), std::string::npos) << r.err;
   EXPECT_EQ(r.out,
             "512M private mapping: Cannot allocate memory\n"
             "child killed by signal 9\n"
@@ -285,6 +286,7 @@ TEST(Clocks, VdsoClockCallsNeverTrapOnTheTrapPlatform) {
   ASSERT_NE(at, std::string::npos) << r.err;
   const size_t from = r.err.rfind(' ', at - 1);
   const long served = std::atol(r.err.substr(from + 1, at - from - 1).c_str());
+  EXPECT_NE(r.err.find(trap ? "on the trap platform" : "on the ptrace platform"), std::string::npos) << r.err;
   if (trap) {
     EXPECT_LT(served, 1000) << r.err;
   } else {

@@ -37,6 +37,15 @@ using ipc::Status;
 
 namespace {
 
+// Text from a service (untrusted): printable ASCII, at most `max` bytes.
+std::string SafeText(const char* s, size_t max) {
+  std::string out;
+  for (; *s && out.size() < max; ++s) {
+    if (*s >= 0x20 && *s < 0x7f) out += *s;
+  }
+  return out;
+}
+
 constexpr ipc::ChannelGeometry kControlGeometry{64, 4096, 0};
 constexpr uint64_t kHandshakeNs = 5'000'000'000ull;
 constexpr uint64_t kEventPidfd = 1ull << 32;
@@ -699,6 +708,8 @@ AppResult Supervisor::RunApp(const std::vector<std::string>& argv, const std::ve
   res.error = x.getError().cStr();
   res.syscalls = x.getSyscalls();
   for (auto u : x.getUnimplemented()) res.unimplemented.emplace_back(u.getNr(), u.getCount());
+  if (x.hasPlatform()) res.platform = SafeText(x.getPlatform().cStr(), 16);
+  res.oom_kills = x.getOomKills();
   return res;
 }
 

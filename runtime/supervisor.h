@@ -68,6 +68,8 @@ struct AppResult {
   std::string error;   // set when it could not be started or the sandbox failed
   uint64_t syscalls = 0;
   std::vector<std::pair<int, uint64_t>> unimplemented;  // syscall number, count
+  std::string platform;    // how the application ran: "trap" or "ptrace"
+  uint64_t oom_kills = 0;  // processes killed for the memory limit
 };
 
 struct ServiceSnapshot {

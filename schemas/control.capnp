@@ -37,6 +37,8 @@ struct Exited {
   error @1 :Text;            # why it could not start, if it did not
   syscalls @2 :UInt64;       # system calls served
   unimplemented @3 :List(UnimplementedSyscall);
+  platform @4 :Text;         # the router's platform: "trap" or "ptrace"
+  oomKills @5 :UInt64;       # processes killed for the memory limit
 }
 
 struct UnimplementedSyscall {

@@ -103,6 +103,8 @@ int main(int argc, char** argv) {
     out.setCode(res.exit_code);
     out.setError(res.error);
     out.setSyscalls(res.syscalls);
+    out.setPlatform(std::string(platform->name()));
+    out.setOomKills(res.oom_kills);
     auto list = out.initUnimplemented(static_cast<unsigned>(res.unimplemented.size()));
     unsigned i = 0;
     for (auto& [nr, count] : res.unimplemented) {

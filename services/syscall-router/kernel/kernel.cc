@@ -801,6 +801,9 @@ struct Kernel::Impl {
     uint64_t most = 0;
     for (auto& [pid, p] : procs_) {
       if (p->zombie || p->tasks.empty()) continue;
+      bool dying = false;
+      for (Task* t : p->tasks) dying = dying || (t->pending & Bit(SIGKILL));
+      if (dying) return;  // the last victim has not gone yet: its memory is about to come back
       auto* mm = Mm(*p);
       const uint64_t r = mm ? mm->resident() : 0;
       if (victim == nullptr || r > most) {
