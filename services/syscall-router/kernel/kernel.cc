@@ -1059,6 +1059,11 @@ struct Kernel::Impl {
         return;
       }
       case platform::EventKind::kFault: {
+        // A write to memory a fork left shared copy-on-write: the page is
+        // the task's own now; the instruction runs again.
+        if (e.signo == SIGSEGV && e.info.si_code == SEGV_ACCERR) {
+          if (auto* mm = Mm(*t.proc); mm && mm->ResolveWriteFault(e.fault_addr)) return;
+        }
         siginfo_t si = e.info;
         si.si_signo = e.signo;
         ForceSignal(t, e.signo, si);

@@ -191,6 +191,19 @@ long MemoryAddressSpace::BreakCow(uint64_t addr, uint64_t len) {
     Vma& v = it->second;
     if (!v.cow) continue;
     const uint64_t n = v.end - it->first;
+    if (v.anon_cow) {
+      // Nobody else refers to the pages any more (the other process exited
+      // or exec'd, or copied): take them over, no copy.
+      long refs = 0;
+      for (const auto& [s, o] : vmas_) refs += o.chunk == v.chunk ? 1 : 0;
+      if (refs == v.chunk.use_count()) {
+        long r = inner_->Syscall(SYS_mprotect, {it->first, n, static_cast<uint64_t>(v.prot), 0, 0, 0});
+        if (r < 0) return r;
+        v.cow = v.anon_cow = false;
+        ++cow_takeovers_;
+        continue;
+      }
+    }
     const int64_t off = file_.Allocate(n);
     if (off < 0) return -ENOMEM;
     auto chunk = std::make_shared<Chunk>(file_, static_cast<uint64_t>(off), n);
@@ -199,9 +212,39 @@ long MemoryAddressSpace::BreakCow(uint64_t addr, uint64_t len) {
     if (r < 0) return r;
     v.chunk = std::move(chunk);
     v.chunk_offset = 0;
-    v.cow = false;
+    if (v.anon_cow) ++cow_copies_;
+    v.cow = v.anon_cow = false;
   }
   return 0;
+}
+
+namespace {
+constexpr uint64_t kCowBlock = uint64_t{2} << 20;
+}  // namespace
+
+bool MemoryAddressSpace::ResolveWriteFault(uint64_t addr) {
+  auto it = vmas_.upper_bound(addr);
+  if (it == vmas_.begin()) return false;
+  --it;
+  const Vma& v = it->second;
+  if (addr >= v.end || !v.anon_cow || !(v.prot & PROT_WRITE)) return false;
+  const uint64_t block = std::max(it->first, addr & ~(kCowBlock - 1));
+  const uint64_t block_end = std::min(v.end, (addr & ~(kCowBlock - 1)) + kCowBlock);
+  return BreakCow(block, block_end - block) == 0;
+}
+
+void MemoryAddressSpace::PrepareWrite(uint64_t addr, uint64_t len) {
+  uint64_t pos = addr;
+  const uint64_t end = addr + len < addr ? ~uint64_t{0} : addr + len;
+  while (pos < end) {
+    auto it = vmas_.upper_bound(pos);
+    if (it == vmas_.begin()) return;
+    --it;
+    if (pos >= it->second.end) return;
+    const uint64_t vma_end = it->second.end;
+    if (it->second.anon_cow && (it->second.prot & PROT_WRITE)) ResolveWriteFault(pos);
+    pos = std::min(vma_end, (pos & ~(kCowBlock - 1)) + kCowBlock);
+  }
 }
 
 long MemoryAddressSpace::Unmap(uint64_t addr, uint64_t len) {
@@ -246,7 +289,8 @@ long MemoryAddressSpace::Protect(uint64_t addr, uint64_t len, int prot) {
     Vma& l = left->second;
     const Vma& rv = right->second;
     if (l.end == edge && l.prot == rv.prot && l.shared == rv.shared && l.chunk == rv.chunk &&
-        l.chunk_offset + (edge - left->first) == rv.chunk_offset && l.name == rv.name && l.cow == rv.cow) {
+        l.chunk_offset + (edge - left->first) == rv.chunk_offset && l.name == rv.name && l.cow == rv.cow &&
+        l.anon_cow == rv.anon_cow) {
       l.end = rv.end;
       vmas_.erase(right);
     }
@@ -259,14 +303,30 @@ long MemoryAddressSpace::Advise(uint64_t addr, uint64_t len, int advice) {
   len = PageUp(len);
   if (advice != MADV_DONTNEED && advice != MADV_REMOVE && advice != MADV_FREE) return 0;
   // DONTNEED / FREE on private memory: the pages read as zeros afterwards
-  // and go back to the host now. REMOVE also on shared memory.
+  // and go back to the host now. REMOVE also on shared memory. Private
+  // memory still shared copy-on-write with another process gets fresh zero
+  // pages of its own instead (the other process keeps the data).
+  std::vector<std::pair<uint64_t, uint64_t>> fresh;
   auto it = vmas_.upper_bound(addr);
   if (it != vmas_.begin() && std::prev(it)->second.end > addr) --it;
   for (; it != vmas_.end() && it->first < addr + len; ++it) {
     const uint64_t s = std::max(addr, it->first), e = std::min(addr + len, it->second.end);
-    if (s < e && !it->second.cow && (!it->second.shared || advice == MADV_REMOVE)) {
+    if (s >= e) continue;
+    if (it->second.anon_cow) {
+      fresh.emplace_back(s, e);
+    } else if (!it->second.cow && (!it->second.shared || advice == MADV_REMOVE)) {
       file_.Discard(it->second.chunk->offset + it->second.chunk_offset + (s - it->first), e - s);
     }
+  }
+  for (auto [s, e] : fresh) {
+    auto v = std::prev(vmas_.upper_bound(s));
+    const int prot = v->second.prot;
+    const std::string name = v->second.name;
+    const int64_t off = file_.Allocate(e - s);
+    if (off < 0) return -ENOMEM;
+    long r = Replace(s, e - s, prot, std::make_shared<Chunk>(file_, static_cast<uint64_t>(off), e - s), 0, false, false,
+                     name);
+    if (r < 0) return r;
   }
   return 0;
 }
@@ -351,19 +411,23 @@ std::unique_ptr<platform::AddressSpace> MemoryAddressSpace::Fork() {
   // mapping on the same memory-file pages: right for MAP_SHARED memory.
   // Private memory then gets pages of its own: a copy of the parent's
   // (only the extents that hold data), mapped over the inherited range.
+  // Private memory is shared copy-on-write (Vma::anon_cow): both stubs map
+  // it without PROT_WRITE, and the first write on either side copies the
+  // block it falls in (ResolveWriteFault).
   auto child = std::make_unique<MemoryAddressSpace>(platform_, file_, inner_->Fork());
-  for (const auto& [start, v] : vmas_) {
+  for (auto& [start, v] : vmas_) {
     const uint64_t len = v.end - start;
-    if (v.shared || v.cow) {  // the host fork mapped the same pages
-      child->vmas_[start] = v;
-      continue;
+    if (!v.shared && !v.cow) {
+      if (v.prot & PROT_WRITE) {
+        const uint64_t ro = static_cast<uint64_t>(v.prot & ~PROT_WRITE);
+        long r = inner_->Syscall(SYS_mprotect, {start, len, ro, 0, 0, 0});
+        if (r < 0) throw SysError(static_cast<int>(-r), "fork", "write-protecting the parent's memory");
+        r = child->inner_->Syscall(SYS_mprotect, {start, len, ro, 0, 0, 0});
+        if (r < 0) throw SysError(static_cast<int>(-r), "fork", "write-protecting the child's memory");
+      }
+      v.cow = v.anon_cow = true;
     }
-    const int64_t off = file_.Allocate(len);
-    if (off < 0) throw SysError(ENOMEM, "fork", "the memory file is full");
-    auto chunk = std::make_shared<Chunk>(file_, static_cast<uint64_t>(off), len);
-    CopyData(v.chunk->offset + v.chunk_offset, chunk->offset, len);
-    long r = child->Install(start, len, v.prot, false, std::move(chunk), 0, v.name);
-    if (r < 0) throw SysError(static_cast<int>(-r), "fork", "mapping memory into the child's stub");
+    child->vmas_[start] = v;  // the host fork mapped the same pages
   }
   return child;
 }
@@ -380,7 +444,9 @@ ssize_t MemoryAddressSpace::Access(uint64_t addr, size_t len, int need, Fn&& fn)
     if (it == vmas_.begin()) break;
     --it;
     const Vma& v = it->second;
-    if (pos >= v.end || !(v.prot & need)) break;
+    // Never a write into pages shared copy-on-write (PrepareWrite made the
+    // writable ones private; one it could not copy stays refused).
+    if (pos >= v.end || !(v.prot & need) || (need == PROT_WRITE && v.cow)) break;
     const size_t n = std::min<uint64_t>(len - done, v.end - pos);
     fn(file_.at(v.chunk->offset + v.chunk_offset + (pos - it->first)), done, n);
     done += n;
@@ -396,6 +462,7 @@ ssize_t MemoryAddressSpace::ReadMemory(uint64_t addr, void* dst, size_t len) {
 }
 
 ssize_t MemoryAddressSpace::WriteMemory(uint64_t addr, const void* src, size_t len) {
+  PrepareWrite(addr, len);
   return Access(addr, len, PROT_WRITE, [&](uint8_t* p, size_t at, size_t n) {
     std::memcpy(p, static_cast<const uint8_t*>(src) + at, n);
   });

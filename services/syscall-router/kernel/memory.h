@@ -87,6 +87,12 @@ struct Vma {
   // that maps them: fork shares them too, and the first mprotect that adds
   // PROT_WRITE gives the mapping a private copy first.
   bool cow = false;
+  // Private memory that fork left shared with the other process, copy on
+  // write: `prot` is what the application asked for, the stub maps it
+  // without PROT_WRITE, and the first write (a fault, or the router writing
+  // there) gives this process a copy of the 2 MiB block around it, or just
+  // the write permission back when no other process shares the pages.
+  bool anon_cow = false;
   std::shared_ptr<Chunk> chunk;
   uint64_t chunk_offset = 0;  // where `start` lies in the chunk
   std::string name;           // for /proc/PID/maps: a path, [heap], [stack]
@@ -130,6 +136,17 @@ class MemoryAddressSpace final : public platform::AddressSpace {
   uint64_t resident() const;
   const std::map<uint64_t, Vma>& vmas() const { return vmas_; }
 
+  // A SEGV_ACCERR at `addr`: true if it was a write to copy-on-write memory
+  // (Vma::anon_cow) and the page is now writable (the task retries the
+  // instruction); false: a real fault.
+  bool ResolveWriteFault(uint64_t addr);
+  // Copy-on-write blocks a write of [addr, addr + len) would touch, made
+  // private first (the router's own writes into application memory).
+  void PrepareWrite(uint64_t addr, uint64_t len);
+  // Copy-on-write blocks made private (copied, or taken over) so far.
+  uint64_t cow_copies() const { return cow_copies_; }
+  uint64_t cow_takeovers() const { return cow_takeovers_; }
+
  private:
   long Map(uint64_t addr, uint64_t len, int prot, int flags);
   long Unmap(uint64_t addr, uint64_t len);
@@ -157,6 +174,7 @@ class MemoryAddressSpace final : public platform::AddressSpace {
   MemoryFile& file_;
   std::unique_ptr<platform::AddressSpace> inner_;
   std::map<uint64_t, Vma> vmas_;
+  uint64_t cow_copies_ = 0, cow_takeovers_ = 0;
 };
 
 // File contents in the memory file, for the read-only segments of
