@@ -617,6 +617,45 @@ static int mm(void) {
   return 0;
 }
 
+/* Copy-on-write after fork, from every side: the parent writes first, the
+ * child writes, a read() into copy-on-write memory (the router's own
+ * write), mprotect read-only and back, DONTNEED in the child, a grandchild.
+ * Each process must see only its own writes. */
+static int cow(void) {
+  const size_t len = 6 << 20;  /* three 2 MiB blocks */
+  char* m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  for (size_t i = 0; i < len; i += 4096) m[i] = 'p';
+  int pipefd[2];
+  pipe(pipefd);
+  pid_t c = fork();
+  if (c == 0) {
+    char buf[8] = {0};
+    read(pipefd[0], buf, 1);  /* wait until the parent wrote */
+    printf("child before writing: %c %c %c\n", m[0], m[2 << 20], m[len - 4096]);
+    m[2 << 20] = 'c';
+    read(pipefd[0], m + (4 << 20), 5);  /* the router writes into copy-on-write memory */
+    mprotect(m, 4096, PROT_READ);
+    mprotect(m, 4096, PROT_READ | PROT_WRITE);
+    m[1] = 'x';
+    madvise(m + (4 << 20) + 8192, 4096, MADV_DONTNEED);
+    pid_t g = fork();
+    if (g == 0) {
+      m[3] = 'g';
+      printf("grandchild: %c %c %c %.5s\n", m[3], m[2 << 20], m[0], m + (4 << 20));
+      _exit(0);
+    }
+    waitpid(g, NULL, 0);
+    printf("child after: %c %c %.5s %d %c\n", m[0], m[2 << 20], m + (4 << 20), m[(4 << 20) + 8192], m[3] ? m[3] : '0');
+    _exit(0);
+  }
+  m[0] = 'P';  /* the parent writes first */
+  write(pipefd[1], "g", 1);
+  write(pipefd[1], "hello", 5);
+  waitpid(c, NULL, 0);
+  printf("parent after: %c %c %c %c %d\n", m[0], m[1], m[2 << 20], m[4 << 20], m[(4 << 20) + 8192]);
+  return 0;
+}
+
 /* System V shared memory: a private segment shared across fork, attach
  * counts, IPC_RMID with attachments, keys (IPC_CREAT, IPC_EXCL, ENOENT). The
  * key is made from the pid so that the native run does not meet another
@@ -782,6 +821,7 @@ int main(int argc, char** argv) {
   if (!strcmp(argc > 1 ? argv[1] : "", "sysvshm")) return sysvshm();
   if (!strcmp(argc > 1 ? argv[1] : "", "mm")) return mm();
   if (!strcmp(argc > 1 ? argv[1] : "", "rtsig")) return rtsig();
+  if (!strcmp(argc > 1 ? argv[1] : "", "cow")) return cow();
   const char* m = argc > 1 ? argv[1] : "";
   if (!strcmp(m, "threads")) return threads();
   if (!strcmp(m, "tsignal")) return tsignal();

@@ -5,9 +5,10 @@
 // router maps the whole file once, so that it reads and writes application
 // memory with memcpy instead of cross-process copies. The router therefore
 // knows every mapping (a VMA list per address space) and implements what the
-// host kernel did for anonymous memory: fork copies private memory (eagerly,
-// only the pages that hold data; copy-on-write comes with the mem-broker
-// issue), MAP_SHARED memory stays shared across fork, munmap and mprotect
+// host kernel did for anonymous memory: fork shares private memory
+// copy-on-write (write-protected in both stubs; a write fault copies the
+// 2 MiB block, see Vma::anon_cow), MAP_SHARED memory stays shared across
+// fork, munmap and mprotect
 // split mappings, freed ranges go back to the host (FALLOC_FL_PUNCH_HOLE).
 //
 // MemoryFile: the file, the router's mapping of it, and a first-fit
