@@ -930,6 +930,21 @@ TEST_F(TrapPlatformTest, AForgedSlotOnlyConfusesTheForger) {
   EXPECT_EQ(platform_->WaitEvents(&got, {}, 20), 0u);
 }
 
+TEST_F(TrapPlatformTest, AStubThatStopsAnsweringIsKilledNotWaitedFor) {
+  // A stopped stub cannot answer a command (as one whose application
+  // scribbled over the state word would not): after the timeout it is
+  // killed and the command fails.
+  auto platform = NewTrapPlatform({.command_timeout_ms = 300});
+  auto as = platform->NewAddressSpace();
+  const pid_t pid = as->stub_pid();
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_THROW(as->Mmap(0x10000000, kPage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0), SysError);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(waited, std::chrono::seconds(5));
+  EXPECT_FALSE(as->alive());
+}
+
 TEST_F(TrapPlatformTest, GetpidRoundTripsAgainstPtrace) {
   constexpr int kN = 20000;
   double us[2] = {0, 0};

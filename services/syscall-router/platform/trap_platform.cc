@@ -830,15 +830,21 @@ bool TrapPlatform::WaitSlot(uint64_t slot, uint32_t want, TrapAddressSpace* as, 
   }
   EnsureSigfd();
   const uint64_t g = Globals();
+  const int64_t give_up = NowNs() + static_cast<int64_t>(options_.command_timeout_ms) * 1000000;
+  bool killed = false;
   for (;;) {
     std::atomic_ref<uint32_t>(U32(g + BH_GLOBAL_ROUTER_SLEEPING)).store(1, std::memory_order_seq_cst);
     if (done()) break;
     pollfd pf[2] = {{event_fd_.get(), POLLIN, 0}, {sigfd_.get(), POLLIN, 0}};
-    ::poll(pf, 2, 100);
+    ::poll(pf, 2, 20);
     uint64_t v;
     while (::read(event_fd_.get(), &v, sizeof v) > 0) {
     }
     if (done()) break;
+    if (!killed && NowNs() > give_up) {
+      ::kill(pid, SIGKILL);  // its death is collected below
+      killed = true;
+    }
     // Died? (A new stub before it has an address space: look at its pid.)
     if (as != nullptr) {
       Reap(&pending_);

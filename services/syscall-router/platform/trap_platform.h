@@ -81,6 +81,12 @@ struct TrapPlatformOptions {
   // A stub thread that runs alone is kept off the CPU the router runs on
   // (both sides spin during a hand-off; on one CPU they would take turns).
   bool avoid_router_cpu = false;
+  // A stub thread that does not answer a command (a new thread's birth, an
+  // address-space call) within this time is taken for hostile or stuck:
+  // its process is killed, and the command fails as if it had died. Its
+  // slot is the application's to scribble on, so waiting forever would let
+  // it hang the router.
+  uint32_t command_timeout_ms = 10000;
   // Threads (all stubs together) the region has room for.
   uint32_t max_threads = 1024;
   // Keep the host's [vvar]/[vdso] in every stub, so that the loader can pass
