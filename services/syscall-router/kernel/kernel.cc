@@ -714,7 +714,15 @@ struct Kernel::Impl {
         if (!DeliverSignals(t)) continue;  // stopped or gone
         if (t.state != Task::State::kRunnable) continue;
         t.state = Task::State::kRunning;
-        t.ctx->Resume(Stub(*t.proc->as), &t.regs);
+        try {
+          t.ctx->Resume(Stub(*t.proc->as), &t.regs);
+        } catch (const std::exception& e) {
+          // The platform could not run it (no stub thread to be had, say):
+          // the process dies as by SIGKILL; the sandbox and the router go on.
+          spdlog::warn("process {}: task {} cannot run: {}; killed", t.proc->pid, t.tid, e.what());
+          t.state = Task::State::kRunnable;
+          ExitProcess(*t.proc, SIGKILL, false);
+        }
       }
       if (init_exited_) break;
       // Signals delivered above may have ended or stopped processes that

@@ -945,6 +945,27 @@ TEST_F(TrapPlatformTest, AStubThatStopsAnsweringIsKilledNotWaitedFor) {
   EXPECT_FALSE(as->alive());
 }
 
+TEST_F(TrapPlatformTest, RunningOutOfThreadSlotsIsAnErrorNotACrash) {
+  auto platform = NewTrapPlatform({.max_threads = 2});
+  ToyKernel k(*platform, RawApp(), {"test_app_raw", "getpid"});
+  ASSERT_EQ(k.ctx().Switch(k.as(), k.regs()).kind, EventKind::kSyscall);
+  auto second = platform->NewContext();
+  Registers r2 = k.regs();
+  EXPECT_EQ(second->Switch(k.as(), r2).kind, EventKind::kSyscall);  // slot 2
+  auto third = platform->NewContext();
+  Registers r3 = k.regs();
+  try {
+    third->Switch(k.as(), r3);
+    FAIL() << "a third thread found a slot";
+  } catch (const SysError& e) {
+    EXPECT_EQ(e.err(), EAGAIN);
+  }
+  // The others go on; a slot freed by a context that goes is used again.
+  second.reset();
+  EXPECT_EQ(third->Switch(k.as(), r3).kind, EventKind::kSyscall);
+  EXPECT_EQ(k.as().stub_threads(), 2u);
+}
+
 TEST_F(TrapPlatformTest, GetpidRoundTripsAgainstPtrace) {
   constexpr int kN = 20000;
   double us[2] = {0, 0};

@@ -88,7 +88,7 @@ struct TrapPlatformOptions {
   // it hang the router.
   uint32_t command_timeout_ms = 10000;
   // Threads (all stubs together) the region has room for.
-  uint32_t max_threads = 1024;
+  uint32_t max_threads = 8192;
   // Keep the host's [vvar]/[vdso] in every stub, so that the loader can pass
   // AT_SYSINFO_EHDR and clock_gettime/gettimeofday/time/getcpu never trap.
   bool keep_vdso = true;
