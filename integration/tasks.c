@@ -482,6 +482,16 @@ static int posixshm(void) {
   return 0;
 }
 
+/* Prints "label: ok" or "label: <strerror>" for a call that returns < 0 on
+ * failure (errno read right after the call). */
+#define SHOW_ERR(label, expr)                                                   \
+  do {                                                                          \
+    errno = 0;                                                                  \
+    long r_ = (long)(expr);                                                     \
+    int e_ = errno;                                                             \
+    printf("%s: %s\n", label, r_ < 0 ? strerror(e_) : "ok");                    \
+  } while (0)
+
 /* Real-time signals queue (one instance per sigqueue, in order, lowest
  * number first); standard signals do not. */
 static int rt_order[32], rt_value[32], rt_n;
@@ -554,30 +564,23 @@ static int mm_probe(volatile char* p, int write) {
 }
 static int mm(void) {
   const long pg = 4096;
-#define SHOWM(label, expr)                                                      \
-  do {                                                                          \
-    errno = 0;                                                                  \
-    long r_ = (long)(expr);                                                     \
-    int e_ = errno;                                                             \
-    printf("%s: %s\n", label, r_ < 0 ? strerror(e_) : "ok");                    \
-  } while (0)
   signal(SIGSEGV, mm_segv);
   signal(SIGBUS, mm_segv);
   char* a = mmap(NULL, 4 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   printf("fresh pages are zero: %d\n", a[0] == 0 && a[4 * pg - 1] == 0);
-  SHOWM("mmap length 0", mmap(NULL, 0, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED ? -1 : 0);
-  SHOWM("munmap unaligned", munmap(a + 1, pg));
-  SHOWM("mprotect unaligned", mprotect(a + 1, pg, PROT_READ));
-  SHOWM("munmap middle page", munmap(a + pg, pg));
+  SHOW_ERR("mmap length 0", mmap(NULL, 0, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED ? -1 : 0);
+  SHOW_ERR("munmap unaligned", munmap(a + 1, pg));
+  SHOW_ERR("mprotect unaligned", mprotect(a + 1, pg, PROT_READ));
+  SHOW_ERR("munmap middle page", munmap(a + pg, pg));
   printf("around the hole: %d %d %d\n", mm_probe(a, 1), mm_probe(a + pg, 0), mm_probe(a + 2 * pg, 1));
-  SHOWM("mprotect over the hole", mprotect(a, 3 * pg, PROT_READ));
-  SHOWM("mprotect last page read-only", mprotect(a + 3 * pg, pg, PROT_READ));
+  SHOW_ERR("mprotect over the hole", mprotect(a, 3 * pg, PROT_READ));
+  SHOW_ERR("mprotect last page read-only", mprotect(a + 3 * pg, pg, PROT_READ));
   printf("read-only page: read %d write %d\n", mm_probe(a + 3 * pg, 0), mm_probe(a + 3 * pg, 1));
-  SHOWM("mprotect none", mprotect(a + 3 * pg, pg, PROT_NONE));
+  SHOW_ERR("mprotect none", mprotect(a + 3 * pg, pg, PROT_NONE));
   printf("PROT_NONE page: read %d\n", mm_probe(a + 3 * pg, 0));
-  SHOWM("MAP_FIXED_NOREPLACE over a mapping",
+  SHOW_ERR("MAP_FIXED_NOREPLACE over a mapping",
         mmap(a, pg, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == MAP_FAILED ? -1 : 0);
-  SHOWM("MAP_FIXED_NOREPLACE in the hole",
+  SHOW_ERR("MAP_FIXED_NOREPLACE in the hole",
         mmap(a + pg, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == MAP_FAILED ? -1 : 0);
   /* Copy-on-write and shared memory across fork. */
   char* priv = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -595,12 +598,12 @@ static int mm(void) {
   printf("parent after the child: private %s shared %s\n", priv, shared);
   /* madvise. */
   memset(priv, 7, pg);
-  SHOWM("MADV_DONTNEED", madvise(priv, pg, MADV_DONTNEED));
+  SHOW_ERR("MADV_DONTNEED", madvise(priv, pg, MADV_DONTNEED));
   printf("private after DONTNEED reads zero: %d\n", priv[0] == 0 && priv[pg - 1] == 0);
-  SHOWM("MADV_DONTNEED shared", madvise(shared, pg, MADV_DONTNEED));
+  SHOW_ERR("MADV_DONTNEED shared", madvise(shared, pg, MADV_DONTNEED));
   printf("shared after DONTNEED keeps data: %s\n", shared);
-  SHOWM("MADV_HUGEPAGE", madvise(priv, pg, MADV_HUGEPAGE));
-  SHOWM("madvise bad advice", madvise(priv, pg, 12345));
+  SHOW_ERR("MADV_HUGEPAGE", madvise(priv, pg, MADV_HUGEPAGE));
+  SHOW_ERR("madvise bad advice", madvise(priv, pg, 12345));
   /* mremap. */
   char* r = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   strcpy(r + pg, "kept by mremap");
@@ -610,10 +613,9 @@ static int mm(void) {
   g[63 * pg] = 5;
   char* s2 = mremap(g, 64 * pg, pg, 0);
   printf("mremap shrink in place: %d, tail gone: %d\n", s2 == g, !mm_probe(g + 2 * pg, 0));
-  SHOWM("mremap grow without MAYMOVE over a neighbour", (mmap(g + pg, pg, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0),
+  SHOW_ERR("mremap grow without MAYMOVE over a neighbour", (mmap(g + pg, pg, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0),
         mremap(g, pg, 4 * pg, 0) == MAP_FAILED ? -1 : 0));
-  SHOWM("mremap of nothing", mremap((void*)0x10000, pg, 2 * pg, MREMAP_MAYMOVE) == MAP_FAILED ? -1 : 0);
-#undef SHOWM
+  SHOW_ERR("mremap of nothing", mremap((void*)0x10000, pg, 2 * pg, MREMAP_MAYMOVE) == MAP_FAILED ? -1 : 0);
   return 0;
 }
 
@@ -678,13 +680,6 @@ static int cow(void) {
  * key is made from the pid so that the native run does not meet another
  * run's segment in the host's namespace; everything is removed at the end. */
 static int sysvshm(void) {
-#define SHOWI(label, expr)                                                      \
-  do {                                                                          \
-    errno = 0;                                                                  \
-    long r_ = (long)(expr);                                                     \
-    int e_ = errno;                                                             \
-    printf("%s: %s\n", label, r_ < 0 ? strerror(e_) : "ok");                    \
-  } while (0)
   int id = shmget(IPC_PRIVATE, 10000, IPC_CREAT | 0600);
   if (id < 0) { perror("shmget"); return 1; }
   char* p = shmat(id, NULL, 0);
@@ -706,25 +701,24 @@ static int sysvshm(void) {
   waitpid(c, NULL, 0);
   shmctl(id, IPC_STAT, &ds);
   printf("after the child: %s, attached %lu\n", p + 5000, (unsigned long)ds.shm_nattch);
-  SHOWI("IPC_RMID while attached", shmctl(id, IPC_RMID, NULL));
+  SHOW_ERR("IPC_RMID while attached", shmctl(id, IPC_RMID, NULL));
   printf("still readable: %s\n", p);
-  SHOWI("shmdt", shmdt(p));
-  SHOWI("shmdt again", shmdt(p));
-  SHOWI("IPC_STAT after the last detach", shmctl(id, IPC_STAT, &ds));
+  SHOW_ERR("shmdt", shmdt(p));
+  SHOW_ERR("shmdt again", shmdt(p));
+  SHOW_ERR("IPC_STAT after the last detach", shmctl(id, IPC_STAT, &ds));
   key_t key = (key_t)(0x5b000000 | (getpid() & 0xffffff));
   int k1 = shmget(key, 4096, IPC_CREAT | IPC_EXCL | 0600);
   printf("keyed: %s\n", k1 < 0 ? strerror(errno) : "created");
-  SHOWI("same key, IPC_EXCL", shmget(key, 4096, IPC_CREAT | IPC_EXCL | 0600));
+  SHOW_ERR("same key, IPC_EXCL", shmget(key, 4096, IPC_CREAT | IPC_EXCL | 0600));
   printf("same key, found again: %d\n", shmget(key, 4096, 0600) == k1);
-  SHOWI("same key, larger", shmget(key, 8192, 0600));
-  SHOWI("IPC_RMID", shmctl(k1, IPC_RMID, NULL));
-  SHOWI("removed key", shmget(key, 4096, 0600));
-  SHOWI("size 0", shmget(IPC_PRIVATE, 0, IPC_CREAT | 0600));
-  SHOWI("bad id", shmat(-1, NULL, 0) == (void*)-1 ? -1 : 0);
+  SHOW_ERR("same key, larger", shmget(key, 8192, 0600));
+  SHOW_ERR("IPC_RMID", shmctl(k1, IPC_RMID, NULL));
+  SHOW_ERR("removed key", shmget(key, 4096, 0600));
+  SHOW_ERR("size 0", shmget(IPC_PRIVATE, 0, IPC_CREAT | 0600));
+  SHOW_ERR("bad id", shmat(-1, NULL, 0) == (void*)-1 ? -1 : 0);
   int small = shmget(IPC_PRIVATE, 4096, 0600);
-  SHOWI("unaligned address", shmat(small, (void*)0x10000001, 0) == (void*)-1 ? -1 : 0);
+  SHOW_ERR("unaligned address", shmat(small, (void*)0x10000001, 0) == (void*)-1 ? -1 : 0);
   shmctl(small, IPC_RMID, NULL);
-#undef SHOWI
   return 0;
 }
 
