@@ -499,7 +499,7 @@ struct Kernel::Impl {
       std::snprintf(b, sizeof b, "%-16s%8llu kB\n", key, static_cast<unsigned long long>(bytes / 1024));
       return std::string(b);
     };
-    return line("MemTotal:", total) + line("MemFree:", mem_limit_ ? avail : avail) +
+    return line("MemTotal:", total) + line("MemFree:", avail) +
            line("MemAvailable:", std::min(total, avail + file)) + line("Buffers:", 0) +
            line("Cached:", file + shmem) + line("SwapCached:", 0) + line("AnonPages:", anon) +
            line("Mapped:", file) + line("Shmem:", shmem) + line("SwapTotal:", 0) + line("SwapFree:", 0) +
@@ -783,10 +783,8 @@ struct Kernel::Impl {
   // events or at the deadline WaitEvents is given (page faults reach no
   // router, so memory can grow between checks by what a task writes in 5 ms).
   // The memory figures of `bulkhead stats`, at most every 5 ms.
-  void PublishMemoryStats() {
-    if (!mem_stats_) return;
-    const int64_t now = NowNs();
-    if (now < next_mem_stats_ns_) return;
+  void PublishMemoryStats(int64_t now) {
+    if (!mem_stats_ || now < next_mem_stats_ns_) return;
     next_mem_stats_ns_ = now + kMemCheckNs;
     const MemoryKinds k = MemoryByKind();
     mem_stats_->used.store(k.used, std::memory_order_relaxed);
@@ -798,10 +796,10 @@ struct Kernel::Impl {
   }
 
   void CheckMemoryLimit() {
-    PublishMemoryStats();
-    if (mem_limit_ == 0) return;
+    if (!mem_stats_ && mem_limit_ == 0) return;
     const int64_t now = NowNs();
-    if (now < next_mem_check_ns_) return;
+    PublishMemoryStats(now);
+    if (mem_limit_ == 0 || now < next_mem_check_ns_) return;
     next_mem_check_ns_ = now + kMemCheckNs;
     const uint64_t used = MemoryUsed();
     if (used <= mem_limit_) return;
