@@ -441,6 +441,7 @@ class TrapPlatform final : public Platform {
   std::vector<uint32_t> free_areas_;
   std::unordered_map<pid_t, TrapAddressSpace*> by_pid_;
   std::vector<TrapThread*> running_;
+  std::vector<pollfd> pfds_;  // WaitEvents' poll set
   cpu_set_t all_cpus_{};  // the router's affinity at start: where stubs may run
   uint32_t handler_spin_ = 1;
   int64_t router_spin_ns_ = 0;  // the ceiling (options)
@@ -930,7 +931,8 @@ size_t TrapPlatform::WaitEvents(std::vector<Ready>* out, std::span<pollfd> fds, 
   const int64_t deadline = timeout_ms < 0 ? -1 : NowNs() + static_cast<int64_t>(timeout_ms) * 1000000;
   const uint64_t g = Globals();
   std::atomic_ref<uint32_t> sleeping(U32(g + BH_GLOBAL_ROUTER_SLEEPING));
-  std::vector<pollfd> pfds(fds.size() + 3);
+  std::vector<pollfd>& pfds = pfds_;  // kept: no allocation per event
+  pfds.resize(fds.size() + 3);
   for (auto& f : fds) f.revents = 0;
   // Spin while threads run: most events come within microseconds.
   Scan(out);
