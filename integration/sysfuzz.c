@@ -78,7 +78,11 @@ int main(int argc, char** argv) {
   long* counter = (long*)syscall(SYS_mmap, 0, 4096, 3, 0x21 /* MAP_SHARED|MAP_ANONYMOUS */, -1, 0);
   if ((long)counter < 0) return 1;
   const long end = now_ms() + budget_ms;
-  uint64_t seed = (uint64_t)now_ms() * 2654435761u;
+  /* The seed is printed, and taken from argv[2] when given, so that a run
+   * that broke the sandbox can be replayed. */
+  uint64_t seed = argc > 2 ? strtoull(argv[2], NULL, 0) : (uint64_t)now_ms() * 2654435761u;
+  printf("seed %llu\n", (unsigned long long)seed);
+  fflush(stdout);
   int children = 0;
   while (now_ms() < end) {
     pid_t c = fork();

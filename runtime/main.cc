@@ -261,6 +261,7 @@ int CmdDo(const Global& g, std::vector<std::string> args) {
   if (stats || g.debug) {
     std::fprintf(stderr, "bulkhead: %llu system calls served", static_cast<unsigned long long>(r.syscalls));
     if (!r.platform.empty()) std::fprintf(stderr, " on the %s platform", r.platform.c_str());
+    if (r.patched_sites) std::fprintf(stderr, " (%llu call sites patched)", static_cast<unsigned long long>(r.patched_sites));
     if (r.oom_kills) std::fprintf(stderr, "; %llu processes killed for the memory limit", static_cast<unsigned long long>(r.oom_kills));
     if (!r.unimplemented.empty()) std::fprintf(stderr, "; unimplemented (answered ENOSYS):");
     for (auto& [nr, n] : r.unimplemented) {

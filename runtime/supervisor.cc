@@ -710,6 +710,7 @@ AppResult Supervisor::RunApp(const std::vector<std::string>& argv, const std::ve
   for (auto u : x.getUnimplemented()) res.unimplemented.emplace_back(u.getNr(), u.getCount());
   if (x.hasPlatform()) res.platform = SafeText(x.getPlatform().cStr(), 16);
   res.oom_kills = x.getOomKills();
+  res.patched_sites = x.getPatchedSites();
   return res;
 }
 

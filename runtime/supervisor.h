@@ -70,6 +70,7 @@ struct AppResult {
   std::vector<std::pair<int, uint64_t>> unimplemented;  // syscall number, count
   std::string platform;    // how the application ran: "trap" or "ptrace"
   uint64_t oom_kills = 0;  // processes killed for the memory limit
+  uint64_t patched_sites = 0;  // system call sites patched to the fast entry
 };
 
 struct ServiceSnapshot {

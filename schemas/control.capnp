@@ -39,6 +39,7 @@ struct Exited {
   unimplemented @3 :List(UnimplementedSyscall);
   platform @4 :Text;         # the router's platform: "trap" or "ptrace"
   oomKills @5 :UInt64;       # processes killed for the memory limit
+  patchedSites @6 :UInt64;   # system call sites patched to the platform's fast entry
 }
 
 struct UnimplementedSyscall {

@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
     out.setSyscalls(res.syscalls);
     out.setPlatform(std::string(platform->name()));
     out.setOomKills(res.oom_kills);
+    out.setPatchedSites(res.patched_sites);
     auto list = out.initUnimplemented(static_cast<unsigned>(res.unimplemented.size()));
     unsigned i = 0;
     for (auto& [nr, count] : res.unimplemented) {

@@ -300,7 +300,7 @@ struct Task {
 struct Kernel::Impl {
   Impl(platform::Platform& p, GoferClient& g, std::array<int, 3> s, TerminalSignals* term, MemoryFile* mem,
        std::atomic<uint64_t>* enosys)
-      : platform_(p), gofer_(g), stdio_(s), term_(term), mem_(mem), enosys_(enosys) {
+      : platform_(p), gofer_(g), stdio_(s), term_(term), mem_(mem), enosys_(enosys), fast_entry_(p.fast_entry()) {
     if (mem_) cache_ = std::make_unique<FileCache>(*mem_);
     tmp_.SetMemoryFile(mem_);
     shm_.SetMemoryFile(mem_);
@@ -312,6 +312,7 @@ struct Kernel::Impl {
   TerminalSignals* term_;
   MemoryFile* mem_;
   std::atomic<uint64_t>* enosys_;
+  const uint64_t fast_entry_;  // Platform::fast_entry(): 0 when sites are never patched
   std::unique_ptr<FileCache> cache_;  // read-only file pages (exec), shared by all processes
   std::string hostname_ = "bulkhead";
   RunResult* res_ = nullptr;
@@ -1040,6 +1041,99 @@ struct Kernel::Impl {
     if (t.state == Task::State::kBlocked || t.state == Task::State::kRunning) t.state = Task::State::kRunnable;
   }
 
+  void ServeSyscall(Task& t, uint32_t arch) {
+    ++res_->syscalls;
+    const long nr = t.regs.syscall_nr();
+    int64_t r;
+    t.retry = false;
+    if (arch != AUDIT_ARCH_X86_64 || nr < 0) {
+      r = -ENOSYS;
+    } else {
+      r = Dispatch(t, nr);
+    }
+    if (r == kBlock) {
+      t.state = Task::State::kBlocked;
+      return;
+    }
+    Complete(t, r);
+  }
+
+  // ------------------------------------------------------------ site patching (patch.h)
+
+  // Rewrites the `mov $nr, %eax; syscall` that just trapped into a jump to
+  // the platform's fast entry, when that is safe (patch.h says when).
+  void MaybePatch(Task& t) {
+    const long nr = t.regs.syscall_nr();
+    // rt_sigreturn needs a signal frame; the others come once per process.
+    if (nr < 0 || nr > 0xffff || nr == SYS_rt_sigreturn || nr == SYS_exit || nr == SYS_exit_group ||
+        nr == SYS_execve || nr == SYS_execveat || t.regs.gp.gs_base != 0) {
+      return;
+    }
+    MemoryAddressSpace* mm = Mm(*t.proc);
+    if (mm == nullptr) return;
+    PatchState& ps = mm->patches();
+    if (ps.disabled || ps.used >= kPatchSites) return;
+    const uint64_t ret = t.regs.ip();
+    if (ret < kSiteLen || InPatchArea(ret - 1)) return;
+    const uint64_t site = ret - kSiteLen;
+    if ((site >> 12) != ((ret - 1) >> 12) || ps.sites.count(site) != 0) return;
+    const int prot = mm->ProtAt(site);
+    if (prot < 0 || (prot & PROT_WRITE) || !(prot & PROT_EXEC)) return;
+    for (Task* o : t.proc->tasks) {
+      if (o != &t && o->state == Task::State::kRunning) return;  // it might be executing these bytes
+    }
+    std::array<uint8_t, kSiteLen> b;
+    if (mm->ReadMemory(site, b.data(), b.size()) != static_cast<ssize_t>(b.size())) return;
+    auto prefix = PatchableSite(b);
+    if (!prefix) return;
+    if (auto n = PrefixNumber(*prefix); n && *n != static_cast<uint64_t>(nr)) return;
+    if (!ps.area) {
+      // Made once per address space, where nothing else is; else never.
+      if (!mm->Unmapped(kPatchTable, kPatchAreaSize) ||
+          mm->Mmap(kPatchTable, kPatchAreaSize, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) !=
+              static_cast<long>(kPatchTable)) {
+        ps.disabled = true;
+        return;
+      }
+      mm->Name(kPatchTable, kPatchAreaSize, "[bulkhead-patch]");
+      ps.area = true;
+    }
+    const uint32_t index = ps.used;
+    const auto thunk = Thunk(*prefix, ret, fast_entry_);
+    const uint64_t entry = ThunkAddress(index);
+    const auto jump = SiteJump(index);
+    if (!mm->PatchCode(entry, thunk.data(), thunk.size()) || !mm->PatchCode(TableEntry(index), &entry, 8) ||
+        !mm->PatchCode(site, jump.data(), jump.size())) {
+      return;
+    }
+    ++ps.used;
+    ps.sites[site] = index;
+    ++res_->patched_sites;
+  }
+
+  // True if `site` is a site this address space patched and still holds the jump.
+  bool PatchedSiteAt(Task& t, uint64_t site) {
+    MemoryAddressSpace* mm = Mm(*t.proc);
+    if (mm == nullptr) return false;
+    auto it = mm->patches().sites.find(site);
+    if (it == mm->patches().sites.end()) return false;
+    std::array<uint8_t, kSiteLen> b;
+    return mm->ReadMemory(site, b.data(), b.size()) == static_cast<ssize_t>(b.size()) && b == SiteJump(it->second);
+  }
+
+  // The process set its own gs_base, which the fast entry needs: every
+  // patched site goes back to trapping (its thunk's slow half), for good.
+  void DisablePatches(Process& p) {
+    MemoryAddressSpace* mm = Mm(p);
+    if (mm == nullptr) return;
+    PatchState& ps = mm->patches();
+    ps.disabled = true;
+    for (uint32_t i = 0; i < ps.used; ++i) {
+      const uint64_t slow = ThunkAddress(i) + kPatchThunkSize / 2;
+      mm->PatchCode(TableEntry(i), &slow, 8);
+    }
+  }
+
   void HandleEvent(Task& t, const platform::Event& e) {
     if (t.state == Task::State::kDead) return;
     if (spdlog::should_log(spdlog::level::trace)) {
@@ -1047,24 +1141,23 @@ struct Kernel::Impl {
     }
     t.state = Task::State::kRunnable;
     switch (e.kind) {
-      case platform::EventKind::kSyscall: {
-        ++res_->syscalls;
-        const long nr = t.regs.syscall_nr();
-        int64_t r;
-        t.retry = false;
-        if (e.syscall_arch != AUDIT_ARCH_X86_64 || nr < 0) {
-          r = -ENOSYS;
-        } else {
-          r = Dispatch(t, nr);
-        }
-        if (r == kBlock) {
-          t.state = Task::State::kBlocked;
+      case platform::EventKind::kSyscall:
+        if (e.syscall_arch == AUDIT_ARCH_X86_64 && fast_entry_ != 0) MaybePatch(t);
+        ServeSyscall(t, e.syscall_arch);
+        return;
+      case platform::EventKind::kFault: {
+        // A thread preempted between the two instructions of a site that
+        // was patched meanwhile resumed on the jump's last bytes (ud2): the
+        // system call it was making.
+        if (e.signo == SIGILL && PatchedSiteAt(t, t.regs.ip() - 5)) {
+          t.regs.gp.rip += 2;
+          t.regs.gp.rcx = t.regs.gp.rip;
+          t.regs.gp.r11 = t.regs.gp.eflags;
+          t.regs.gp.orig_rax = t.regs.gp.rax & 0xffffffffu;
+          t.regs.gp.rax = static_cast<uint64_t>(-ENOSYS);
+          ServeSyscall(t, AUDIT_ARCH_X86_64);
           return;
         }
-        Complete(t, r);
-        return;
-      }
-      case platform::EventKind::kFault: {
         // A write to memory a fork left shared copy-on-write: the page is
         // the task's own now; the instruction runs again.
         if (e.signo == SIGSEGV && e.info.si_code == SEGV_ACCERR) {
@@ -3123,6 +3216,8 @@ struct Kernel::Impl {
     uint64_t end = PageUp(want);
     if (end > p.brk_mapped && OverLimit(end - p.brk_start)) return static_cast<int64_t>(p.brk);
     if (end > p.brk_mapped) {
+      // As Linux: the heap never grows over another mapping.
+      if (auto* mm = Mm(p); mm && !mm->Unmapped(p.brk_mapped, end - p.brk_mapped)) return static_cast<int64_t>(p.brk);
       long r = p.as->Mmap(p.brk_mapped, end - p.brk_mapped, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
       if (r < 0) return static_cast<int64_t>(p.brk);
@@ -3624,6 +3719,7 @@ struct Kernel::Impl {
         if (a(0) == ARCH_GET_FS) return Out(t, a(1), t.regs.gp.fs_base) ? 0 : -EFAULT;
         if (a(0) == ARCH_SET_GS) {
           if (a(1) >= platform::kTaskSizeMax) return -EPERM;
+          if (a(1) != 0) DisablePatches(*t.proc);
           t.regs.gp.gs_base = a(1);
           return 0;
         }

@@ -50,6 +50,7 @@ struct RunResult {
   std::map<long, uint64_t> unimplemented;  // syscall number -> count (answered ENOSYS)
   uint64_t processes = 0;    // processes created (the first one included)
   uint64_t oom_kills = 0;    // processes killed for the memory limit
+  uint64_t patched_sites = 0;  // system call sites patched to the fast entry (patch.h)
 };
 
 // Signals from the terminal the sandbox runs on (^C, ^\\, ^Z, a resize), posted

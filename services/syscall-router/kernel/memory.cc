@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -429,6 +430,7 @@ std::unique_ptr<platform::AddressSpace> MemoryAddressSpace::Fork() {
     }
     child->vmas_[start] = v;  // the host fork mapped the same pages
   }
+  child->patches_ = patches_;
   return child;
 }
 
@@ -466,6 +468,49 @@ ssize_t MemoryAddressSpace::WriteMemory(uint64_t addr, const void* src, size_t l
   return Access(addr, len, PROT_WRITE, [&](uint8_t* p, size_t at, size_t n) {
     std::memcpy(p, static_cast<const uint8_t*>(src) + at, n);
   });
+}
+
+bool MemoryAddressSpace::Unmapped(uint64_t addr, uint64_t len) const {
+  auto it = vmas_.upper_bound(addr);
+  if (it != vmas_.begin() && std::prev(it)->second.end > addr) return false;
+  return it == vmas_.end() || it->first >= addr + len;
+}
+
+int MemoryAddressSpace::ProtAt(uint64_t addr) const {
+  auto it = vmas_.upper_bound(addr);
+  if (it == vmas_.begin()) return -1;
+  --it;
+  return addr < it->second.end ? it->second.prot : -1;
+}
+
+bool MemoryAddressSpace::PatchCode(uint64_t addr, const void* src, size_t len) {
+  if (len == 0 || addr + len < addr || !alive()) return false;
+  auto find = [&]() -> Vma* {
+    auto it = vmas_.upper_bound(addr);
+    if (it == vmas_.begin()) return nullptr;
+    --it;
+    if (addr + len > it->second.end || it->second.shared) return nullptr;
+    return &it->second;
+  };
+  Vma* v = find();
+  if (v == nullptr) return false;
+  if (v->cow) {
+    const uint64_t page = addr & ~(kPage - 1);
+    if (BreakCow(page, PageUp(addr + len) - page) < 0) return false;
+    v = find();
+    if (v == nullptr || v->cow) return false;
+  }
+  auto it = std::prev(vmas_.upper_bound(addr));
+  uint8_t* dst = file_.at(v->chunk->offset + v->chunk_offset + (addr - it->first));
+  if (len == 8 && addr % 8 == 0) {
+    // A patch table entry: one store, as other threads may jump through it.
+    uint64_t word;
+    std::memcpy(&word, src, 8);
+    std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(dst)).store(word, std::memory_order_release);
+  } else {
+    std::memcpy(dst, src, len);
+  }
+  return true;
 }
 
 void MemoryAddressSpace::Name(uint64_t addr, uint64_t len, const std::string& name) {

@@ -28,6 +28,7 @@
 
 #include "base/fd.h"
 #include "base/mapping.h"
+#include "services/syscall-router/kernel/patch.h"
 #include "services/syscall-router/platform/platform.h"
 
 namespace bulkhead::router {
@@ -144,6 +145,18 @@ class MemoryAddressSpace final : public platform::AddressSpace {
   // Copy-on-write blocks a write of [addr, addr + len) would touch, made
   // private first (the router's own writes into application memory).
   void PrepareWrite(uint64_t addr, uint64_t len);
+  // Writes into application code, whatever the protection (system call
+  // site patching, patch.h): only inside one private mapping, whose pages
+  // become this address space's own first (a copy of a shared file page or
+  // of a block fork left shared). False if [addr, addr + len) is not in one
+  // private mapping or no copy could be made.
+  bool PatchCode(uint64_t addr, const void* src, size_t len);
+  // True if nothing is mapped in [addr, addr + len).
+  bool Unmapped(uint64_t addr, uint64_t len) const;
+  // The protection of the mapping at addr, or -1 if nothing is mapped there.
+  int ProtAt(uint64_t addr) const;
+  PatchState& patches() { return patches_; }
+
   // Copy-on-write blocks made private (copied, or taken over) so far.
   uint64_t cow_copies() const { return cow_copies_; }
   uint64_t cow_takeovers() const { return cow_takeovers_; }
@@ -176,6 +189,7 @@ class MemoryAddressSpace final : public platform::AddressSpace {
   std::unique_ptr<platform::AddressSpace> inner_;
   std::map<uint64_t, Vma> vmas_;
   uint64_t cow_copies_ = 0, cow_takeovers_ = 0;
+  PatchState patches_;
 };
 
 // File contents in the memory file, for the read-only segments of

@@ -32,8 +32,13 @@ namespace bulkhead::router {
 class FileData {
  public:
   uint64_t size() const { return size_; }
-  void Get(uint64_t off, uint8_t* dst, uint64_t n) const { std::memcpy(dst, ptr() + off, n); }
-  void Put(uint64_t off, const uint8_t* src, uint64_t n) { std::memcpy(ptr() + off, src, n); }
+  // n == 0 copies nothing: an empty heap has no data pointer to offset.
+  void Get(uint64_t off, uint8_t* dst, uint64_t n) const {
+    if (n != 0) std::memcpy(dst, ptr() + off, n);
+  }
+  void Put(uint64_t off, const uint8_t* src, uint64_t n) {
+    if (n != 0) std::memcpy(ptr() + off, src, n);
+  }
   // New bytes read as zeros. False when the memory file is full.
   bool Resize(uint64_t n, MemoryFile* mem);
   // A memory-file chunk holding the data, at least `need` bytes long. A chunk

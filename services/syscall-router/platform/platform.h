@@ -263,6 +263,15 @@ class Platform {
   // take a CPU the other service needs. Safe from any thread.
   virtual void Busy(bool /*busy*/) {}
 
+  // Where a patched system call site may jump instead of trapping (0: the
+  // platform has no such entry, sites are never patched). The kernel
+  // rewrites `mov $nr, %eax; syscall` into a jump through a thunk of its own
+  // that enters here with eax = nr and rcx = the address after the site;
+  // the call then arrives as an ordinary kSyscall event, without a signal.
+  // Only valid for threads whose gs_base the application left at 0 (the
+  // entry finds its thread's slot through %gs).
+  virtual uint64_t fast_entry() const { return 0; }
+
   // Pages the platform's stub code occupies in every address space; the
   // router's VMA manager must never map, unmap or protect anything there.
   virtual AddressRange stub_range() const = 0;

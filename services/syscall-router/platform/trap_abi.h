@@ -40,6 +40,28 @@
 #define BH_SLOT_GREGS 256        // 23 x u64 (mcontext gregs, REG_R8 ... REG_CR2)
 #define BH_SLOT_GREGS_SIZE 184
 #define BH_SLOT_GREGS_RUN_SIZE 144  // R8 ... EFL: what RUN writes back
+#define BH_SLOT_FAST 448         // u32: 1 = the thread waits in the fast entry, not in a signal frame
+#define BH_SLOT_SELF 456         // u64: the slot's own address (the fast entry finds it through %gs)
+
+// mcontext gregs indices, times 8 (REG_R8 ... REG_EFL).
+#define BH_G_R8 (BH_SLOT_GREGS + 0 * 8)
+#define BH_G_R9 (BH_SLOT_GREGS + 1 * 8)
+#define BH_G_R10 (BH_SLOT_GREGS + 2 * 8)
+#define BH_G_R11 (BH_SLOT_GREGS + 3 * 8)
+#define BH_G_R12 (BH_SLOT_GREGS + 4 * 8)
+#define BH_G_R13 (BH_SLOT_GREGS + 5 * 8)
+#define BH_G_R14 (BH_SLOT_GREGS + 6 * 8)
+#define BH_G_R15 (BH_SLOT_GREGS + 7 * 8)
+#define BH_G_RDI (BH_SLOT_GREGS + 8 * 8)
+#define BH_G_RSI (BH_SLOT_GREGS + 9 * 8)
+#define BH_G_RBP (BH_SLOT_GREGS + 10 * 8)
+#define BH_G_RBX (BH_SLOT_GREGS + 11 * 8)
+#define BH_G_RDX (BH_SLOT_GREGS + 12 * 8)
+#define BH_G_RAX (BH_SLOT_GREGS + 13 * 8)
+#define BH_G_RCX (BH_SLOT_GREGS + 14 * 8)
+#define BH_G_RSP (BH_SLOT_GREGS + 15 * 8)
+#define BH_G_RIP (BH_SLOT_GREGS + 16 * 8)
+#define BH_G_EFL (BH_SLOT_GREGS + 17 * 8)
 
 // Slot states.
 #define BH_STATE_NONE 0
@@ -48,6 +70,7 @@
 #define BH_STATE_CMD 3       // router -> handler: run cmd_nr(cmd_args)
 #define BH_STATE_CMD_DONE 4  // handler -> router: cmd_ret holds the result
 #define BH_STATE_RUNNING 5   // handler: back in application code
+#define BH_STATE_CONVERT 6   // router -> fast entry: trap (int3) into a real signal frame
 
 // Globals (shared area 0).
 #define BH_GLOBAL_ROUTER_SLEEPING 4 // u32: router blocks in poll: write eventfd

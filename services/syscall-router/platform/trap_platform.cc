@@ -48,6 +48,7 @@ extern const char bh_trap_syscall[];
 extern const char bh_trap_restorer[];
 extern const char bh_trap_handler[];
 extern const char bh_trap_boot[];
+extern const char bh_trap_fast[];
 }
 
 namespace bulkhead::router::platform {
@@ -354,6 +355,9 @@ struct TrapThread {
   bool draining = false;  // unbound while running: free after its next event
   Registers* target = nullptr;
   int avoided_cpu = -1;   // the CPU its affinity leaves out (AvoidRouterCpu), or -1
+  // Parked in the fast entry (a patched call), not in a signal frame: its
+  // FP state is live in the CPU, not in a frame (Convert).
+  bool fast = false;
 };
 
 class TrapContext final : public Context {
@@ -401,6 +405,7 @@ class TrapPlatform final : public Platform {
   uint64_t AreaTop(uint32_t area) const { return Slot(area) + kArea; }
   uint64_t Globals() const { return shared_; }
   uint64_t vdso() const { return vdso_ehdr_; }
+  uint64_t fast_entry() const override { return start_ + static_cast<uint64_t>(bh_trap_fast - bh_trap_stub_begin); }
   pid_t router_pid() const { return router_pid_; }
 
   uint32_t AllocArea();
@@ -421,6 +426,10 @@ class TrapPlatform final : public Platform {
   // nullopt: not for the router (a stale interrupt): run on.
   std::optional<Event> Decode(TrapThread& t, Registers& regs, TrapContext* ctx);
   void Run(TrapThread& t, const Registers& regs);
+  // Moves a thread parked in the fast entry into a real signal frame (it
+  // traps itself, CONVERT): its FP state is then in the frame. False if its
+  // stub died.
+  bool Convert(TrapThread& t);
   void AvoidRouterCpu(TrapThread& t);
   uint32_t handler_spin() const { return handler_spin_; }
 
@@ -675,7 +684,8 @@ uint32_t TrapPlatform::AllocArea() {
   const uint32_t a = free_areas_.back();
   free_areas_.pop_back();
   const uint64_t s = Slot(a);
-  std::memset(reinterpret_cast<void*>(s), 0, 256);
+  std::memset(reinterpret_cast<void*>(s), 0, 512);
+  U64(s + BH_SLOT_SELF) = s;
   U32(s + BH_SLOT_SPIN) = handler_spin_;
   U64(s + BH_SLOT_CUR_FS) = ~0ULL;  // unknown: the first RUN sets it
   U64(s + BH_SLOT_CUR_GS) = ~0ULL;
@@ -743,7 +753,16 @@ std::optional<Event> TrapPlatform::Decode(TrapThread& t, Registers& regs, TrapCo
   std::memcpy(&si, reinterpret_cast<const void*>(s + BH_SLOT_SIGINFO), sizeof si);
   const int sig = static_cast<int>(U32(s + BH_SLOT_SIGNO));
   Event ev;
-  if (sig == kInterrupt) {
+  t.fast = U32(s + BH_SLOT_FAST) != 0;
+  if (t.fast) {
+    // A patched call (bh_trap_fast): rax holds the number, rip and rcx the
+    // address after the site, r11 the flags, as the syscall instruction
+    // leaves them.
+    ev.kind = EventKind::kSyscall;
+    ev.syscall_arch = AUDIT_ARCH_X86_64;
+    si.si_syscall = static_cast<int>(gregs[REG_RAX]);
+    if (gregs[REG_RAX] > 0x7fffffff) si.si_syscall = -1;
+  } else if (sig == kInterrupt) {
     if (ctx == nullptr || !ctx->TakeInterrupt()) return std::nullopt;
     ev.kind = EventKind::kInterrupted;
   } else if (sig == SIGSYS && si.si_code == kSiCodeSeccomp && si.si_errno == BH_TRAP_SYSCALL_TAG) {
@@ -754,7 +773,10 @@ std::optional<Event> TrapPlatform::Decode(TrapThread& t, Registers& regs, TrapCo
   }
   GregsToRegs(gregs, regs.gp);
   regs.gp.fs_base = U64(s + BH_SLOT_CUR_FS);
-  regs.gp.gs_base = U64(s + BH_SLOT_CUR_GS);
+  // The application's gs_base: 0 while the thread has its slot there (what
+  // the fast entry needs), else what the application set.
+  const uint64_t gs = U64(s + BH_SLOT_CUR_GS);
+  regs.gp.gs_base = gs == s ? 0 : gs;
   if (ev.kind == EventKind::kSyscall) {
     // As at a ptrace system-call entry: orig_rax = the number, rax = -ENOSYS.
     regs.gp.orig_rax = static_cast<uint64_t>(static_cast<int64_t>(si.si_syscall));
@@ -784,12 +806,32 @@ void TrapPlatform::AvoidRouterCpu(TrapThread& t) {
 void TrapPlatform::Run(TrapThread& t, const Registers& regs) {
   if (options_.avoid_router_cpu) AvoidRouterCpu(t);
   const uint64_t s = Slot(t.area);
+  // The fast return loads gs-relative: a thread whose application wants
+  // its own gs_base goes back through a signal frame instead.
+  if (t.fast && regs.gp.gs_base != 0) Convert(t);
   uint64_t gregs[18];
   RegsToGregs(regs.gp, gregs);
+  if (t.fast) {
+    // popfq in user mode: keep to the flags an application may set
+    // (CF PF AF ZF SF TF DF OF AC ID), bit 1 set, as rt_sigreturn would.
+    constexpr uint64_t kUserFlags = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | 0x800 | 0x40000 | 0x200000;
+    gregs[REG_EFL] = (gregs[REG_EFL] & kUserFlags) | 0x202;
+  }
   std::memcpy(reinterpret_cast<void*>(s + BH_SLOT_GREGS), gregs, sizeof gregs);
   U64(s + BH_SLOT_WANT_FS) = regs.gp.fs_base;
-  U64(s + BH_SLOT_WANT_GS) = regs.gp.gs_base;
+  U64(s + BH_SLOT_WANT_GS) = regs.gp.gs_base != 0 ? regs.gp.gs_base : s;
+  U32(s + BH_SLOT_FAST) = t.fast ? 1 : 0;
+  t.fast = false;
   PostState(s, BH_STATE_RUN);
+}
+
+bool TrapPlatform::Convert(TrapThread& t) {
+  if (!t.fast) return true;
+  const uint64_t s = Slot(t.area);
+  PostState(s, BH_STATE_CONVERT);
+  if (!WaitSlot(s, BH_STATE_EVENT, t.as, t.as->stub_pid())) return false;
+  t.fast = false;
+  return true;
 }
 
 void TrapPlatform::Scan(std::vector<Ready>* out) {
@@ -1149,6 +1191,7 @@ void TrapContext::Interrupt() {
 // inside the thread's own area; 0 if not.
 uint64_t TrapContext::FpArea(size_t need) const {
   if (thread == nullptr || life.expired() || thread->running) return 0;
+  if (thread->fast && !platform_.Convert(*thread)) return 0;
   const uint64_t area = platform_.Slot(thread->area);
   const uint64_t lo = area + BH_TRAP_SLOT_PAGE, hi = area + kArea;
   const uint64_t uc = U64(area + BH_SLOT_UC);

@@ -82,9 +82,47 @@ notify_router:
         .hidden bh_trap_handler
 bh_trap_handler:
         cld
+        // A signal sent by a process (si_code <= 0: the router's interrupt,
+        // kill, tgkill) that lands while the thread runs code of this page
+        // with signals unblocked (the fast entry and its wait, a thread's
+        // birth) is dropped: the thread is about to report to the router,
+        // or already waits for it, which is what an interrupt is for, and
+        // its slot must not be overwritten mid-report. One exception: in
+        // fast_run the thread is already on its way back to the application
+        // with the router's registers, so the signal is taken as if it had
+        // landed there: the frame gets those registers (and fs/gs their
+        // values) and the event goes out as usual. Signals the kernel raises
+        // for the thread's own instruction (si_code > 0) are always handled.
+        cmpl $0, 8(%rsi)
+        jg 0f
+        mov BH_UC_MCONTEXT+16*8(%rdx), %rax    // the interrupted rip
+        lea bh_trap_stub_begin(%rip), %rcx
+        sub %rcx, %rax
+        cmp $4096, %rax
+        jae 0f
+        cmp $(fast_run - bh_trap_stub_begin), %rax
+        jb 1f
+        cmp $(fast_run_end - bh_trap_stub_begin), %rax
+        jae 1f
         mov %rsp, %rbx
         and $-BH_TRAP_AREA_SIZE, %rbx          // rbx = slot
+        mov %rdx, %r12
+        mov %edi, %r14d
+        mov %rsi, %r15
+        lea BH_SLOT_GREGS(%rbx), %rsi
+        lea BH_UC_MCONTEXT(%r12), %rdi
+        mov $BH_SLOT_GREGS_RUN_SIZE, %ecx
+        rep movsb
+        call apply_fs_gs
+        mov %r14d, %edi
+        mov %r15, %rsi
+        mov %r12, %rdx
+        jmp 0f
+1:      ret                                    // -> bh_trap_restorer
+0:      mov %rsp, %rbx
+        and $-BH_TRAP_AREA_SIZE, %rbx          // rbx = slot
         mov %rdx, %r12                         // r12 = ucontext
+        movl $0, BH_SLOT_FAST(%rbx)            // this event has a real frame
         mov %edi, BH_SLOT_SIGNO(%rbx)
         mov %rdx, BH_SLOT_UC(%rbx)
         lea BH_SLOT_SIGINFO(%rbx), %rdi        // siginfo -> slot
@@ -121,6 +159,8 @@ spin:
         je do_run
         cmp $BH_STATE_CMD, %eax
         je do_cmd
+        cmp $BH_STATE_CONVERT, %eax
+        je do_convert
         cmpl $0, BH_GLOBAL_ROUTER_BUSY(%rbp)  // the router waits on another service:
         jne 1f                                 // its answer is far away, sleep now
         pause
@@ -136,6 +176,8 @@ spin:
         cmp $BH_STATE_RUN, %edx
         je 2f
         cmp $BH_STATE_CMD, %edx
+        je 2f
+        cmp $BH_STATE_CONVERT, %edx
         je 2f
         lea BH_SLOT_STATE(%rbx), %rdi
         mov $FUTEX_WAIT, %esi                 // shared: the router is another process
@@ -169,6 +211,8 @@ do_cmd:
         jmp wait_loop_long
 
 do_run:
+        cmpl $0, BH_SLOT_FAST(%rbx)
+        jne fast_run
         // Registers R8 ... EFL back into the frame; CS/SS and the rest stay
         // the kernel's. The kernel sanitizes EFLAGS and the selectors on
         // rt_sigreturn.
@@ -177,6 +221,12 @@ do_run:
         mov $BH_SLOT_GREGS_RUN_SIZE, %ecx
         rep movsb
         movq $0, BH_UC_SIGMASK(%r12)          // application code: nothing blocked
+        call apply_fs_gs
+        movl $BH_STATE_RUNNING, BH_SLOT_STATE(%rbx)
+        ret                                    // -> bh_trap_restorer
+
+// fs_base and gs_base as the router wants them (arch_prctl only on a change).
+apply_fs_gs:
         mov BH_SLOT_WANT_FS(%rbx), %rsi
         cmp BH_SLOT_CUR_FS(%rbx), %rsi
         je 4f
@@ -191,8 +241,85 @@ do_run:
         mov $ARCH_SET_GS, %edi
         mov $SYS_arch_prctl, %eax
         call bh_trap_syscall
-5:      movl $BH_STATE_RUNNING, BH_SLOT_STATE(%rbx)
-        ret                                    // -> bh_trap_restorer
+5:      ret
+
+// The fast entry: a patched system call site (the router rewrote
+// `mov $nr, %eax; syscall` into a jump through a per-site thunk) comes here
+// with eax = nr and rcx = the address after the site; every other register
+// is the application's. No signal, no kernel entry: the registers go into the
+// slot (found through %gs, which the router keeps at the slot's address for
+// threads whose application never set its own), the thread reports EVENT and
+// waits in the same loop as the handler, on its signal stack (unused while
+// application code runs). The application stack is never touched.
+        .globl bh_trap_fast
+        .hidden bh_trap_fast
+bh_trap_fast:
+        mov %rsp, %gs:BH_G_RSP
+        mov %gs:BH_SLOT_SELF, %rsp
+        lea BH_TRAP_AREA_SIZE(%rsp), %rsp      // (lea: the flags are still the application's)
+        pushfq
+        mov %r8, %gs:BH_G_R8
+        mov %r9, %gs:BH_G_R9
+        mov %r10, %gs:BH_G_R10
+        mov %r12, %gs:BH_G_R12
+        mov %r13, %gs:BH_G_R13
+        mov %r14, %gs:BH_G_R14
+        mov %r15, %gs:BH_G_R15
+        mov %rdi, %gs:BH_G_RDI
+        mov %rsi, %gs:BH_G_RSI
+        mov %rbp, %gs:BH_G_RBP
+        mov %rbx, %gs:BH_G_RBX
+        mov %rdx, %gs:BH_G_RDX
+        mov %rax, %gs:BH_G_RAX
+        mov %rcx, %gs:BH_G_RCX                 // as the syscall instruction: rcx = rip,
+        mov %rcx, %gs:BH_G_RIP
+        pop %r11                               // r11 = rflags
+        mov %r11, %gs:BH_G_R11
+        mov %r11, %gs:BH_G_EFL
+        mov %gs:BH_SLOT_SELF, %rbx
+        cld
+        movl $1, BH_SLOT_FAST(%rbx)
+        mov $BH_STATE_EVENT, %eax
+        xchg %eax, BH_SLOT_STATE(%rbx)         // publish (full barrier)
+        call notify_router
+        jmp wait_loop
+
+// RUN for a thread waiting in the fast entry: every general register, the
+// flags and rip straight from the slot. The router only sends it while the
+// thread's gs_base is its slot (else it converts first).
+fast_run:
+        call apply_fs_gs
+        movl $0, BH_SLOT_FAST(%rbx)
+        pushq BH_G_EFL(%rbx)
+        mov BH_G_R8(%rbx), %r8
+        mov BH_G_R9(%rbx), %r9
+        mov BH_G_R10(%rbx), %r10
+        mov BH_G_R11(%rbx), %r11
+        mov BH_G_R12(%rbx), %r12
+        mov BH_G_R13(%rbx), %r13
+        mov BH_G_R14(%rbx), %r14
+        mov BH_G_R15(%rbx), %r15
+        mov BH_G_RDI(%rbx), %rdi
+        mov BH_G_RSI(%rbx), %rsi
+        mov BH_G_RBP(%rbx), %rbp
+        mov BH_G_RDX(%rbx), %rdx
+        mov BH_G_RAX(%rbx), %rax
+        mov BH_G_RCX(%rbx), %rcx
+        movl $BH_STATE_RUNNING, BH_SLOT_STATE(%rbx)
+        popfq
+        mov %gs:BH_G_RBX, %rbx
+        mov %gs:BH_G_RSP, %rsp
+        jmp *%gs:BH_G_RIP
+fast_run_end:
+
+// CONVERT: the router needs this thread in a real signal frame (its FP
+// state, or a return the fast path cannot make). A trap from here: the
+// handler runs nested below on the same signal stack, reports a SIGTRAP
+// EVENT and waits as usual; its RUN replaces every register, so this
+// frame's are irrelevant and the code after the trap never runs.
+do_convert:
+        int3
+        ud2
 
 // A new stub thread or process (the child of a commanded clone, or the
 // first thread after bh_trap_boot). rsp = the top of its area. Sets its
