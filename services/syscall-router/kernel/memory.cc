@@ -523,9 +523,20 @@ void MemoryAddressSpace::Name(uint64_t addr, uint64_t len, const std::string& na
 std::string MemoryAddressSpace::Maps() const {
   std::string out;
   char line[160];
-  for (const auto& [start, v] : vmas_) {
+  // Neighbours with the same protection, sharing and name show as one line,
+  // as Linux merges them (a library's text stays one line after a page of it
+  // was copied for a patched call site).
+  for (auto it = vmas_.begin(); it != vmas_.end();) {
+    const Vma& v = it->second;
+    const uint64_t start = it->first;
+    uint64_t end = v.end;
+    for (++it; it != vmas_.end() && it->first == end && it->second.prot == v.prot &&
+               it->second.shared == v.shared && it->second.name == v.name;
+         ++it) {
+      end = it->second.end;
+    }
     std::snprintf(line, sizeof line, "%08lx-%08lx %c%c%c%c %08lx 00:00 0", static_cast<unsigned long>(start),
-                  static_cast<unsigned long>(v.end), (v.prot & PROT_READ) ? 'r' : '-', (v.prot & PROT_WRITE) ? 'w' : '-',
+                  static_cast<unsigned long>(end), (v.prot & PROT_READ) ? 'r' : '-', (v.prot & PROT_WRITE) ? 'w' : '-',
                   (v.prot & PROT_EXEC) ? 'x' : '-', v.shared ? 's' : 'p', 0ul);
     out += line;
     if (!v.name.empty()) out += std::string(20, ' ') + v.name;

@@ -190,5 +190,38 @@ TEST_F(MemoryAs, CachedFilePagesAreSharedUntilMadeWritable) {
   EXPECT_EQ(c, 'T');
 }
 
+TEST_F(MemoryAs, PatchingCodeCopiesOnlyThatPageOutOfTheCache) {
+  FileCache cache(*file_);
+  auto fill = [&](uint8_t* dst, uint64_t len) -> long {
+    std::memset(dst, 0x90, len);
+    return static_cast<long>(len);
+  };
+  long err = 0;
+  auto chunk = cache.Get({1, 2, 3 * kPage, 4, 0, 3 * kPage}, fill, &err);
+  ASSERT_NE(chunk, nullptr);
+  ASSERT_EQ(as_->MapCow(kBase, 3 * kPage, PROT_READ | PROT_EXEC, chunk, "/lib/x"), static_cast<long>(kBase));
+  const uint8_t jump[7] = {0xff, 0x24, 0x25, 1, 2, 0x0f, 0x0b};
+  const uint64_t allocated = file_->allocated();
+  ASSERT_TRUE(as_->PatchCode(kBase + kPage + 10, jump, sizeof jump));  // read-only text: still patched
+  EXPECT_EQ(file_->allocated(), allocated + kPage);                   // one page copied
+  uint8_t got[7];
+  ASSERT_TRUE(as_->CopyIn(kBase + kPage + 10, got, sizeof got));
+  EXPECT_EQ(std::memcmp(got, jump, sizeof jump), 0);
+  uint8_t seen[7];
+  ASSERT_EQ(as_->inner().ReadMemory(kBase + kPage + 10, seen, sizeof seen), 7);  // the stub runs the new bytes
+  EXPECT_EQ(std::memcmp(seen, jump, sizeof jump), 0);
+  EXPECT_EQ(file_->at(chunk->offset)[kPage + 10], 0x90);  // the cache keeps the file's bytes
+  EXPECT_EQ(as_->ProtAt(kBase + kPage), PROT_READ | PROT_EXEC);
+  // Still one line in /proc/PID/maps.
+  const std::string maps = as_->Maps();
+  EXPECT_NE(maps.find("10000000-10003000 r-xp"), std::string::npos) << maps;
+  // Never across a mapping's end, never into shared or unmapped memory.
+  EXPECT_FALSE(as_->PatchCode(kBase + 3 * kPage - 3, jump, sizeof jump));
+  EXPECT_FALSE(as_->PatchCode(kBase + 8 * kPage, jump, sizeof jump));
+  EXPECT_TRUE(as_->Unmapped(kBase + 3 * kPage, kPage));
+  EXPECT_FALSE(as_->Unmapped(kBase - kPage, 2 * kPage));
+  EXPECT_EQ(as_->ProtAt(kBase + 3 * kPage), -1);
+}
+
 }  // namespace
 }  // namespace bulkhead::router

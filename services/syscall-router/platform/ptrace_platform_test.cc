@@ -905,6 +905,57 @@ TEST_F(TrapPlatformTest, TheHandlerCodeCannotBeOverwritten) {
             -EINVAL);
 }
 
+// The fast entry (what a patched call site jumps to, kernel/patch.h): the
+// call arrives as an ordinary system call event without a signal, with the
+// registers as the syscall instruction leaves them; the answer goes straight
+// back; a fast-parked thread gives its FP state after converting itself
+// into a signal frame.
+TEST_F(TrapPlatformTest, FastEntryReportsACallWithoutASignal) {
+  ASSERT_NE(platform_->fast_entry(), 0u);
+  for (bool convert : {false, true}) {
+    SCOPED_TRACE(convert ? "with a conversion" : "straight back");
+    ToyKernel k(*platform_, RawApp(), {"test_app_raw", "getpid"});
+    Registers& r = k.regs();
+    Event ev = k.ctx().Switch(k.as(), r);
+    ASSERT_EQ(ev.kind, EventKind::kSyscall) << DescribeEvent(ev, &r);
+    ASSERT_EQ(r.syscall_nr(), SYS_getpid);
+    const uint64_t ret = r.ip();
+    const Registers orig = r;
+    // What a thunk does: eax = the number, rcx = the return address, then
+    // the entry; every other register is the application's.
+    r.gp.rax = SYS_getpid;
+    r.gp.rcx = ret;
+    r.gp.rip = platform_->fast_entry();
+    r.gp.rbx = 0x1234;
+    r.gp.r15 = 0x5678;
+    r.gp.eflags = 0x203;  // CF set
+    ev = k.ctx().Switch(k.as(), r);
+    ASSERT_EQ(ev.kind, EventKind::kSyscall) << DescribeEvent(ev, &r);
+    EXPECT_EQ(r.syscall_nr(), SYS_getpid);
+    EXPECT_EQ(ev.syscall_arch, AUDIT_ARCH_X86_64);
+    EXPECT_EQ(r.ip(), ret);
+    EXPECT_EQ(r.gp.rcx, ret);
+    EXPECT_EQ(r.gp.rbx, 0x1234u);
+    EXPECT_EQ(r.gp.r15, 0x5678u);
+    EXPECT_EQ(r.gp.eflags & 1, 1u);
+    EXPECT_EQ(r.gp.r11, r.gp.eflags);
+    EXPECT_EQ(r.gp.gs_base, 0u);  // the slot address stays the platform's
+    if (convert) {
+      user_fpregs_struct fp{};
+      ASSERT_TRUE(k.ctx().GetFpRegs(&fp));
+      EXPECT_EQ(fp.mxcsr & 0xffc0, 0x1f80u);
+      ASSERT_TRUE(k.ctx().SetFpRegs(fp));
+    }
+    r.gp.rbx = orig.gp.rbx;  // the program's own values again
+    r.gp.r15 = orig.gp.r15;
+    r.gp.eflags = orig.gp.eflags;
+    r.set_syscall_return(kFakePid);
+    k.Run();
+    EXPECT_EQ(k.exit_code, 0);
+    EXPECT_EQ(k.out, "getpid=4242\n");
+  }
+}
+
 TEST_F(TrapPlatformTest, AForgedSlotOnlyConfusesTheForger) {
   // The first thread of a fresh platform has area 1 (area 0: globals).
   const uint64_t slot = platform_->stub_range().start + 0x20000;

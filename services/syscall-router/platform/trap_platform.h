@@ -55,6 +55,14 @@
 //     would only change the stub's own private copy, never the router's or
 //     another stub's, and the handlers cannot be replaced (rt_sigaction is
 //     not allowed). A forged slot or frame therefore only hurts the forger.
+//   - It can jump to the fast entry (bh_trap_fast) itself, with any
+//     registers and, through wrgsbase, any gs_base. With its own slot that is
+//     just a system call; with gs pointing at its own memory the entry
+//     writes and waits there, using only calls the stub instruction allows
+//     anyway: the thread hangs, which only hurts itself. Everything a fast
+//     event carries (registers, the FAST flag) is read once and validated
+//     like a trapped one; FP state is only taken from a real signal frame
+//     (Convert), never from the slot.
 //   - Host file descriptors in a stub: the memory file and the router's
 //     eventfd, nothing else.
 #pragma once
