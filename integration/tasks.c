@@ -921,6 +921,111 @@ static int fastcalls_text(void) {
   return memcmp((const void*)fc_getpid, want, sizeof want) == 0 ? 3 : 4;
 }
 
+/* ---- sleepers: many parked waiters (futex queues, deadlines, signals) ---- */
+#include <linux/futex.h>
+
+static pthread_mutex_t sl_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sl_cv = PTHREAD_COND_INITIALIZER;
+static int sl_go, sl_ready, sl_woke;
+static void* sl_waiter(void* arg) {
+  (void)arg;
+  pthread_mutex_lock(&sl_mu);
+  sl_ready++;
+  while (!sl_go) pthread_cond_wait(&sl_cv, &sl_mu);
+  sl_woke++;
+  pthread_mutex_unlock(&sl_mu);
+  return NULL;
+}
+static void* sl_timed(void* arg) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_nsec += 20 * 1000000;
+  if (ts.tv_nsec >= 1000000000) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000;
+  }
+  pthread_mutex_lock(&sl_mu);
+  int r = pthread_cond_timedwait(&sl_cv, &sl_mu, &ts);
+  pthread_mutex_unlock(&sl_mu);
+  *(int*)arg = r;
+  return NULL;
+}
+static _Atomic int sl_word;
+static _Atomic int sl_word2;
+static void* sl_raw(void* arg) {
+  long r = syscall(SYS_futex, &sl_word, FUTEX_WAIT, 0, NULL, NULL, 0);
+  *(long*)arg = r;
+  return NULL;
+}
+static void sl_on_usr1(int sig) { (void)sig; }
+static void* sl_sleeper(void* arg) {
+  struct timespec ts = {30, 0};
+  int r = nanosleep(&ts, NULL);
+  *(int*)arg = r == -1 ? errno : 0;
+  return NULL;
+}
+
+static int sleepers(void) {
+  enum { N = 300 };
+  static pthread_t th[N];
+  pthread_attr_t at;
+  pthread_attr_init(&at);
+  pthread_attr_setstacksize(&at, 64 << 10);
+  for (int i = 0; i < N; ++i) pthread_create(&th[i], &at, sl_waiter, NULL);
+  for (;;) {
+    pthread_mutex_lock(&sl_mu);
+    int r = sl_ready;
+    pthread_mutex_unlock(&sl_mu);
+    if (r == N) break;
+    usleep(1000);
+  }
+  /* While they sleep: calls, and waits that time out. */
+  long bad = 0;
+  for (int i = 0; i < 5000; ++i) bad += getppid() < 0;
+  int tr[4];
+  pthread_t tt[4];
+  for (int i = 0; i < 4; ++i) pthread_create(&tt[i], &at, sl_timed, &tr[i]);
+  int timedout = 0;
+  for (int i = 0; i < 4; ++i) {
+    pthread_join(tt[i], NULL);
+    timedout += tr[i] == ETIMEDOUT;
+  }
+  printf("calls among %d sleepers: %ld failed; timed waits timed out: %d of 4\n", N, bad, timedout);
+  pthread_mutex_lock(&sl_mu);
+  sl_go = 1;
+  pthread_cond_broadcast(&sl_cv);
+  pthread_mutex_unlock(&sl_mu);
+  for (int i = 0; i < N; ++i) pthread_join(th[i], NULL);
+  printf("woken by one broadcast: %d\n", sl_woke);
+
+  /* Requeue: three raw waiters on one word; wake one, move two to another
+   * word, then wake those there. */
+  long rr[3];
+  pthread_t rt[3];
+  for (int i = 0; i < 3; ++i) pthread_create(&rt[i], &at, sl_raw, &rr[i]);
+  usleep(50000);
+  long moved = syscall(SYS_futex, &sl_word, FUTEX_CMP_REQUEUE, 1, (void*)2L, &sl_word2, 0);
+  usleep(20000);
+  long on_old = syscall(SYS_futex, &sl_word, FUTEX_WAKE, 10, NULL, NULL, 0);
+  long on_new = syscall(SYS_futex, &sl_word2, FUTEX_WAKE, 10, NULL, NULL, 0);
+  for (int i = 0; i < 3; ++i) pthread_join(rt[i], NULL);
+  printf("requeue: woke+moved %ld, then %ld on the old word, %ld on the new; results %ld %ld %ld\n", moved, on_old,
+         on_new, rr[0], rr[1], rr[2]);
+
+  /* A signal ends a long sleep (no SA_RESTART): EINTR. */
+  struct sigaction sa = {0};
+  sa.sa_handler = sl_on_usr1;
+  sigaction(SIGUSR1, &sa, NULL);
+  int se = -1;
+  pthread_t st;
+  pthread_create(&st, &at, sl_sleeper, &se);
+  usleep(50000);
+  pthread_kill(st, SIGUSR1);
+  pthread_join(st, NULL);
+  printf("sleep ended by a signal: %s\n", se == EINTR ? "EINTR" : "no");
+  return 0;
+}
+
 int main(int argc, char** argv) {
   setvbuf(stdout, NULL, _IONBF, 0);
   if (!strcmp(argc > 1 ? argv[1] : "", "vdso")) return vdso();
@@ -931,6 +1036,7 @@ int main(int argc, char** argv) {
   if (!strcmp(argc > 1 ? argv[1] : "", "rtsig")) return rtsig();
   if (!strcmp(argc > 1 ? argv[1] : "", "cow")) return cow();
   if (!strcmp(argc > 1 ? argv[1] : "", "fastcalls")) return fastcalls(argv[0]);
+  if (!strcmp(argc > 1 ? argv[1] : "", "sleepers")) return sleepers();
   if (!strcmp(argc > 1 ? argv[1] : "", "fastcalls-text")) return fastcalls_text();
   if (!strcmp(argc > 1 ? argv[1] : "", "release") && argc > 2) return release(argv[2]);
   const char* m = argc > 1 ? argv[1] : "";

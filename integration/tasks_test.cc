@@ -49,7 +49,7 @@ TEST_P(Tasks, SameAsNative) { ExpectSame(Runfile("integration/tasks") + " " + Ge
 INSTANTIATE_TEST_SUITE_P(Modes, Tasks,
                          ::testing::Values("threads", "tsignal", "segv", "fpu", "forks", "pipes", "stops",
                                            "timers", "events", "spawn", "pgroups", "shared", "ptimers", "posixshm",
-                                           "memfd", "sysvshm", "mm", "rtsig", "cow", "fastcalls"),
+                                           "memfd", "sysvshm", "mm", "rtsig", "cow", "fastcalls", "sleepers"),
                          [](const auto& info) { return std::string(info.param); });
 
 TEST(Shells, BusyboxShPipesLoopsSubshellsAndAThousandForks) {

@@ -38,6 +38,7 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <queue>
 #include <optional>
 
 #include "harden/seccomp_policy.h"
@@ -92,9 +93,13 @@ int64_t NowNs(clockid_t clock = CLOCK_MONOTONIC) {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-// Seconds + nanoseconds as nanoseconds, saturated at ~36 years so that
-// deadlines computed from hostile timeouts never overflow.
-constexpr int64_t kFarNs = int64_t{1} << 60;
+// Seconds + nanoseconds as nanoseconds, saturated at ~146 years so that
+// deadlines computed from hostile timeouts never overflow (a deadline is at
+// most a clock reading plus this: below 2^63), while absolute CLOCK_REALTIME
+// times (56 years since the epoch in 2026) stay exact. (It was 36 years:
+// every absolute realtime timeout, pthread_cond_timedwait's, saturated to a
+// time in the past of the epoch's clock and never expired.)
+constexpr int64_t kFarNs = int64_t{1} << 62;
 int64_t ToNs(int64_t sec, int64_t sub_ns) {
   if (sec < 0) return 0;
   if (sec >= kFarNs / 1000000000) return kFarNs;
@@ -284,6 +289,10 @@ struct Task {
   int64_t deadline = -1;  // monotonic ns, -1: none
   bool futex_woken = false;
   bool futex_waiting = false;
+  // Blocked in a call only a futex wake, a signal or its deadline ends: not
+  // retried after every event (Park); and queued in retry_ (QueueRetry).
+  bool parked = false;
+  bool queued_retry = false;
   FutexKey futex_key;
   uint32_t futex_bitset = 0;
   uint64_t robust_head = 0;  // set_robust_list
@@ -325,6 +334,17 @@ struct Kernel::Impl {
   std::map<int, std::unique_ptr<Process>> procs_;
   std::map<int, std::unique_ptr<Task>> tasks_;
   std::map<platform::Context*, Task*> by_ctx_;
+  // Work lists of the loop, by tid (a tid may be stale: checked when taken):
+  // tasks that became runnable, blocked tasks to retry after events, parked
+  // tasks' deadlines, and futex waiters by key in arrival order. Every
+  // kSweepNs everything is re-listed from tasks_, so a wake-up a path forgot
+  // costs latency, never a hang.
+  std::vector<int> ready_;
+  std::vector<int> retry_;
+  std::priority_queue<std::pair<int64_t, int>, std::vector<std::pair<int64_t, int>>, std::greater<>> timeouts_;
+  std::map<std::pair<const void*, uint64_t>, std::deque<int>> futex_q_;
+  int64_t next_sweep_ns_ = 0;
+  static constexpr int64_t kSweepNs = 250'000'000;
   std::vector<std::unique_ptr<Task>> graveyard_;
   std::vector<std::weak_ptr<File>> timerfds_;  // armed ones set the loop's deadline
   // Writable tmpfs mounts of the sandbox (the rest of the tree is the
@@ -600,12 +620,14 @@ struct Kernel::Impl {
     by_ctx_[raw->ctx.get()] = raw;
     tasks_[tid] = std::move(t);
     p->tasks.push_back(raw);
+    ready_.push_back(tid);
     return raw;
   }
 
   // Takes a task out of the kernel; the object lives until the loop's next
   // turn (events of this turn may still name its context).
   void RemoveTask(Task* t) {
+    FutexDequeue(*t);
     t->state = Task::State::kDead;
     by_ctx_.erase(t->ctx.get());
     auto& v = t->proc->tasks;
@@ -694,6 +716,7 @@ struct Kernel::Impl {
     std::vector<platform::Platform::Ready> events;
     std::vector<pollfd> host_fds;
     std::vector<Task*> runnable;
+    std::vector<int> ready;
     while (!init_exited_) {
       graveyard_.clear();
       dead_as_.clear();
@@ -701,9 +724,13 @@ struct Kernel::Impl {
       // 1. Run what can run.
       // (Collected first: delivering a signal may end a process, and with it
       // tasks; their objects stay valid in the graveyard until next turn.)
+      Sweep(NowNs());
       runnable.clear();
-      for (auto& [tid, tp] : tasks_) {
-        if (tp->state == Task::State::kRunnable) runnable.push_back(tp.get());
+      ready.clear();
+      ready.swap(ready_);
+      for (int tid : ready) {
+        Task* tp = FindTask(tid);
+        if (tp != nullptr && tp->state == Task::State::kRunnable) runnable.push_back(tp);
       }
       for (Task* tp : runnable) {
         Task& t = *tp;
@@ -721,7 +748,7 @@ struct Kernel::Impl {
           // The platform could not run it (no stub thread to be had, say):
           // the process dies as by SIGKILL; the sandbox and the router go on.
           spdlog::warn("process {}: task {} cannot run: {}; killed", t.proc->pid, t.tid, e.what());
-          t.state = Task::State::kRunnable;
+          MakeRunnable(t);
           ExitProcess(*t.proc, SIGKILL, false);
         }
       }
@@ -731,13 +758,16 @@ struct Kernel::Impl {
       if (RetryBlocked()) continue;
       // 2. Wait for events, host fds and the nearest deadline.
       host_fds.clear();
-      int64_t deadline = -1;
-      for (auto& [tid, tp] : tasks_) {
-        if (tp->state == Task::State::kBlocked) {
-          for (auto& pfd : tp->host_waits) host_fds.push_back(pfd);
-          if (tp->deadline >= 0 && (deadline < 0 || tp->deadline < deadline)) deadline = tp->deadline;
-        }
+      // Blocked tasks that are retried (parked ones wait for no descriptor).
+      int64_t deadline = NextParkedDeadline();
+      for (int tid : retry_) {
+        Task* tp = FindTask(tid);
+        if (tp == nullptr || tp->state != Task::State::kBlocked) continue;
+        for (auto& pfd : tp->host_waits) host_fds.push_back(pfd);
+        if (tp->deadline >= 0 && (deadline < 0 || tp->deadline < deadline)) deadline = tp->deadline;
       }
+      // The sweep (a safety net for a forgotten wake-up) needs the loop to turn.
+      if (!tasks_.empty() && (deadline < 0 || next_sweep_ns_ < deadline)) deadline = next_sweep_ns_;
       for (auto& [pid, p] : procs_) {
         if (p->itimer_deadline >= 0 && (deadline < 0 || p->itimer_deadline < deadline)) deadline = p->itimer_deadline;
         for (auto& [id, tm] : p->timers) {
@@ -833,24 +863,116 @@ struct Kernel::Impl {
   bool OverLimit(uint64_t len) const { return mem_limit_ != 0 && len > mem_limit_; }
 
   // True if any waiting call completed.
+  // A waiting call that only a futex wake, its deadline or a signal can end
+  // (the signal is checked before): retrying it before one of those came is
+  // wasted work, and with a thousand sleeping threads it was the whole
+  // loop's time (every event retried every waiter).
+  static bool WaitsForWakeOrTime(const Task& t, int64_t now) {
+    if (t.deadline >= 0 && now >= t.deadline) return false;
+    if (t.futex_waiting) return !t.futex_woken;
+    switch (t.regs.syscall_nr()) {
+      case SYS_nanosleep:
+      case SYS_clock_nanosleep:
+      case SYS_pause:
+      case SYS_rt_sigsuspend:
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  Task* FindTask(int tid) {
+    auto it = tasks_.find(tid);
+    return it == tasks_.end() ? nullptr : it->second.get();
+  }
+  void MakeRunnable(Task& t) {
+    t.state = Task::State::kRunnable;
+    ready_.push_back(t.tid);
+  }
+  void QueueRetry(Task& t) {
+    if (t.queued_retry) return;
+    t.queued_retry = true;
+    retry_.push_back(t.tid);
+  }
+  // A call that returned kBlock: parked if only a wake-up, a signal or its
+  // deadline can end it, else retried after events.
+  void Block(Task& t, int64_t now) {
+    t.state = Task::State::kBlocked;
+    if (WaitsForWakeOrTime(t, now)) {
+      t.parked = true;
+      if (t.deadline >= 0) timeouts_.emplace(t.deadline, t.tid);
+    } else {
+      QueueRetry(t);
+    }
+  }
+  void Unpark(Task& t) {
+    if (!t.parked) return;
+    t.parked = false;
+    QueueRetry(t);
+  }
+  // Parked tasks whose deadline came.
+  void ExpireParked(int64_t now) {
+    while (!timeouts_.empty() && timeouts_.top().first <= now) {
+      const auto [deadline, tid] = timeouts_.top();
+      timeouts_.pop();
+      Task* t = FindTask(tid);
+      if (t != nullptr && t->state == Task::State::kBlocked && t->deadline == deadline) Unpark(*t);
+    }
+  }
+  // The nearest deadline of a parked task, or -1 (stale entries dropped).
+  int64_t NextParkedDeadline() {
+    while (!timeouts_.empty()) {
+      const auto [deadline, tid] = timeouts_.top();
+      Task* t = FindTask(tid);
+      if (t != nullptr && t->state == Task::State::kBlocked && t->parked && t->deadline == deadline) return deadline;
+      timeouts_.pop();
+    }
+    return -1;
+  }
+  // The safety net: every runnable task listed, every blocked one retried.
+  void Sweep(int64_t now) {
+    if (now < next_sweep_ns_) return;
+    next_sweep_ns_ = now + kSweepNs;
+    for (auto& [tid, tp] : tasks_) {
+      if (tp->state == Task::State::kRunnable) ready_.push_back(tid);
+      if (tp->state == Task::State::kBlocked) {
+        tp->parked = false;
+        QueueRetry(*tp);
+      }
+    }
+  }
+
   bool RetryBlocked() {
     // Completing one call may unblock another (a pipe write, an exit):
     // repeat until nothing changes, a few rounds at most.
     bool any = false;
+    std::vector<int> list;
     for (int round = 0; round < 4; ++round) {
       bool progress = false;
-      std::vector<Task*> blocked;
-      for (auto& [tid, tp] : tasks_) if (tp->state == Task::State::kBlocked) blocked.push_back(tp.get());
-      for (Task* t : blocked) {
-        if (t->state != Task::State::kBlocked) continue;
+      const int64_t now = NowNs();
+      ExpireParked(now);
+      list.clear();
+      list.swap(retry_);
+      for (int tid : list) {
+        Task* t = FindTask(tid);
+        if (t == nullptr) continue;
+        t->queued_retry = false;
+        if (t->state != Task::State::kBlocked || t->parked) continue;
         if (HasDeliverable(*t)) {
           InterruptCall(*t);
           progress = true;
           continue;
         }
+        if (WaitsForWakeOrTime(*t, now)) {
+          Block(*t, now);  // parks it
+          continue;
+        }
         t->retry = true;
         int64_t r = Dispatch(*t, t->regs.syscall_nr());
-        if (r == kBlock) continue;
+        if (r == kBlock) {
+          Block(*t, now);
+          continue;
+        }
         Complete(*t, r);
         progress = true;
         if (init_exited_) return true;
@@ -859,6 +981,17 @@ struct Kernel::Impl {
       any = true;
     }
     return any;
+  }
+
+  void FutexEnqueue(Task& t) { futex_q_[{t.futex_key.space, t.futex_key.addr}].push_back(t.tid); }
+  // A waiter that stops waiting without a wake (timeout, signal, death).
+  void FutexDequeue(Task& t) {
+    if (!t.futex_waiting) return;
+    auto it = futex_q_.find({t.futex_key.space, t.futex_key.addr});
+    if (it == futex_q_.end()) return;
+    auto& q = it->second;
+    q.erase(std::remove(q.begin(), q.end(), t.tid), q.end());
+    if (q.empty()) futex_q_.erase(it);
   }
 
   // ^C, ^\, ^Z or a resize on the sandbox's terminal: to the foreground
@@ -1038,7 +1171,7 @@ struct Kernel::Impl {
     }
     if (r == kGone || t.state == Task::State::kDead) return;
     if (r != kNoReturn) t.regs.set_syscall_return(r);
-    if (t.state == Task::State::kBlocked || t.state == Task::State::kRunning) t.state = Task::State::kRunnable;
+    if (t.state == Task::State::kBlocked || t.state == Task::State::kRunning) MakeRunnable(t);
   }
 
   void ServeSyscall(Task& t, uint32_t arch) {
@@ -1052,7 +1185,7 @@ struct Kernel::Impl {
       r = Dispatch(t, nr);
     }
     if (r == kBlock) {
-      t.state = Task::State::kBlocked;
+      Block(t, NowNs());
       return;
     }
     Complete(t, r);
@@ -1139,7 +1272,7 @@ struct Kernel::Impl {
     if (spdlog::should_log(spdlog::level::trace)) {
       spdlog::trace("task {}: {}", t.tid, platform::DescribeEvent(e, &t.regs));
     }
-    t.state = Task::State::kRunnable;
+    MakeRunnable(t);
     switch (e.kind) {
       case platform::EventKind::kSyscall:
         if (e.syscall_arch == AUDIT_ARCH_X86_64 && fast_entry_ != 0) MaybePatch(t);
@@ -1241,6 +1374,7 @@ struct Kernel::Impl {
   void Kick(Task& t) {
     spdlog::trace("task {}: kick (state {}, pending {:#x}, mask {:#x})", t.tid, static_cast<int>(t.state), t.pending, t.sigmask);
     if (t.state == Task::State::kRunning && (t.pending & ~t.sigmask)) t.ctx->Interrupt();
+    if (t.state == Task::State::kBlocked) Unpark(t);
     if ((t.pending & Bit(SIGKILL)) && t.proc->stopped) ContinueProcess(*t.proc, false);
   }
 
@@ -1304,7 +1438,7 @@ struct Kernel::Impl {
     p.report_stop = false;
     p.report_cont = true;
     for (Task* t : p.tasks) {
-      if (t->state == Task::State::kStopped) t->state = Task::State::kRunnable;
+      if (t->state == Task::State::kStopped) MakeRunnable(*t);
     }
     if (notify) NotifyParent(p, CLD_CONTINUED, SIGCONT);
   }
@@ -1340,6 +1474,7 @@ struct Kernel::Impl {
     const KSigaction& a = (*t.proc->act)[sig];
     const long nr = t.regs.syscall_nr();
     const bool handler = a.handler > 1;
+    FutexDequeue(t);
     t.futex_waiting = false;
     if (!handler || ((a.flags & SA_RESTART) && Restartable(nr))) {
       t.regs.gp.rip -= 2;  // back onto the `syscall` instruction
@@ -2059,14 +2194,28 @@ struct Kernel::Impl {
 
   int FutexWake(Process& p, uint64_t addr, int n, uint32_t bitset) {
     const FutexKey key = KeyOf(p, addr);
+    auto it = futex_q_.find({key.space, key.addr});
+    if (it == futex_q_.end()) return 0;
     int woken = 0;
-    for (auto& [tid, tp] : tasks_) {
-      if (woken >= n) break;
-      Task& w = *tp;
-      if (w.state != Task::State::kBlocked || !w.futex_waiting || w.futex_woken || !(w.futex_key == key)) continue;
-      if (!(w.futex_bitset & bitset)) continue;
-      w.futex_woken = true;
+    std::deque<int> keep;
+    for (int tid : it->second) {
+      Task* w = FindTask(tid);
+      if (w == nullptr || w->state != Task::State::kBlocked || !w->futex_waiting || w->futex_woken ||
+          !(w->futex_key == key)) {
+        continue;  // stale
+      }
+      if (woken >= n || !(w->futex_bitset & bitset)) {
+        keep.push_back(tid);
+        continue;
+      }
+      w->futex_woken = true;
+      Unpark(*w);
       ++woken;
+    }
+    if (keep.empty()) {
+      futex_q_.erase(it);
+    } else {
+      it->second.swap(keep);
     }
     return woken;
   }
@@ -2113,6 +2262,7 @@ struct Kernel::Impl {
             return 0;
           }
           if (t.deadline >= 0 && NowNs() >= t.deadline) {
+            FutexDequeue(t);
             t.futex_waiting = false;
             return -ETIMEDOUT;
           }
@@ -2138,6 +2288,7 @@ struct Kernel::Impl {
         t.futex_key = KeyOf(*t.proc, addr);
         t.futex_waiting = true;
         t.futex_bitset = bitset;
+        FutexEnqueue(t);
         t.futex_woken = false;
         return kBlock;
       }
@@ -2160,13 +2311,30 @@ struct Kernel::Impl {
         int64_t moved = 0;
         const int64_t limit = static_cast<int64_t>(t.arg(3) & 0x7fffffff);
         const FutexKey from = KeyOf(*t.proc, addr), to = KeyOf(*t.proc, addr2);
-        for (auto& [tid, tp] : tasks_) {
-          if (moved >= limit) break;
-          Task& w = *tp;
-          if (w.state == Task::State::kBlocked && w.futex_waiting && w.futex_key == from && !w.futex_woken) {
-            w.futex_key = to;
+        auto it = futex_q_.find({from.space, from.addr});
+        if (it != futex_q_.end() && !(from == to)) {
+          std::deque<int> keep;
+          for (int tid : it->second) {
+            Task* w = FindTask(tid);
+            if (w == nullptr || w->state != Task::State::kBlocked || !w->futex_waiting || w->futex_woken ||
+                !(w->futex_key == from)) {
+              continue;  // stale
+            }
+            if (moved >= limit) {
+              keep.push_back(tid);
+              continue;
+            }
+            w->futex_key = to;
+            futex_q_[{to.space, to.addr}].push_back(tid);
             ++moved;
           }
+          if (keep.empty()) {
+            futex_q_.erase(it);
+          } else {
+            it->second.swap(keep);
+          }
+        } else if (it != futex_q_.end()) {
+          moved = std::min<int64_t>(limit, static_cast<int64_t>(it->second.size()));
         }
         return woken + (op == FUTEX_CMP_REQUEUE ? moved : 0);
       }
