@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <thread>
 #include <vector>
 #include <fstream>
 #include <iterator>
@@ -470,6 +471,58 @@ TEST(CrashSurvival, FileReadsGoOnAcrossAGoferKill) {
   ASSERT_EQ(waitpid(pid, &st, 0), pid);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << got << "\nstderr: " << stderr_text();
   EXPECT_EQ(got, native.out);
+}
+
+// The mem-broker is killed 20 times while a program makes, fills, checks and
+// unmaps mappings of up to 8 MiB (the router asks the broker for chunks and
+// gives them back all the while). Each replacement reloads the ledger from
+// the memory file and answers the router's re-sent request as its
+// predecessor would have: the program sees no error and every mapping keeps
+// its own contents (a chunk handed out twice would mix two of them).
+TEST(CrashSurvival, MemoryChurnsOnAcrossTwentyBrokerKills) {
+  const std::string root = TestDir("memchaos-root");
+  const std::string bh = Runfile("runtime/bulkhead");
+  const std::string log_dir = TestDir("memchaos-logs");
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(out[1], 1);
+    // Quick restarts: twenty kills would otherwise take a minute of backoff
+    // and reach the crash-loop guard.
+    execl(bh.c_str(), "bulkhead", "--root", root.c_str(), "--debug", "--debug-log-dir", log_dir.c_str(),
+          "--restart-backoff-max", "20", "--max-restarts", "100", "do", "--", Runfile("integration/memchurn").c_str(),
+          "12", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out[1]);
+  const std::string sandbox = "do-" + std::to_string(pid);
+  int kills = 0;
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // A kill while the broker is being replaced finds no process: try again.
+  for (int tries = 0; kills < 20 && tries < 100; ++tries) {
+    Result k = Sh(bh + " --root " + root + " kill-service " + sandbox + " mem-broker");
+    if (k.code == 0) ++kills;
+    std::this_thread::sleep_for(std::chrono::milliseconds(k.code == 0 ? 350 : 50));
+  }
+  std::string got;
+  char buf[256];
+  ssize_t n;
+  while ((n = read(out[0], buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+  close(out[0]);
+  int st = 0;
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  EXPECT_EQ(kills, 20);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << got;
+  EXPECT_EQ(got.rfind("ok ", 0), 0u) << got;
+  // Every replacement found the ledger its predecessor left.
+  std::ifstream f(log_dir + "/mem-broker.log");
+  const std::string log((std::istreambuf_iterator<char>(f)), {});
+  size_t reloads = 0;
+  for (size_t p = log.find("ledger reloaded"); p != std::string::npos; p = log.find("ledger reloaded", p + 1)) ++reloads;
+  EXPECT_EQ(reloads, 20u) << log.substr(0, 4000);
+  EXPECT_EQ(log.find("inconsistent"), std::string::npos);
 }
 
 // Every argument is hostile: random arguments at every system call number

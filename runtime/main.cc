@@ -66,6 +66,11 @@ global flags:
   --memory-limit SIZE   the sandbox's memory limit (bytes, or with K, M, G): a larger
                         single allocation fails with ENOMEM, and above it the biggest
                         process is killed (SIGKILL) as by an OOM killer
+  --restart-backoff-max MS
+                        a service that dies is restarted after 0, 10, 20, 40 ... ms,
+                        at most MS (default 5000)
+  --max-restarts N      a service restarted N times within a minute ends the sandbox
+                        instead (default 20)
 )";
 
 struct Global {
@@ -78,6 +83,8 @@ struct Global {
   std::string platform = "auto";
   int router_cpu = -1;
   uint64_t memory_limit = 0;
+  int restart_backoff_max_ms = -1;  // -1: the supervisor's default
+  int max_restarts = -1;
 };
 
 // "512M", "2G", "65536": bytes. False for anything else or an overflow.
@@ -125,6 +132,8 @@ SupervisorOptions MakeOptions(const Global& g, const std::string& id) {
   o.platform = g.platform;
   o.router_cpu = g.router_cpu;
   o.memory_limit = g.memory_limit;
+  if (g.restart_backoff_max_ms >= 0) o.restart_backoff_max_ms = g.restart_backoff_max_ms;
+  if (g.max_restarts >= 0) o.max_restarts_per_minute = g.max_restarts;
   return o;
 }
 
@@ -315,6 +324,14 @@ int Main(int argc, char** argv) {
       const long n = std::strtol(v.c_str(), &end, 10);
       if (v.empty() || *end != 0 || n < 0 || n >= CPU_SETSIZE) UsageError("--router-cpu wants a CPU number");
       g.router_cpu = static_cast<int>(n);
+    } else if (a == "--restart-backoff-max" || a == "--max-restarts") {
+      const std::string v = value(a.c_str());
+      char* end = nullptr;
+      const long n = std::strtol(v.c_str(), &end, 10);
+      if (v.empty() || *end != 0 || n < (a == "--max-restarts" ? 1 : 0) || n > 3600000) {
+        UsageError(a + " wants a number (" + (a == "--max-restarts" ? "1" : "0") + " to 3600000), not '" + v + "'");
+      }
+      (a == "--max-restarts" ? g.max_restarts : g.restart_backoff_max_ms) = static_cast<int>(n);
     }
     else if (a.rfind("--platform=", 0) == 0) g.platform = a.substr(11);
     else UsageError("unknown global flag " + a);

@@ -12,6 +12,9 @@ struct Request {
     hello @0 :Common.Hello;
     ping @1 :Common.Ping;
     stats @2 :Common.StatsRequest;
+    grant @3 :Grant;
+    release @4 :Release;
+    reset @5 :Reset;
   }
 }
 
@@ -21,5 +24,31 @@ struct Response {
     hello @1 :Common.HelloReply;
     pong @2 :Common.Pong;
     stats @3 :Common.ServiceStats;
+    granted @4 :Chunks;   # the answer to grant
+    done @5 :Void;        # the answer to release and reset
   }
+}
+
+# Chunks are 2 MiB pieces of the memory file, by index (chunk 0 is the
+# broker's ledger). `seq` numbers the router's requests: a request re-sent
+# after the broker was replaced carries the same number and gets the same
+# answer (services/mem-broker/ledger.h).
+struct Grant {
+  seq @0 :UInt64;
+  count @1 :UInt32;     # contiguous chunks wanted
+}
+
+struct Release {
+  seq @0 :UInt64;
+  first @1 :UInt32;
+  count @2 :UInt32;
+}
+
+struct Reset {
+  seq @0 :UInt64;       # a new router's first request: everything the old one had is free
+}
+
+struct Chunks {
+  first @0 :UInt32;
+  count @1 :UInt32;
 }

@@ -484,6 +484,12 @@ void Service::HandleData(Channel& ch, const ReceivedMessage& m) {
           break;
         }
       }
+      if constexpr (std::is_same_v<Req, schema::mem::Request>) {
+        if (spec_.mem_handler) {
+          spec_.mem_handler(ch, m.id(), r);
+          break;
+        }
+      }
       ch.Send<Resp>(m.id(), [](typename Resp::Builder b) {
         auto e = b.initError();
         e.setErrno(ENOSYS);

@@ -16,6 +16,7 @@
 #include "ipc/stats.h"
 #include "schemas/control.capnp.h"
 #include "schemas/gofer.capnp.h"
+#include "schemas/mem.capnp.h"
 #include <array>
 #include "base/fd.h"
 #include "services/common/channel_holder.h"
@@ -50,6 +51,8 @@ using SignalHandler = std::function<void(int sig)>;
 
 // fs-gofer: answers a request beyond hello/ping/stats on a data channel.
 using GoferHandler = std::function<void(ipc::Channel&, uint64_t id, schema::gofer::Request::Reader)>;
+// mem-broker: the same, for the memory protocol.
+using MemHandler = std::function<void(ipc::Channel&, uint64_t id, schema::mem::Request::Reader)>;
 
 struct ServiceSpec {
   ServiceKind kind;
@@ -64,6 +67,7 @@ struct ServiceSpec {
   // needs from the host here, it cannot later.
   std::function<void(ServiceContext&)> setup;
   GoferHandler gofer_handler;
+  MemHandler mem_handler;
   RunHandler run_handler;
   SignalHandler signal_handler;
 };

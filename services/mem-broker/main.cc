@@ -1,23 +1,92 @@
 // mem-broker: a bulkhead service process (see services/common/service.h).
-// It holds the sandbox's memory file (the memfd all application memory lives
-// in); allocation, accounting and limits move here with issue 6 — today the
-// syscall-router allocates ranges of the same file.
+// It owns the allocation of the sandbox's memory file: which 2 MiB chunks the
+// syscall-router may use (ledger.h, whose state lives in chunk 0 of the file
+// so that a restarted broker carries on), and it gives released chunks'
+// pages back to the host. The router sub-allocates pages inside its chunks.
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <spdlog/spdlog.h>
 
+#include <memory>
+
+#include "base/error.h"
 #include "base/fd.h"
+#include "base/mapping.h"
+#include "schemas/mem.capnp.h"
 #include "services/common/service.h"
+#include "services/mem-broker/ledger.h"
 #include "services/mem-broker/policy.h"
+
+namespace mem = bulkhead::schema::mem;
 
 int main(int argc, char** argv) {
   bulkhead::UniqueFd memory_file;
+  bulkhead::Mapping ledger_map;
+  std::unique_ptr<bulkhead::mem::Ledger> ledger;
   bulkhead::service::ServiceSpec spec{bulkhead::ServiceKind::MEM_BROKER, bulkhead::mem::MemBrokerPolicy()};
   spec.setup = [&](bulkhead::service::ServiceContext& ctx) {
     memory_file = std::move(ctx.memory_file);
+    if (!memory_file) return;  // no memory file: every request is refused
     struct stat st {};
-    if (memory_file && ::fstat(memory_file.get(), &st) == 0) {
-      spdlog::debug("memory file: {} bytes", static_cast<unsigned long long>(st.st_size));
+    bulkhead::CheckSys(::fstat(memory_file.get(), &st), "fstat", "the memory file");
+    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    if (size < 2 * bulkhead::mem::kChunk) {
+      spdlog::error("memory file of {} bytes: too small for the ledger and one chunk", size);
+      return;
+    }
+    void* p = ::mmap(nullptr, bulkhead::mem::kLedgerBytes, PROT_READ | PROT_WRITE, MAP_SHARED, memory_file.get(), 0);
+    if (p == MAP_FAILED) throw bulkhead::SysError(errno, "mmap", "the ledger (chunk 0 of the memory file)");
+    ledger_map = bulkhead::Mapping(p, bulkhead::mem::kLedgerBytes);
+    std::string note;
+    ledger = std::make_unique<bulkhead::mem::Ledger>(static_cast<uint8_t*>(p), size, &note);
+    spdlog::info("memory file: {} MiB, {} chunks; ledger {}; {} chunks held by the router", size >> 20,
+                 ledger->chunks(), note, ledger->granted());
+  };
+  spec.mem_handler = [&](bulkhead::ipc::Channel& ch, uint64_t id, mem::Request::Reader r) {
+    auto error = [&](int e, const char* what) {
+      ch.Send<mem::Response>(id, [&](mem::Response::Builder b) {
+        auto x = b.initError();
+        x.setErrno(e);
+        x.setMessage(what);
+      });
+    };
+    if (!ledger) return error(ENODEV, "the broker has no memory file");
+    switch (r.which()) {
+      case mem::Request::GRANT: {
+        auto g = r.getGrant();
+        auto got = ledger->Grant(g.getSeq(), g.getCount());
+        if (got.err != 0) return error(got.err, "grant refused");
+        ch.Send<mem::Response>(id, [&](mem::Response::Builder b) {
+          auto c = b.initGranted();
+          c.setFirst(got.first);
+          c.setCount(got.count);
+        });
+        return;
+      }
+      case mem::Request::RELEASE: {
+        auto x = r.getRelease();
+        const int e = ledger->Release(x.getSeq(), x.getFirst(), x.getCount());
+        if (e != 0) return error(e, "release refused");
+        // The pages go back to the host (they read as zeros when granted again).
+        const off_t off = static_cast<off_t>(uint64_t{x.getFirst()} * bulkhead::mem::kChunk);
+        const off_t len = static_cast<off_t>(uint64_t{x.getCount()} * bulkhead::mem::kChunk);
+        if (::fallocate(memory_file.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) != 0) {
+          spdlog::warn("fallocate(PUNCH_HOLE) of chunks {}+{}: {}", x.getFirst(), x.getCount(), std::strerror(errno));
+        }
+        ch.Send<mem::Response>(id, [](mem::Response::Builder b) { b.setDone(); });
+        return;
+      }
+      case mem::Request::RESET: {
+        const int e = ledger->Reset(r.getReset().getSeq());
+        if (e != 0) return error(e, "reset refused");
+        ch.Send<mem::Response>(id, [](mem::Response::Builder b) { b.setDone(); });
+        return;
+      }
+      default:
+        return error(ENOSYS, "request not implemented by this version");
     }
   };
   return bulkhead::service::RunService(spec, argc, argv);

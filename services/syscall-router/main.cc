@@ -13,6 +13,7 @@
 
 #include "services/common/service.h"
 #include "services/syscall-router/kernel/kernel.h"
+#include "services/syscall-router/kernel/mem_client.h"
 #include "services/syscall-router/platform/ptrace_platform.h"
 #include "services/syscall-router/platform/choose.h"
 #include "services/syscall-router/policy.h"
@@ -37,6 +38,8 @@ int main(int argc, char** argv) {
   std::array<UniqueFd, 3> stdio;
   std::unique_ptr<router::TerminalSignals> terminal;
   std::unique_ptr<router::MemoryFile> memory;
+  std::unique_ptr<router::MemClient> mem_client;
+  bool chunks_from_broker = false;
   std::atomic<uint64_t>* enosys = nullptr;
   int router_cpu = -1;
   bulkhead::ipc::ServiceStatsBlock* stats_block = nullptr;
@@ -48,6 +51,7 @@ int main(int argc, char** argv) {
     // The memory file all application memory lives in (the sandbox's, from
     // the supervisor; the mem-broker holds it too); every stub keeps its
     // descriptor to map ranges of it.
+    const bool shared_memory_file = static_cast<bool>(ctx.memory_file);
     memory = ctx.memory_file ? std::make_unique<router::MemoryFile>(std::move(ctx.memory_file))
                              : std::make_unique<router::MemoryFile>();
     auto choice = router::platform::ChoosePlatform(ctx.platform, {memory->fd()});
@@ -59,6 +63,10 @@ int main(int argc, char** argv) {
     router_cpu = ctx.router_cpu;
     memory_limit = ctx.memory_limit;
     terminal = std::make_unique<router::TerminalSignals>(*platform);
+    if (auto* h = ctx.peer(ServiceKind::MEM_BROKER); h && shared_memory_file) {
+      mem_client = std::make_unique<router::MemClient>(h);
+      mem_client->SetBusyHook([p = platform.get()](bool busy) { p->Busy(busy); });
+    }
     if (auto* h = ctx.peer(ServiceKind::FS_GOFER)) {
       gofer = std::make_unique<router::GoferClient>(h);
       gofer->SetBusyHook([p = platform.get()](bool busy) { p->Busy(busy); });
@@ -86,6 +94,12 @@ int main(int argc, char** argv) {
       out.setCode(126);
       out.setError("no fs-gofer channel");
       return;
+    }
+    if (mem_client && !chunks_from_broker) {
+      // The mem-broker owns allocation: this router's space comes in chunks
+      // from it (after a reset: a new router holds nothing).
+      chunks_from_broker = mem_client->Reset();
+      if (chunks_from_broker) memory->SetChunkSource(mem_client.get());
     }
     router::RunRequest req;
     for (auto a : r.getArgv()) req.argv.emplace_back(a.cStr(), a.size());

@@ -42,7 +42,14 @@ MemoryFile::MemoryFile(UniqueFd fd) : fd_(std::move(fd)) {
     throw SysError(EINVAL, "memory file", "not a regular file of at least a page");
   }
   MapWhole(size);
-  Discard(0, size);
+  // Chunk 0 is the mem-broker's ledger (the broker attached to it already,
+  // or will): never used here, never discarded.
+  const uint64_t ledger = std::min(size, ChunkSource::kChunk);
+  free_.erase(0);
+  if (size > ledger) {
+    free_[ledger] = size - ledger;
+    Discard(ledger, size - ledger);
+  }
 }
 
 void MemoryFile::MapWhole(uint64_t size) {
@@ -52,26 +59,46 @@ void MemoryFile::MapWhole(uint64_t size) {
   free_[0] = size;
 }
 
+void MemoryFile::SetChunkSource(ChunkSource* source) {
+  source_ = source;
+  free_.clear();
+  granted_ = 0;
+}
+
 int64_t MemoryFile::Allocate(uint64_t len) {
   len = PageUp(len);
   if (len == 0 || len > size()) return -1;
-  for (auto it = free_.begin(); it != free_.end(); ++it) {
-    if (it->second < len) continue;
-    const uint64_t off = it->first;
-    const uint64_t rest = it->second - len;
-    free_.erase(it);
-    if (rest) free_[off + len] = rest;
-    allocated_ += len;
-    return static_cast<int64_t>(off);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    for (auto it = free_.begin(); it != free_.end(); ++it) {
+      if (it->second < len) continue;
+      const uint64_t off = it->first;
+      const uint64_t rest = it->second - len;
+      free_.erase(it);
+      if (rest) free_[off + len] = rest;
+      allocated_ += len;
+      return static_cast<int64_t>(off);
+    }
+    if (source_ == nullptr || attempt > 0) break;
+    // Nothing fits: more chunks from the broker, a reserve beyond the need
+    // when it has them.
+    const uint64_t need = (len + ChunkSource::kChunk - 1) / ChunkSource::kChunk;
+    if (need > 0xffffffffu) return -1;
+    int64_t first = source_->Grant(static_cast<uint32_t>(need + kReserveChunks));
+    uint64_t got = need + kReserveChunks;
+    if (first < 0) {
+      first = source_->Grant(static_cast<uint32_t>(need));
+      got = need;
+    }
+    if (first <= 0) return -1;
+    const uint64_t start = static_cast<uint64_t>(first) * ChunkSource::kChunk;
+    if (start + got * ChunkSource::kChunk > size()) return -1;  // a broker answer past the file: refused
+    granted_ += got * ChunkSource::kChunk;
+    AddFree(start, got * ChunkSource::kChunk, /*may_release=*/false);  // it is about to be used
   }
   return -1;
 }
 
-void MemoryFile::Free(uint64_t offset, uint64_t len) {
-  len = PageUp(len);
-  if (len == 0) return;
-  Discard(offset, len);
-  allocated_ -= std::min(allocated_, len);
+void MemoryFile::AddFree(uint64_t offset, uint64_t len, bool may_release) {
   auto next = free_.lower_bound(offset);
   uint64_t start = offset, end = offset + len;
   if (next != free_.begin()) {
@@ -86,6 +113,33 @@ void MemoryFile::Free(uint64_t offset, uint64_t len) {
     free_.erase(next);
   }
   free_[start] = end - start;
+  if (source_ != nullptr && may_release) ReleaseSpare(start, end);
+}
+
+void MemoryFile::ReleaseSpare(uint64_t start, uint64_t end) {
+  // The top whole chunks of [start, end) go back, as many as leave the
+  // reserve free.
+  constexpr uint64_t kChunk = ChunkSource::kChunk;
+  const uint64_t a = (start + kChunk - 1) / kChunk * kChunk, b = end / kChunk * kChunk;
+  const uint64_t free_bytes = granted_ - std::min(granted_, allocated_);
+  const uint64_t reserve = kReserveChunks * kChunk;
+  if (b <= a || free_bytes <= reserve) return;
+  const uint64_t n = std::min(b - a, (free_bytes - reserve) / kChunk * kChunk);
+  if (n == 0) return;
+  const uint64_t from = b - n;
+  free_.erase(start);
+  if (from > start) free_[start] = from - start;
+  if (end > b) free_[b] = end - b;
+  granted_ -= n;
+  source_->Release(static_cast<uint32_t>(from / kChunk), static_cast<uint32_t>(n / kChunk));
+}
+
+void MemoryFile::Free(uint64_t offset, uint64_t len) {
+  len = PageUp(len);
+  if (len == 0) return;
+  Discard(offset, len);
+  allocated_ -= std::min(allocated_, len);
+  AddFree(offset, len, /*may_release=*/true);
 }
 
 void MemoryFile::Discard(uint64_t offset, uint64_t len) {

@@ -33,14 +33,28 @@
 
 namespace bulkhead::router {
 
+// Where a MemoryFile gets its space when the mem-broker owns allocation:
+// 2 MiB chunks of the file, by index, granted and released in contiguous
+// runs (services/mem-broker/ledger.h).
+class ChunkSource {
+ public:
+  static constexpr uint64_t kChunk = uint64_t{2} << 20;
+  virtual ~ChunkSource() = default;
+  // `count` contiguous chunks: the first one's index, or -1 (none free, or
+  // the broker cannot be reached).
+  virtual int64_t Grant(uint32_t count) = 0;
+  virtual void Release(uint32_t first, uint32_t count) = 0;
+};
+
 class MemoryFile {
  public:
   // A sparse memfd of `size` bytes (nothing is committed until written),
   // mapped into the router. Throws SysError.
   explicit MemoryFile(uint64_t size = uint64_t{64} << 30);
   // Adopts an existing memory file (the sandbox's, from the supervisor): its
-  // size is the file's; anything in it is discarded (a router that starts
-  // afresh has no application yet, a previous router's pages are garbage).
+  // size is the file's; anything in it but chunk 0 (the mem-broker's ledger)
+  // is discarded (a router that starts afresh has no application yet, a
+  // previous router's pages are garbage).
   explicit MemoryFile(UniqueFd fd);
 
   int fd() const { return fd_.get(); }
@@ -56,6 +70,14 @@ class MemoryFile {
   // private anonymous memory).
   void Discard(uint64_t offset, uint64_t len);
 
+  // From now on the space comes from `source` (the mem-broker): chunk 0 is
+  // left alone (the broker's ledger) and nothing else is used until granted;
+  // ranges come from granted chunks, more are asked for when none fits, and
+  // whole free chunks beyond a reserve go back. Call before any Allocate.
+  void SetChunkSource(ChunkSource* source);
+  // Chunks held from the source (0 without one).
+  uint64_t granted_chunks() const { return granted_ / ChunkSource::kChunk; }
+
   uint64_t allocated() const { return allocated_; }
   // Bytes of the file that hold data (pages the host committed).
   uint64_t resident() const;
@@ -64,8 +86,16 @@ class MemoryFile {
   void MapWhole(uint64_t size);
   UniqueFd fd_;
   Mapping map_;
+  void AddFree(uint64_t offset, uint64_t len, bool may_release);  // coalescing
+  // Whole free chunks beyond the reserve go back to the source.
+  void ReleaseSpare(uint64_t start, uint64_t end);
   std::map<uint64_t, uint64_t> free_;  // offset -> length, coalesced
   uint64_t allocated_ = 0;
+  ChunkSource* source_ = nullptr;
+  uint64_t granted_ = 0;  // bytes of granted chunks
+  // Free bytes kept when chunks could go back, and chunks asked for at once
+  // beyond what a request needs: most mappings need no round trip.
+  static constexpr uint64_t kReserveChunks = 8;
 };
 
 // A range of the memory file, shared by every mapping that refers to it

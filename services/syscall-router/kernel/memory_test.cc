@@ -223,5 +223,72 @@ TEST_F(MemoryAs, PatchingCodeCopiesOnlyThatPageOutOfTheCache) {
   EXPECT_EQ(as_->ProtAt(kBase + 3 * kPage), -1);
 }
 
+// Space from a chunk source (the mem-broker): granted in runs with a
+// reserve, whole free chunks beyond the reserve given back, chunk 0 (the
+// broker's ledger) never used.
+class FakeSource : public ChunkSource {
+ public:
+  explicit FakeSource(uint32_t chunks) : owned_(chunks, false) { owned_[0] = true; }
+  int64_t Grant(uint32_t count) override {
+    ++grants;
+    for (uint32_t i = 1; i + count <= owned_.size(); ++i) {
+      bool free = true;
+      for (uint32_t j = i; j < i + count && free; ++j) free = !owned_[j];
+      if (!free) continue;
+      for (uint32_t j = i; j < i + count; ++j) owned_[j] = true;
+      return i;
+    }
+    return -1;
+  }
+  void Release(uint32_t first, uint32_t count) override {
+    ++releases;
+    for (uint32_t j = first; j < first + count; ++j) {
+      EXPECT_TRUE(owned_[j]) << "chunk " << j << " released twice";
+      owned_[j] = false;
+    }
+  }
+  uint32_t held() const {
+    uint32_t n = 0;
+    for (size_t i = 1; i < owned_.size(); ++i) n += owned_[i];
+    return n;
+  }
+  int grants = 0, releases = 0;
+
+ private:
+  std::vector<bool> owned_;
+};
+
+TEST(MemoryFile, SpaceComesInChunksFromTheSourceAndSpareChunksGoBack) {
+  constexpr uint64_t kChunk = ChunkSource::kChunk;
+  MemoryFile f(64 * kChunk);
+  FakeSource src(64);
+  f.SetChunkSource(&src);
+  const int64_t a = f.Allocate(kPage);
+  ASSERT_GE(a, static_cast<int64_t>(kChunk));  // never in chunk 0
+  EXPECT_EQ(src.grants, 1);
+  EXPECT_EQ(f.granted_chunks(), 9u);  // one, and a reserve of eight
+  // Served from the reserve: no more round trips.
+  std::vector<int64_t> small;
+  for (int i = 0; i < 50; ++i) small.push_back(f.Allocate(64 * kPage));
+  EXPECT_EQ(src.grants, 1);
+  // A large one that does not fit: a contiguous run of its own.
+  const int64_t big = f.Allocate(20 * kChunk);
+  ASSERT_GE(big, 0);
+  EXPECT_EQ(src.grants, 2);
+  f.Free(static_cast<uint64_t>(big), 20 * kChunk);
+  EXPECT_GE(src.releases, 1);  // whole free chunks went back, all but the reserve
+  EXPECT_LE(f.granted_chunks() * kChunk, f.allocated() + 10 * kChunk);
+  for (int64_t x : small) f.Free(static_cast<uint64_t>(x), 64 * kPage);
+  f.Free(static_cast<uint64_t>(a), kPage);
+  EXPECT_EQ(f.allocated(), 0u);
+  EXPECT_LE(f.granted_chunks(), 9u);  // the reserve, at most
+  EXPECT_EQ(src.held(), f.granted_chunks());
+  // Nothing left at the source: the allocation fails, nothing breaks.
+  FakeSource empty(1);
+  MemoryFile g(4 * kChunk);
+  g.SetChunkSource(&empty);
+  EXPECT_EQ(g.Allocate(kPage), -1);
+}
+
 }  // namespace
 }  // namespace bulkhead::router

@@ -1,0 +1,88 @@
+// The mem-broker's allocator: which 2 MiB chunks of the sandbox's memory file
+// the syscall-router owns. Its whole state lives in chunk 0 of the memory file
+// itself (the "ledger"), so that it outlives the broker: a broker that is
+// killed (-9, a crash) is replaced by the supervisor, and the new one attaches
+// to the same bytes, finishes the operation its predecessor was in the middle
+// of, and answers a request it had already applied with the same answer.
+//
+// The router asks for chunks (Grant: a contiguous run, so that one mapping
+// can cover a large allocation), gives them back (Release: the broker punches
+// the pages out of the file, so the host memory goes back), and, when a new
+// router starts, drops everything the old one had (Reset). Requests carry the
+// router's sequence number; the router re-sends a request with the same
+// number after the broker died, so each one is applied once:
+//
+//   1. the operation (kind, seq, range) is written, then state = PENDING;
+//   2. the owner bytes of its chunks change;
+//   3. last_seq = seq, state = DONE.
+//
+// A broker that dies after 1 leaves PENDING: its successor redoes 2 (setting
+// owner bytes is idempotent) and 3. A re-sent request whose seq is last_seq
+// gets the recorded answer; an older one is refused. So no chunk is ever
+// handed out twice, and none is lost. (ledger_test.cc kills the broker
+// between every pair of steps and checks each grant against a shadow map.)
+//
+// The bytes are shared with the router (it maps the whole file): the ledger
+// is validated when attached, and anything inconsistent (magic, sizes, owner
+// values, the pending record) starts a fresh ledger with an error, never a
+// crash. Requests are hostile too: absurd counts, ranges outside the file or
+// not owned by the router get an errno.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace bulkhead::mem {
+
+inline constexpr uint64_t kChunk = uint64_t{2} << 20;
+// Chunk 0 holds the ledger; the largest file it can describe.
+inline constexpr uint64_t kLedgerBytes = kChunk;
+inline constexpr uint64_t kMaxChunks = kLedgerBytes - 4096;  // one owner byte each after the header page
+
+class Ledger {
+ public:
+  // Attaches to `mem` (kLedgerBytes of shared memory, chunk 0 of a memory
+  // file of `file_size` bytes): loads the state a previous broker left, or
+  // makes a fresh one. `note` (if given) says which.
+  Ledger(uint8_t* mem, uint64_t file_size, std::string* note = nullptr);
+
+  struct Range {
+    int err = 0;  // 0, or an errno
+    uint32_t first = 0;
+    uint32_t count = 0;
+  };
+  // `count` contiguous free chunks for the router (first fit), for request
+  // `seq`. EINVAL for a count of 0 or more than the file has, ENOMEM when no
+  // run is free, EALREADY for a seq older than the last one applied.
+  Range Grant(uint64_t seq, uint32_t count);
+  // Gives back [first, first + count): every chunk must be the router's
+  // (EINVAL otherwise, and nothing changes).
+  int Release(uint64_t seq, uint32_t first, uint32_t count);
+  // A new router: every chunk the old one had is free, and `seq` (any value
+  // but 0) starts the new router's sequence.
+  int Reset(uint64_t seq);
+
+  uint32_t chunks() const { return chunks_; }
+  uint32_t granted() const;
+  uint64_t last_seq() const;
+  bool owned(uint32_t chunk) const;
+
+  // Tests: the next operation stops (throws Crash) after step `step` (1 or
+  // 2 above), as a broker killed there would.
+  struct Crash {};
+  void CrashAfter(int step) { crash_after_ = step; }
+
+ private:
+  void Fresh(uint64_t file_size);
+  bool Valid(uint64_t file_size) const;
+  void Begin(uint32_t kind, uint64_t seq, uint32_t first, uint32_t count);
+  void Apply();
+  void Finish();
+  void MaybeCrash(int step);
+
+  uint8_t* mem_;
+  uint32_t chunks_ = 0;
+  int crash_after_ = 0;
+};
+
+}  // namespace bulkhead::mem
