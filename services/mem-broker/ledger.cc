@@ -137,18 +137,21 @@ Ledger::Range Ledger::Grant(uint64_t seq, uint32_t count) {
   return {ENOMEM, 0, 0};
 }
 
-int Ledger::Release(uint64_t seq, uint32_t first, uint32_t count) {
+Ledger::Range Ledger::Release(uint64_t seq, uint32_t first, uint32_t count) {
   const uint64_t last = last_seq();
-  if (seq == last && last != 0) return Load<uint32_t>(mem_, kKindOff) == kRelease ? 0 : EALREADY;
-  if (seq < last || seq == 0) return EALREADY;
-  if (first == 0 || count == 0 || first >= chunks_ || count > chunks_ - first) return EINVAL;
+  if (seq == last && last != 0) {
+    if (Load<uint32_t>(mem_, kKindOff) != kRelease) return {EALREADY, 0, 0};
+    return {0, Load<uint32_t>(mem_, kOpFirstOff), Load<uint32_t>(mem_, kOpCountOff)};  // a re-sent request
+  }
+  if (seq < last || seq == 0) return {EALREADY, 0, 0};
+  if (first == 0 || count == 0 || first >= chunks_ || count > chunks_ - first) return {EINVAL, 0, 0};
   for (uint32_t i = first; i < first + count; ++i) {
-    if (mem_[kOwners + i] != kRouter) return EINVAL;  // not the router's to give back
+    if (mem_[kOwners + i] != kRouter) return {EINVAL, 0, 0};  // not the router's to give back
   }
   Begin(kRelease, seq, first, count);
   Apply();
   Finish();
-  return 0;
+  return {0, first, count};
 }
 
 int Ledger::Reset(uint64_t seq) {

@@ -56,8 +56,10 @@ class Ledger {
   // run is free, EALREADY for a seq older than the last one applied.
   Range Grant(uint64_t seq, uint32_t count);
   // Gives back [first, first + count): every chunk must be the router's
-  // (EINVAL otherwise, and nothing changes).
-  int Release(uint64_t seq, uint32_t first, uint32_t count);
+  // (EINVAL otherwise, and nothing changes). The range released: for a
+  // re-sent request the one recorded, never the request's (which a hostile
+  // router could change to have other chunks punched).
+  Range Release(uint64_t seq, uint32_t first, uint32_t count);
   // A new router: every chunk the old one had is free, and `seq` (any value
   // but 0) starts the new router's sequence.
   int Reset(uint64_t seq);

@@ -30,10 +30,10 @@ TEST(Ledger, GrantsReleasesAndRefusesWhatIsNotTheRouters) {
   ASSERT_EQ(b.err, 0);
   EXPECT_EQ(b.first, 5u);
   EXPECT_EQ(l.granted(), 6u);
-  EXPECT_EQ(l.Release(3, 2, 2), 0);
-  EXPECT_EQ(l.Release(4, 2, 1), EINVAL);    // no longer the router's
-  EXPECT_EQ(l.Release(5, 0, 1), EINVAL);    // the ledger itself
-  EXPECT_EQ(l.Release(6, 250, 100), EINVAL);  // past the end
+  EXPECT_EQ(l.Release(3, 2, 2).err, 0);
+  EXPECT_EQ(l.Release(4, 2, 1).err, EINVAL);    // no longer the router's
+  EXPECT_EQ(l.Release(5, 0, 1).err, EINVAL);    // the ledger itself
+  EXPECT_EQ(l.Release(6, 250, 100).err, EINVAL);  // past the end
   auto c = l.Grant(7, 2);                   // first fit: the hole
   ASSERT_EQ(c.err, 0);
   EXPECT_EQ(c.first, 2u);
@@ -54,9 +54,15 @@ TEST(Ledger, AReSentRequestGetsTheSameAnswer) {
   EXPECT_EQ(again.err, 0);
   EXPECT_EQ(again.first, a.first);
   EXPECT_EQ(l.granted(), 3u);  // applied once
-  EXPECT_EQ(l.Release(2, a.first, 3), 0);
-  EXPECT_EQ(l.Release(2, a.first, 3), 0);  // replay: fine, nothing more
+  EXPECT_EQ(l.Release(2, a.first, 3).err, 0);
+  EXPECT_EQ(l.Release(2, a.first, 3).err, 0);  // replay: fine, nothing more
   EXPECT_EQ(l.granted(), 0u);
+  // A replay with another range answers with the recorded one: a forged
+  // replay cannot have other chunks punched.
+  auto forged = l.Release(2, 10, 5);
+  EXPECT_EQ(forged.err, 0);
+  EXPECT_EQ(forged.first, a.first);
+  EXPECT_EQ(forged.count, 3u);
 }
 
 TEST(Ledger, GarbageStartsAfreshInsteadOfCrashing) {
@@ -109,9 +115,10 @@ TEST(Ledger, KilledAtEveryStepNothingIsHandedOutTwiceOrLost) {
           runs.emplace_back(r.first, r.count);
         } else {
           auto [first, count] = runs[victim];
-          int rc = broker->Release(seq, first, count);
+          auto rc = broker->Release(seq, first, count);
           if (crash_at == 3 && attempt == 0) throw Ledger::Crash{};
-          ASSERT_EQ(rc, 0) << "op " << op;
+          ASSERT_EQ(rc.err, 0) << "op " << op;
+          ASSERT_EQ(rc.first, first);
           for (uint32_t c = first; c < first + count; ++c) ASSERT_EQ(shadow.erase(c), 1u);
           runs.erase(runs.begin() + static_cast<long>(victim));
         }

@@ -10,6 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstring>
 #include <memory>
 
 #include "base/error.h"
@@ -19,6 +20,7 @@
 #include "services/common/service.h"
 #include "services/mem-broker/ledger.h"
 #include "services/mem-broker/policy.h"
+#include "services/mem-broker/serve.h"
 
 namespace mem = bulkhead::schema::mem;
 
@@ -54,40 +56,23 @@ int main(int argc, char** argv) {
       });
     };
     if (!ledger) return error(ENODEV, "the broker has no memory file");
-    switch (r.which()) {
-      case mem::Request::GRANT: {
-        auto g = r.getGrant();
-        auto got = ledger->Grant(g.getSeq(), g.getCount());
-        if (got.err != 0) return error(got.err, "grant refused");
-        ch.Send<mem::Response>(id, [&](mem::Response::Builder b) {
-          auto c = b.initGranted();
-          c.setFirst(got.first);
-          c.setCount(got.count);
-        });
-        return;
+    const bulkhead::mem::Answer a = bulkhead::mem::Serve(*ledger, r);
+    if (a.err != 0) return error(a.err, a.what);
+    if (a.punch) {
+      // Released chunks: their pages go back to the host (they read as zeros
+      // when granted again).
+      const off_t off = static_cast<off_t>(uint64_t{a.first} * bulkhead::mem::kChunk);
+      const off_t len = static_cast<off_t>(uint64_t{a.count} * bulkhead::mem::kChunk);
+      if (::fallocate(memory_file.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) != 0) {
+        spdlog::warn("fallocate(PUNCH_HOLE) of chunks {}+{}: {}", a.first, a.count, std::strerror(errno));
       }
-      case mem::Request::RELEASE: {
-        auto x = r.getRelease();
-        const int e = ledger->Release(x.getSeq(), x.getFirst(), x.getCount());
-        if (e != 0) return error(e, "release refused");
-        // The pages go back to the host (they read as zeros when granted again).
-        const off_t off = static_cast<off_t>(uint64_t{x.getFirst()} * bulkhead::mem::kChunk);
-        const off_t len = static_cast<off_t>(uint64_t{x.getCount()} * bulkhead::mem::kChunk);
-        if (::fallocate(memory_file.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) != 0) {
-          spdlog::warn("fallocate(PUNCH_HOLE) of chunks {}+{}: {}", x.getFirst(), x.getCount(), std::strerror(errno));
-        }
-        ch.Send<mem::Response>(id, [](mem::Response::Builder b) { b.setDone(); });
-        return;
-      }
-      case mem::Request::RESET: {
-        const int e = ledger->Reset(r.getReset().getSeq());
-        if (e != 0) return error(e, "reset refused");
-        ch.Send<mem::Response>(id, [](mem::Response::Builder b) { b.setDone(); });
-        return;
-      }
-      default:
-        return error(ENOSYS, "request not implemented by this version");
     }
+    ch.Send<mem::Response>(id, [&](mem::Response::Builder b) {
+      if (!a.granted) return b.setDone();
+      auto c = b.initGranted();
+      c.setFirst(a.first);
+      c.setCount(a.count);
+    });
   };
   return bulkhead::service::RunService(spec, argc, argv);
 }
