@@ -174,8 +174,8 @@ int main(int argc, char** argv) {
     long kb = IdlePssKb(c.prefix);
     if (kb > 0) results[c.name]["idle_pss_kb"].push_back(static_cast<double>(kb));
   }
-  const char* figures[] = {"getpid",         "clock_gettime",  "open_close",  "read_4k",
-                           "pipe_pingpong", "futex_pingpong", "fork_wait", "startup_true"};
+  const char* figures[] = {"getpid",         "clock_gettime",  "open_close", "read_4k",      "pipe_pingpong",
+                           "futex_pingpong", "fork_wait",      "mmap_4k",    "alloc_per_mib", "startup_true"};
   // Median of a contender's figure; 0 when it has none (contender left out).
   auto med = [&](const std::string& c, const std::string& f) { return Median(results[c][f]); };
   struct Ratio {
@@ -233,7 +233,9 @@ int main(int argc, char** argv) {
   }
   std::printf("(medians of %d rounds of %d calls; fork_wait is per fork+exit+wait (a tenth as many); "
               "pipe_pingpong is a one-byte round trip between two processes, futex_pingpong a wake-and-wait "
-              "round trip between two threads; startup is one /bin/true per round)\n",
+              "round trip between two threads; mmap_4k is a 4 KiB anonymous mmap, one store, munmap; "
+              "alloc_per_mib is 64 MiB mapped, every page written, unmapped, per MiB (a twentieth as many); "
+              "startup is one /bin/true per round)\n",
               rounds, iterations);
   // Targets (issue 9), reported, never asserted.
   auto verdict = [](bool known, bool met) { return !known ? "UNKNOWN" : met ? "MET" : "NOT MET"; };
