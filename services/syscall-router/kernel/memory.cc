@@ -45,9 +45,9 @@ MemoryFile::MemoryFile(UniqueFd fd) : fd_(std::move(fd)) {
   // Chunk 0 is the mem-broker's ledger (the broker attached to it already,
   // or will): never used here, never discarded.
   const uint64_t ledger = std::min(size, ChunkSource::kChunk);
-  free_.erase(0);
+  ClearFree();
   if (size > ledger) {
-    free_[ledger] = size - ledger;
+    InsertFree(ledger, size - ledger);
     Discard(ledger, size - ledger);
   }
 }
@@ -56,12 +56,12 @@ void MemoryFile::MapWhole(uint64_t size) {
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd_.get(), 0);
   if (p == MAP_FAILED) throw SysError(errno, "mmap", "the memory file (" + std::to_string(size) + " bytes)");
   map_ = Mapping(p, size);
-  free_[0] = size;
+  InsertFree(0, size);
 }
 
 void MemoryFile::SetChunkSource(ChunkSource* source) {
   source_ = source;
-  free_.clear();
+  ClearFree();
   granted_ = 0;
 }
 
@@ -69,12 +69,14 @@ int64_t MemoryFile::Allocate(uint64_t len) {
   len = PageUp(len);
   if (len == 0 || len > size()) return -1;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    for (auto it = free_.begin(); it != free_.end(); ++it) {
-      if (it->second < len) continue;
-      const uint64_t off = it->first;
-      const uint64_t rest = it->second - len;
-      free_.erase(it);
-      if (rest) free_[off + len] = rest;
+    // Best fit: the smallest free range that holds it (O(log n) however
+    // fragmented the file is).
+    auto best = by_len_.lower_bound({len, 0});
+    if (best != by_len_.end()) {
+      const uint64_t off = best->second;
+      const uint64_t rest = best->first - len;
+      EraseFree(off);
+      if (rest) InsertFree(off + len, rest);
       allocated_ += len;
       return static_cast<int64_t>(off);
     }
@@ -98,6 +100,23 @@ int64_t MemoryFile::Allocate(uint64_t len) {
   return -1;
 }
 
+void MemoryFile::InsertFree(uint64_t offset, uint64_t len) {
+  free_[offset] = len;
+  by_len_.insert({len, offset});
+}
+
+void MemoryFile::EraseFree(uint64_t offset) {
+  auto it = free_.find(offset);
+  if (it == free_.end()) return;
+  by_len_.erase({it->second, offset});
+  free_.erase(it);
+}
+
+void MemoryFile::ClearFree() {
+  free_.clear();
+  by_len_.clear();
+}
+
 void MemoryFile::AddFree(uint64_t offset, uint64_t len, bool may_release) {
   auto next = free_.lower_bound(offset);
   uint64_t start = offset, end = offset + len;
@@ -105,14 +124,15 @@ void MemoryFile::AddFree(uint64_t offset, uint64_t len, bool may_release) {
     auto prev = std::prev(next);
     if (prev->first + prev->second == start) {
       start = prev->first;
-      free_.erase(prev);
+      EraseFree(prev->first);
     }
   }
+  next = free_.lower_bound(end);
   if (next != free_.end() && next->first == end) {
     end += next->second;
-    free_.erase(next);
+    EraseFree(next->first);
   }
-  free_[start] = end - start;
+  InsertFree(start, end - start);
   if (source_ != nullptr && may_release) ReleaseSpare(start, end);
 }
 
@@ -127,9 +147,9 @@ void MemoryFile::ReleaseSpare(uint64_t start, uint64_t end) {
   const uint64_t n = std::min(b - a, (free_bytes - reserve) / kChunk * kChunk);
   if (n == 0) return;
   const uint64_t from = b - n;
-  free_.erase(start);
-  if (from > start) free_[start] = from - start;
-  if (end > b) free_[b] = end - b;
+  EraseFree(start);
+  if (from > start) InsertFree(start, from - start);
+  if (end > b) InsertFree(b, end - b);
   granted_ -= n;
   source_->Release(static_cast<uint32_t>(from / kChunk), static_cast<uint32_t>(n / kChunk));
 }

@@ -11,8 +11,9 @@
 // fork, munmap and mprotect
 // split mappings, freed ranges go back to the host (FALLOC_FL_PUNCH_HOLE).
 //
-// MemoryFile: the file, the router's mapping of it, and a first-fit
-// allocator of page ranges (to be served by the mem-broker, issue 6).
+// MemoryFile: the file, the router's mapping of it, and a best-fit
+// allocator of page ranges (indexed by size: O(log n) however fragmented)
+// inside the 2 MiB chunks the mem-broker grants (ChunkSource).
 // MemoryAddressSpace: a platform::AddressSpace decorator that turns the
 // kernel's anonymous mmaps into memory-file mappings and serves
 // ReadMemory/WriteMemory from the router's mapping, honouring protections.
@@ -23,6 +24,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 
@@ -89,7 +91,11 @@ class MemoryFile {
   void AddFree(uint64_t offset, uint64_t len, bool may_release);  // coalescing
   // Whole free chunks beyond the reserve go back to the source.
   void ReleaseSpare(uint64_t start, uint64_t end);
-  std::map<uint64_t, uint64_t> free_;  // offset -> length, coalesced
+  void InsertFree(uint64_t offset, uint64_t len);
+  void EraseFree(uint64_t offset);
+  void ClearFree();
+  std::map<uint64_t, uint64_t> free_;          // offset -> length, coalesced
+  std::set<std::pair<uint64_t, uint64_t>> by_len_;  // (length, offset): best fit
   uint64_t allocated_ = 0;
   ChunkSource* source_ = nullptr;
   uint64_t granted_ = 0;  // bytes of granted chunks
