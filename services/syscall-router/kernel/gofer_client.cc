@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "services/syscall-router/kernel/busy_guard.h"
 #include "schemas/gofer.capnp.h"
 
 namespace bulkhead::router {
@@ -36,15 +37,7 @@ void ToStat(schema::Stat::Reader s, struct stat* st) {
 // the received message (for its bulk bytes), under the channel's lock.
 template <typename Fill, typename Use>
 long Call(service::ChannelHolder* h, const std::function<void(bool)>& busy, Fill&& fill, Use&& use) {
-  struct BusyGuard {
-    const std::function<void(bool)>& f;
-    explicit BusyGuard(const std::function<void(bool)>& f) : f(f) {
-      if (f) f(true);
-    }
-    ~BusyGuard() {
-      if (f) f(false);
-    }
-  } busy_guard(busy);
+  BusyGuard busy_guard(busy);
   std::lock_guard<std::mutex> l(h->call_mutex());
   uint64_t version = 0;
   auto ch = h->Get(&version);

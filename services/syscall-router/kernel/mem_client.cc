@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <ctime>
 
+#include "services/syscall-router/kernel/busy_guard.h"
 #include "schemas/mem.capnp.h"
 
 namespace bulkhead::router {
@@ -30,15 +31,7 @@ MemClient::MemClient(service::ChannelHolder* holder) : holder_(holder), seq_(Clo
 // Returns 0, or -errno (an error answer; -EIO when no broker answers).
 template <typename Fill>
 long MemClient::Call(Fill&& fill, uint32_t* first) {
-  struct BusyGuard {
-    const std::function<void(bool)>& f;
-    explicit BusyGuard(const std::function<void(bool)>& f) : f(f) {
-      if (f) f(true);
-    }
-    ~BusyGuard() {
-      if (f) f(false);
-    }
-  } busy_guard(busy_);
+  BusyGuard busy_guard(busy_);
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     std::unique_lock<std::mutex> l(holder_->call_mutex());
     uint64_t version = 0;
