@@ -4,6 +4,8 @@
  * with a pattern of their own, checked in full and unmapped, and now and then
  * a forked child checks every live one. Two mappings that shared memory-file
  * pages (a chunk handed out twice) would overwrite each other's patterns.
+ * Stops after SECONDS (argv[1], default 3), or earlier once the file
+ * argv[2] exists (the test creates it when its drill is over).
  * Prints "ok N mappings" or what went wrong. */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -52,9 +54,11 @@ static int check(const struct slot* x) {
 
 int main(int argc, char** argv) {
   const long end = now_ms() + (argc > 1 ? atol(argv[1]) : 3) * 1000;
+  const char* stop_file = argc > 2 ? argv[2] : NULL;
   long made = 0;
   uint64_t tags = 1;
-  while (now_ms() < end) {
+  for (long round = 0; now_ms() < end; ++round) {
+    if (stop_file && round % 256 == 0 && access(stop_file, F_OK) == 0) break;
     struct slot* x = &s[next() % SLOTS];
     if (x->p) {
       if (!check(x)) return 1;

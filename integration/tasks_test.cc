@@ -483,6 +483,7 @@ TEST(CrashSurvival, MemoryChurnsOnAcrossTwentyBrokerKills) {
   const std::string root = TestDir("memchaos-root");
   const std::string bh = Runfile("runtime/bulkhead");
   const std::string log_dir = TestDir("memchaos-logs");
+  const std::string stop_file = TestDir("memchaos-stop") + "/stop";
   int out[2];
   ASSERT_EQ(pipe(out), 0);
   pid_t pid = fork();
@@ -493,7 +494,7 @@ TEST(CrashSurvival, MemoryChurnsOnAcrossTwentyBrokerKills) {
     // and reach the crash-loop guard.
     execl(bh.c_str(), "bulkhead", "--root", root.c_str(), "--debug", "--debug-log-dir", log_dir.c_str(),
           "--restart-backoff-max", "20", "--max-restarts", "100", "do", "--", Runfile("integration/memchurn").c_str(),
-          "12", static_cast<char*>(nullptr));
+          "120", stop_file.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   close(out[1]);
@@ -506,6 +507,9 @@ TEST(CrashSurvival, MemoryChurnsOnAcrossTwentyBrokerKills) {
     if (k.code == 0) ++kills;
     std::this_thread::sleep_for(std::chrono::milliseconds(k.code == 0 ? 350 : 50));
   }
+  // Some more churn after the last replacement, then the program stops.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  { std::ofstream(stop_file) << "stop\n"; }
   std::string got;
   char buf[256];
   ssize_t n;
