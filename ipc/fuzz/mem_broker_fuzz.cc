@@ -17,6 +17,7 @@
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -46,9 +47,12 @@ struct Reader {
   }
 };
 
-void Check(bool ok) {
-  if (!ok) std::abort();
+void CheckAt(bool ok, const char* what, int line) {
+  if (ok) return;
+  std::fprintf(stderr, "mem_broker_fuzz: line %d: %s does not hold\n", line, what);
+  std::abort();
 }
+#define Check(x) CheckAt((x), #x, __LINE__)
 
 }  // namespace
 

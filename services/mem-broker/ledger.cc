@@ -117,8 +117,12 @@ void Ledger::Finish() {
 Ledger::Range Ledger::Grant(uint64_t seq, uint32_t count) {
   const uint64_t last = last_seq();
   if (seq == last && last != 0) {
+    // A re-sent request: the recorded answer, as long as the ledger still
+    // says so (bytes the router scribbled over are not answered).
     if (Load<uint32_t>(mem_, kKindOff) != kGrant) return {EALREADY, 0, 0};
-    return {0, Load<uint32_t>(mem_, kOpFirstOff), Load<uint32_t>(mem_, kOpCountOff)};  // a re-sent request
+    const uint32_t first = Load<uint32_t>(mem_, kOpFirstOff), count = Load<uint32_t>(mem_, kOpCountOff);
+    if (!AllOwnedBy(first, count, kRouter)) return {EALREADY, 0, 0};
+    return {0, first, count};
   }
   if (seq < last || seq == 0) return {EALREADY, 0, 0};
   if (count == 0 || count >= chunks_) return {EINVAL, 0, 0};
@@ -140,8 +144,12 @@ Ledger::Range Ledger::Grant(uint64_t seq, uint32_t count) {
 Ledger::Range Ledger::Release(uint64_t seq, uint32_t first, uint32_t count) {
   const uint64_t last = last_seq();
   if (seq == last && last != 0) {
+    // A re-sent request: done already. The recorded range is punched again
+    // only while it is still free (never what the request names).
     if (Load<uint32_t>(mem_, kKindOff) != kRelease) return {EALREADY, 0, 0};
-    return {0, Load<uint32_t>(mem_, kOpFirstOff), Load<uint32_t>(mem_, kOpCountOff)};  // a re-sent request
+    const uint32_t first = Load<uint32_t>(mem_, kOpFirstOff), count = Load<uint32_t>(mem_, kOpCountOff);
+    if (!AllOwnedBy(first, count, kFree)) return {0, 0, 0};
+    return {0, first, count};
   }
   if (seq < last || seq == 0) return {EALREADY, 0, 0};
   if (first == 0 || count == 0 || first >= chunks_ || count > chunks_ - first) return {EINVAL, 0, 0};
@@ -158,13 +166,21 @@ int Ledger::Reset(uint64_t seq) {
   // A new router numbers its requests from a base of its own (a clock
   // reading), which need not exceed the old router's: any seq but a replay
   // of the last reset starts a new sequence.
-  const uint64_t last = last_seq();
-  if (seq == last && last != 0) return Load<uint32_t>(mem_, kKindOff) == kReset ? 0 : EALREADY;
+  // A re-sent reset is simply applied again (freeing everything twice is
+  // freeing it once).
   if (seq == 0) return EINVAL;
   Begin(kReset, seq, 0, 0);
   Apply();
   Finish();
   return 0;
+}
+
+bool Ledger::AllOwnedBy(uint32_t first, uint32_t count, uint8_t owner) const {
+  if (first == 0 || count == 0 || first >= chunks_ || count > chunks_ - first) return false;
+  for (uint32_t i = first; i < first + count; ++i) {
+    if (mem_[kOwners + i] != owner) return false;
+  }
+  return true;
 }
 
 uint32_t Ledger::granted() const {

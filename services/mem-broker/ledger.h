@@ -57,11 +57,13 @@ class Ledger {
   Range Grant(uint64_t seq, uint32_t count);
   // Gives back [first, first + count): every chunk must be the router's
   // (EINVAL otherwise, and nothing changes). The range released: for a
-  // re-sent request the one recorded, never the request's (which a hostile
-  // router could change to have other chunks punched).
+  // re-sent request the one recorded while it is still free, else an empty
+  // one; never the request's (a hostile router could change it to have
+  // other chunks punched).
   Range Release(uint64_t seq, uint32_t first, uint32_t count);
   // A new router: every chunk the old one had is free, and `seq` (any value
-  // but 0) starts the new router's sequence.
+  // but 0) starts the new router's sequence. A re-sent reset is applied
+  // again.
   int Reset(uint64_t seq);
 
   uint32_t chunks() const { return chunks_; }
@@ -81,6 +83,7 @@ class Ledger {
   void Apply();
   void Finish();
   void MaybeCrash(int step);
+  bool AllOwnedBy(uint32_t first, uint32_t count, uint8_t owner) const;
 
   uint8_t* mem_;
   uint32_t chunks_ = 0;

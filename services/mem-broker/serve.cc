@@ -21,7 +21,7 @@ Answer Serve(Ledger& ledger, schema::mem::Request::Reader r) {
       auto x = r.getRelease();
       const auto got = ledger.Release(x.getSeq(), x.getFirst(), x.getCount());
       if (got.err != 0) return {got.err, "release refused"};
-      a.punch = true;  // the pages go back to the host
+      a.punch = got.count > 0;  // the pages go back to the host
       a.first = got.first;
       a.count = got.count;
       return a;
