@@ -952,16 +952,21 @@ static void* sl_timed(void* arg) {
 }
 static _Atomic int sl_word;
 static _Atomic int sl_word2;
+static _Atomic int sl_entered, sl_done;
 static void* sl_raw(void* arg) {
+  sl_entered++;
   long r = syscall(SYS_futex, &sl_word, FUTEX_WAIT, 0, NULL, NULL, 0);
   *(long*)arg = r;
+  sl_done++;
   return NULL;
 }
 static void sl_on_usr1(int sig) { (void)sig; }
 static void* sl_sleeper(void* arg) {
   struct timespec ts = {30, 0};
+  sl_entered++;
   int r = nanosleep(&ts, NULL);
   *(int*)arg = r == -1 ? errno : 0;
+  sl_done++;
   return NULL;
 }
 
@@ -1000,12 +1005,16 @@ static int sleepers(void) {
 
   /* Requeue: three raw waiters on one word; wake one, move two to another
    * word, then wake those there. */
+  /* (Each waiter counts itself in just before its wait, and gets 200 ms to
+   * block: timing, but far beyond what a slow build needs.) */
   long rr[3];
   pthread_t rt[3];
+  sl_entered = sl_done = 0;
   for (int i = 0; i < 3; ++i) pthread_create(&rt[i], &at, sl_raw, &rr[i]);
-  usleep(50000);
+  while (sl_entered < 3) usleep(1000);
+  usleep(200000);
   long moved = syscall(SYS_futex, &sl_word, FUTEX_CMP_REQUEUE, 1, (void*)2L, &sl_word2, 0);
-  usleep(20000);
+  while (sl_done < 1) usleep(1000);
   long on_old = syscall(SYS_futex, &sl_word, FUTEX_WAKE, 10, NULL, NULL, 0);
   long on_new = syscall(SYS_futex, &sl_word2, FUTEX_WAKE, 10, NULL, NULL, 0);
   for (int i = 0; i < 3; ++i) pthread_join(rt[i], NULL);
@@ -1018,9 +1027,14 @@ static int sleepers(void) {
   sigaction(SIGUSR1, &sa, NULL);
   int se = -1;
   pthread_t st;
+  sl_entered = sl_done = 0;
   pthread_create(&st, &at, sl_sleeper, &se);
-  usleep(50000);
-  pthread_kill(st, SIGUSR1);
+  while (sl_entered < 1) usleep(1000);
+  /* Until it ends: a signal that came before the sleep began ends nothing. */
+  while (sl_done < 1) {
+    pthread_kill(st, SIGUSR1);
+    usleep(50000);
+  }
   pthread_join(st, NULL);
   printf("sleep ended by a signal: %s\n", se == EINTR ? "EINTR" : "no");
   return 0;
