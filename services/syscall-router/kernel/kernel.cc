@@ -471,11 +471,7 @@ struct Kernel::Impl {
   // True if [addr, addr + len) meets a mapping (MAP_FIXED_NOREPLACE).
   static bool Overlapping(Process& p, uint64_t addr, uint64_t len) {
     auto* mm = Mm(p);
-    if (!mm) return false;
-    const auto& v = mm->vmas();
-    auto it = v.upper_bound(addr);
-    if (it != v.begin() && std::prev(it)->second.end > addr) return true;
-    return it != v.end() && it->first < addr + len;
+    return mm != nullptr && !mm->Unmapped(addr, len);
   }
 
   // The advice values Linux knows (MADV_HWPOISON and MADV_SOFT_OFFLINE need
@@ -899,11 +895,14 @@ struct Kernel::Impl {
   void Block(Task& t, int64_t now) {
     t.state = Task::State::kBlocked;
     if (WaitsForWakeOrTime(t, now)) {
-      t.parked = true;
-      if (t.deadline >= 0) timeouts_.emplace(t.deadline, t.tid);
+      Park(t);
     } else {
       QueueRetry(t);
     }
+  }
+  void Park(Task& t) {
+    t.parked = true;
+    if (t.deadline >= 0) timeouts_.emplace(t.deadline, t.tid);
   }
   void Unpark(Task& t) {
     if (!t.parked) return;
@@ -964,7 +963,7 @@ struct Kernel::Impl {
           continue;
         }
         if (WaitsForWakeOrTime(*t, now)) {
-          Block(*t, now);  // parks it
+          Park(*t);
           continue;
         }
         t->retry = true;
@@ -3385,7 +3384,7 @@ struct Kernel::Impl {
     if (end > p.brk_mapped && OverLimit(end - p.brk_start)) return static_cast<int64_t>(p.brk);
     if (end > p.brk_mapped) {
       // As Linux: the heap never grows over another mapping.
-      if (auto* mm = Mm(p); mm && !mm->Unmapped(p.brk_mapped, end - p.brk_mapped)) return static_cast<int64_t>(p.brk);
+      if (Overlapping(p, p.brk_mapped, end - p.brk_mapped)) return static_cast<int64_t>(p.brk);
       long r = p.as->Mmap(p.brk_mapped, end - p.brk_mapped, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
       if (r < 0) return static_cast<int64_t>(p.brk);
