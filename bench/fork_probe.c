@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
   size_t mb = argc > 1 ? atoi(argv[1]) : 200;
   char* p = mmap(NULL, mb << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   memset(p, 1, mb << 20);
-  int n = 10;
+  int n = argc > 2 ? atoi(argv[2]) : 10;
   double t0 = now();
   for (int i = 0; i < n; ++i) {
     pid_t c = fork();

@@ -269,9 +269,7 @@ long MemoryAddressSpace::BreakCow(uint64_t addr, uint64_t len) {
     if (v.anon_cow) {
       // Nobody else refers to the pages any more (the other process exited
       // or exec'd, or copied): take them over, no copy.
-      long refs = 0;
-      for (const auto& [s, o] : vmas_) refs += o.chunk == v.chunk ? 1 : 0;
-      if (refs == v.chunk.use_count()) {
+      if (Exclusive(v)) {
         long r = inner_->Syscall(SYS_mprotect, {it->first, n, static_cast<uint64_t>(v.prot), 0, 0, 0});
         if (r < 0) return r;
         v.cow = v.anon_cow = false;
@@ -287,38 +285,171 @@ long MemoryAddressSpace::BreakCow(uint64_t addr, uint64_t len) {
     if (r < 0) return r;
     v.chunk = std::move(chunk);
     v.chunk_offset = 0;
-    if (v.anon_cow) ++cow_copies_;
+    if (v.anon_cow) cow_copies_ += n / kPage;
     v.cow = v.anon_cow = false;
   }
   return 0;
 }
 
 namespace {
+// Copies made on write faults go into a private range of the memory file
+// per 2 MiB block of the address space ("shadow"), each page at its offset
+// in the block: pages copied one by one stay contiguous in the file, so the
+// host merges their mappings (and the router its VMAs) instead of keeping
+// one mapping per page.
 constexpr uint64_t kCowBlock = uint64_t{2} << 20;
+// Pages copied at most on one fault: a writer that walks forward gets runs
+// that double (1, 2, 4, ... pages) up to this; a scattered writer copies
+// single pages.
+constexpr uint64_t kCowMaxRun = uint64_t{256} << 10;
+constexpr size_t kManyVmas = 16384;
 }  // namespace
+
+bool MemoryAddressSpace::Exclusive(const Vma& v) const {
+  long refs = 0;
+  for (const auto& [s, o] : vmas_) refs += o.chunk == v.chunk ? 1 : 0;
+  return refs == v.chunk.use_count();
+}
+
+void MemoryAddressSpace::MergeAt(uint64_t edge) {
+  auto right = vmas_.find(edge);
+  if (right == vmas_.end() || right == vmas_.begin()) return;
+  auto left = std::prev(right);
+  Vma& l = left->second;
+  const Vma& r = right->second;
+  if (l.end == edge && l.prot == r.prot && l.shared == r.shared && l.chunk == r.chunk &&
+      l.chunk_offset + (edge - left->first) == r.chunk_offset && l.name == r.name && l.cow == r.cow &&
+      l.anon_cow == r.anon_cow) {
+    l.end = r.end;
+    vmas_.erase(right);
+  }
+}
+
+std::shared_ptr<Chunk> MemoryAddressSpace::ShadowFor(uint64_t addr, uint64_t vma_start, uint64_t vma_end,
+                                                     uint64_t* base) {
+  // A live shadow that covers addr: its page for addr is unused (a page's
+  // place in a shadow is its address, and only one mapping is at an address).
+  auto it = shadows_.upper_bound(addr);
+  uint64_t lo = std::max(vma_start, addr & ~(kCowBlock - 1));
+  uint64_t hi = std::min(vma_end, (addr & ~(kCowBlock - 1)) + kCowBlock);
+  if (it != shadows_.begin()) {
+    auto prev = std::prev(it);
+    if (auto s = prev->second.lock()) {
+      if (addr < prev->first + s->len) {
+        *base = prev->first;
+        return s;
+      }
+      lo = std::max(lo, prev->first + s->len);
+    } else {
+      shadows_.erase(prev);
+    }
+  }
+  while (it != shadows_.end() && it->first < hi) {
+    if (it->second.expired()) {
+      it = shadows_.erase(it);
+      continue;
+    }
+    hi = std::min(hi, it->first);
+    break;
+  }
+  const int64_t off = file_.Allocate(hi - lo);
+  if (off < 0) return nullptr;
+  auto s = std::make_shared<Chunk>(file_, static_cast<uint64_t>(off), hi - lo);
+  shadows_[lo] = s;
+  *base = lo;
+  return s;
+}
+
+long MemoryAddressSpace::CopyOnWrite(uint64_t addr, uint64_t len, uint64_t vma_start, uint64_t vma_end) {
+  // The shadow is sized by the whole mapping's part of the block (found
+  // before the copied piece is split off), so later faults elsewhere in the
+  // mapping land in it too.
+  uint64_t base = 0;
+  auto shadow = ShadowFor(addr, vma_start, vma_end, &base);
+  if (!shadow) return -ENOMEM;
+  const uint64_t soff = addr - base;
+  if (soff + len > shadow->len) return -EFAULT;
+  SplitAt(addr);
+  SplitAt(addr + len);
+  auto it = vmas_.find(addr);
+  if (it == vmas_.end() || it->second.end != addr + len || !it->second.anon_cow) return -EFAULT;
+  Vma& v = it->second;
+  CopyData(v.chunk->offset + v.chunk_offset, shadow->offset + soff, len);
+  long r = inner_->MapFile(addr, len, v.prot, file_.fd(), shadow->offset + soff);
+  if (r < 0) return r;
+  v.chunk = std::move(shadow);
+  v.chunk_offset = soff;
+  v.cow = v.anon_cow = false;
+  cow_copies_ += len / kPage;
+  MergeAt(addr);
+  MergeAt(addr + len);
+  return 0;
+}
 
 bool MemoryAddressSpace::ResolveWriteFault(uint64_t addr) {
   auto it = vmas_.upper_bound(addr);
   if (it == vmas_.begin()) return false;
   --it;
+  const uint64_t start = it->first;
   const Vma& v = it->second;
   if (addr >= v.end || !v.anon_cow || !(v.prot & PROT_WRITE)) return false;
-  const uint64_t block = std::max(it->first, addr & ~(kCowBlock - 1));
-  const uint64_t block_end = std::min(v.end, (addr & ~(kCowBlock - 1)) + kCowBlock);
-  return BreakCow(block, block_end - block) == 0;
+  const uint64_t page = addr & ~(kPage - 1);
+  const uint64_t block = page & ~(kCowBlock - 1);
+  if (Exclusive(v)) {
+    // Nobody else refers to the pages any more (the other process exited,
+    // exec'd or copied them): the block is this process's again, without a
+    // copy. (Block by block: the next fork has only what was written since
+    // to write-protect again.)
+    const uint64_t s = std::max(start, block), e = std::min(v.end, block + kCowBlock);
+    if (inner_->Syscall(SYS_mprotect, {s, e - s, static_cast<uint64_t>(v.prot), 0, 0, 0}) < 0) return false;
+    SplitAt(s);
+    SplitAt(e);
+    Vma& piece = vmas_.at(s);
+    piece.cow = piece.anon_cow = false;
+    ++cow_takeovers_;
+    MergeAt(e);
+    MergeAt(s);
+    return true;
+  }
+  // Fault-around for a writer walking forward: when the page before is
+  // already this process's own (a run copied by the last faults), copy as
+  // much again, within this block.
+  uint64_t run = kPage;
+  if (page == start && it != vmas_.begin()) {
+    auto prev = std::prev(it);
+    const Vma& p = prev->second;
+    if (p.end == page && !p.cow && !p.shared && page > block) {
+      run = std::clamp(page - std::max(prev->first, block), kPage, kCowMaxRun);
+    }
+  }
+  // A scattered writer leaves private and shared pages interleaved, one
+  // mapping each, here and in the stub (whose kernel allows ~65530): past
+  // kManyVmas pieces, a fault copies the rest of its block, which merges.
+  if (vmas_.size() > kManyVmas) run = kCowBlock;
+  const uint64_t end = std::min({v.end, block + kCowBlock, page + run});
+  return CopyOnWrite(page, end - page, start, v.end) == 0;
 }
 
 void MemoryAddressSpace::PrepareWrite(uint64_t addr, uint64_t len) {
-  uint64_t pos = addr;
+  uint64_t pos = addr & ~(kPage - 1);
   const uint64_t end = addr + len < addr ? ~uint64_t{0} : addr + len;
   while (pos < end) {
     auto it = vmas_.upper_bound(pos);
     if (it == vmas_.begin()) return;
     --it;
     if (pos >= it->second.end) return;
-    const uint64_t vma_end = it->second.end;
-    if (it->second.anon_cow && (it->second.prot & PROT_WRITE)) ResolveWriteFault(pos);
-    pos = std::min(vma_end, (pos & ~(kCowBlock - 1)) + kCowBlock);
+    const Vma& v = it->second;
+    if (v.anon_cow && (v.prot & PROT_WRITE)) {
+      if (Exclusive(v)) {
+        if (!ResolveWriteFault(pos)) return;
+        continue;
+      }
+      const uint64_t stop = std::min({v.end, (pos & ~(kCowBlock - 1)) + kCowBlock, PageUp(end)});
+      if (CopyOnWrite(pos, stop - pos, it->first, v.end) < 0) return;
+      pos = stop;
+      continue;
+    }
+    pos = v.end;
   }
 }
 
@@ -357,19 +488,8 @@ long MemoryAddressSpace::Protect(uint64_t addr, uint64_t len, int prot) {
   for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < addr + len; ++it) it->second.prot = prot;
   // Merge neighbours that became alike again (malloc grows arenas one
   // mprotect at a time; the list must not grow with every call).
-  for (uint64_t edge : {addr, addr + len}) {
-    auto right = vmas_.find(edge);
-    if (right == vmas_.end() || right == vmas_.begin()) continue;
-    auto left = std::prev(right);
-    Vma& l = left->second;
-    const Vma& rv = right->second;
-    if (l.end == edge && l.prot == rv.prot && l.shared == rv.shared && l.chunk == rv.chunk &&
-        l.chunk_offset + (edge - left->first) == rv.chunk_offset && l.name == rv.name && l.cow == rv.cow &&
-        l.anon_cow == rv.anon_cow) {
-      l.end = rv.end;
-      vmas_.erase(right);
-    }
-  }
+  MergeAt(addr);
+  MergeAt(addr + len);
   return 0;
 }
 
@@ -467,14 +587,28 @@ long MemoryAddressSpace::Remap(uint64_t old_addr, uint64_t old_len, uint64_t new
 }
 
 void MemoryAddressSpace::CopyData(uint64_t src, uint64_t dst, uint64_t len) {
-  // Only the extents that hold data: untouched pages stay holes in the copy.
+  // Only the extents that hold data: untouched pages stay holes in the copy
+  // (reading a hole through the mapping would commit a page on both sides).
+  // SEEK_HOLE walks the file to the end of the data extent, however far past
+  // `len` that is, so a short copy (a copy-on-write fault) asks SEEK_DATA
+  // page by page instead, which answers at once where there is data.
   uint64_t pos = src;
   const uint64_t end = src + len;
+  constexpr uint64_t kShort = uint64_t{1} << 20;
   while (pos < end) {
     off_t d = ::lseek(file_.fd(), static_cast<off_t>(pos), SEEK_DATA);
     if (d < 0 || static_cast<uint64_t>(d) >= end) break;
-    off_t h = ::lseek(file_.fd(), d, SEEK_HOLE);
-    uint64_t stop = h < 0 ? end : std::min<uint64_t>(static_cast<uint64_t>(h), end);
+    uint64_t stop;
+    if (len <= kShort) {
+      stop = static_cast<uint64_t>(d) + kPage;
+      while (stop < end && ::lseek(file_.fd(), static_cast<off_t>(stop), SEEK_DATA) == static_cast<off_t>(stop)) {
+        stop += kPage;
+      }
+    } else {
+      off_t h = ::lseek(file_.fd(), d, SEEK_HOLE);
+      stop = h < 0 ? end : static_cast<uint64_t>(h);
+    }
+    stop = std::min(stop, end);
     std::memcpy(file_.at(dst + (static_cast<uint64_t>(d) - src)), file_.at(static_cast<uint64_t>(d)),
                 stop - static_cast<uint64_t>(d));
     pos = stop;
@@ -487,23 +621,26 @@ std::unique_ptr<platform::AddressSpace> MemoryAddressSpace::Fork() {
   // Private memory then gets pages of its own: a copy of the parent's
   // (only the extents that hold data), mapped over the inherited range.
   // Private memory is shared copy-on-write (Vma::anon_cow): both stubs map
-  // it without PROT_WRITE, and the first write on either side copies the
-  // block it falls in (ResolveWriteFault).
-  auto child = std::make_unique<MemoryAddressSpace>(platform_, file_, inner_->Fork());
+  // it without PROT_WRITE, and a write on either side copies the page (or
+  // a run of pages) it falls in (ResolveWriteFault). The parent's shadows
+  // now hold pages the child shares: copies go into fresh ones.
+  shadows_.clear();
+  // Write-protected before the host fork, so that the child's stub
+  // inherits them so (one round trip per mapping, in the parent only).
+  // Pieces still copy-on-write from an earlier fork are read-only already.
+  // Should the fork fail, the parent's pieces are merely copy-on-write with
+  // nobody else: its next write takes them back.
   for (auto& [start, v] : vmas_) {
-    const uint64_t len = v.end - start;
-    if (!v.shared && !v.cow) {
-      if (v.prot & PROT_WRITE) {
-        const uint64_t ro = static_cast<uint64_t>(v.prot & ~PROT_WRITE);
-        long r = inner_->Syscall(SYS_mprotect, {start, len, ro, 0, 0, 0});
-        if (r < 0) throw SysError(static_cast<int>(-r), "fork", "write-protecting the parent's memory");
-        r = child->inner_->Syscall(SYS_mprotect, {start, len, ro, 0, 0, 0});
-        if (r < 0) throw SysError(static_cast<int>(-r), "fork", "write-protecting the child's memory");
-      }
-      v.cow = v.anon_cow = true;
+    if (v.shared || v.cow) continue;
+    if (v.prot & PROT_WRITE) {
+      const uint64_t ro = static_cast<uint64_t>(v.prot & ~PROT_WRITE);
+      long r = inner_->Syscall(SYS_mprotect, {start, v.end - start, ro, 0, 0, 0});
+      if (r < 0) throw SysError(static_cast<int>(-r), "fork", "write-protecting the parent's memory");
     }
-    child->vmas_[start] = v;  // the host fork mapped the same pages
+    v.cow = v.anon_cow = true;
   }
+  auto child = std::make_unique<MemoryAddressSpace>(platform_, file_, inner_->Fork());
+  child->vmas_ = vmas_;  // the host fork mapped the same pages
   child->patches_ = patches_;
   return child;
 }

@@ -7,7 +7,7 @@
 // knows every mapping (a VMA list per address space) and implements what the
 // host kernel did for anonymous memory: fork shares private memory
 // copy-on-write (write-protected in both stubs; a write fault copies the
-// 2 MiB block, see Vma::anon_cow), MAP_SHARED memory stays shared across
+// page, see Vma::anon_cow), MAP_SHARED memory stays shared across
 // fork, munmap and mprotect
 // split mappings, freed ranges go back to the host (FALLOC_FL_PUNCH_HOLE).
 //
@@ -128,8 +128,9 @@ struct Vma {
   // Private memory that fork left shared with the other process, copy on
   // write: `prot` is what the application asked for, the stub maps it
   // without PROT_WRITE, and the first write (a fault, or the router writing
-  // there) gives this process a copy of the 2 MiB block around it, or just
-  // the write permission back when no other process shares the pages.
+  // there) gives this process a copy of that page (a run of pages for a
+  // writer walking forward), or just the write permission back for the
+  // whole mapping when no other process shares the pages any more.
   bool anon_cow = false;
   std::shared_ptr<Chunk> chunk;
   uint64_t chunk_offset = 0;  // where `start` lies in the chunk
@@ -178,7 +179,7 @@ class MemoryAddressSpace final : public platform::AddressSpace {
   // (Vma::anon_cow) and the page is now writable (the task retries the
   // instruction); false: a real fault.
   bool ResolveWriteFault(uint64_t addr);
-  // Copy-on-write blocks a write of [addr, addr + len) would touch, made
+  // Copy-on-write pages a write of [addr, addr + len) would touch, made
   // private first (the router's own writes into application memory).
   void PrepareWrite(uint64_t addr, uint64_t len);
   // Writes into application code, whatever the protection (system call
@@ -193,7 +194,7 @@ class MemoryAddressSpace final : public platform::AddressSpace {
   int ProtAt(uint64_t addr) const;
   PatchState& patches() { return patches_; }
 
-  // Copy-on-write blocks made private (copied, or taken over) so far.
+  // Copy-on-write pages copied, and mappings taken over whole, so far.
   uint64_t cow_copies() const { return cow_copies_; }
   uint64_t cow_takeovers() const { return cow_takeovers_; }
 
@@ -217,6 +218,19 @@ class MemoryAddressSpace final : public platform::AddressSpace {
   long BreakCow(uint64_t addr, uint64_t len);
   // Copies the pages of [off, off+len) that hold data to dst_off.
   void CopyData(uint64_t src_off, uint64_t dst_off, uint64_t len);
+  // True if every reference to v's pages is a mapping of this address space.
+  bool Exclusive(const Vma& v) const;
+  // Joins the VMA ending at `edge` with the one starting there when they
+  // continue each other (same pages, flags and name).
+  void MergeAt(uint64_t edge);
+  // Gives [addr, addr + len) (page-aligned, inside one copy-on-write
+  // mapping [vma_start, vma_end) and one 2 MiB block) private copies of its
+  // pages, in this address space's shadow of that block.
+  long CopyOnWrite(uint64_t addr, uint64_t len, uint64_t vma_start, uint64_t vma_end);
+  // The shadow that holds addr's copy: a live one that covers addr, or a
+  // new one for the part of [vma_start, vma_end) in addr's block that no
+  // other shadow covers. *base: the address its first page stands for.
+  std::shared_ptr<Chunk> ShadowFor(uint64_t addr, uint64_t vma_start, uint64_t vma_end, uint64_t* base);
   template <typename Fn>
   ssize_t Access(uint64_t addr, size_t len, int need, Fn&& fn);
 
@@ -224,6 +238,10 @@ class MemoryAddressSpace final : public platform::AddressSpace {
   MemoryFile& file_;
   std::unique_ptr<platform::AddressSpace> inner_;
   std::map<uint64_t, Vma> vmas_;
+  // Private copies of copy-on-write pages, by the address their first page
+  // stands for (a page's copy sits at its address minus that): held by the
+  // VMAs that map them, forgotten here when those go, dropped at fork.
+  std::map<uint64_t, std::weak_ptr<Chunk>> shadows_;
   uint64_t cow_copies_ = 0, cow_takeovers_ = 0;
   PatchState patches_;
 };

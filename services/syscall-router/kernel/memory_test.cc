@@ -8,7 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "services/syscall-router/platform/ptrace_platform.h"
 
@@ -107,6 +109,96 @@ TEST_F(MemoryAs, ForkCopiesPrivateAndSharesShared) {
   const uint64_t allocated = file_->allocated();
   child_base.reset();
   EXPECT_LT(file_->allocated(), allocated);
+}
+
+// Copy-on-write after fork is per page: a write copies the page it falls in
+// (runs that double for a writer walking forward), the copies of one block
+// sit together in the file so that neighbouring copies merge into one
+// mapping, and the side left alone takes its pages back without a copy.
+TEST_F(MemoryAs, ForkCopiesOnlyThePagesWritten) {
+  constexpr uint64_t kLen = 1024 * kPage;  // 4 MiB: two blocks
+  ASSERT_EQ(Mmap(*as_, kBase, kLen, PROT_READ | PROT_WRITE), static_cast<long>(kBase));
+  std::vector<char> page(kPage);
+  for (uint64_t i = 0; i < kLen / kPage; ++i) {
+    std::snprintf(page.data(), kPage, "page %llu", static_cast<unsigned long long>(i));
+    ASSERT_TRUE(as_->CopyOut(kBase + i * kPage, page.data(), 16));
+  }
+  auto child_base = as_->Fork();
+  auto* child = dynamic_cast<MemoryAddressSpace*>(child_base.get());
+  ASSERT_NE(child, nullptr);
+  const uint64_t resident = file_->resident();
+  // One write in the middle of the first block: one page copied.
+  ASSERT_TRUE(child->ResolveWriteFault(kBase + 100 * kPage + 7));
+  EXPECT_EQ(child->cow_copies(), 1u);
+  EXPECT_LE(file_->resident(), resident + 2 * kPage);
+  ASSERT_TRUE(child->CopyOut(kBase + 100 * kPage, "child 100", 10));
+  EXPECT_EQ(as_->ReadCString(kBase + 100 * kPage, 16), "page 100");
+  EXPECT_EQ(child->ReadCString(kBase + 101 * kPage, 16), "page 101");  // still shared, still right
+  // The stub maps the copy: it reads what the router wrote.
+  char seen[10] = {};
+  ASSERT_EQ(child->inner().ReadMemory(kBase + 100 * kPage, seen, 10), 10);
+  EXPECT_STREQ(seen, "child 100");
+  // A writer walking forward through the second block: far fewer faults
+  // than pages, every page right on both sides, and the copies one mapping.
+  const uint64_t copies = child->cow_copies();
+  int faults = 0;
+  for (uint64_t i = 512; i < 1024; ++i) {
+    char c;
+    ASSERT_TRUE(child->CopyIn(kBase + i * kPage, &c, 1));
+    if (child->ProtAt(kBase + i * kPage) == (PROT_READ | PROT_WRITE) &&
+        child->vmas().upper_bound(kBase + i * kPage) != child->vmas().begin()) {
+      auto it = std::prev(child->vmas().upper_bound(kBase + i * kPage));
+      if (it->second.anon_cow) {
+        ASSERT_TRUE(child->ResolveWriteFault(kBase + i * kPage));
+        ++faults;
+      }
+    }
+  }
+  EXPECT_EQ(child->cow_copies() - copies, 512u);
+  EXPECT_LT(faults, 20) << "no fault-around";
+  for (uint64_t i = 512; i < 1024; i += 37) {
+    std::snprintf(page.data(), kPage, "page %llu", static_cast<unsigned long long>(i));
+    EXPECT_EQ(child->ReadCString(kBase + i * kPage, 16), page.data());
+    EXPECT_EQ(as_->ReadCString(kBase + i * kPage, 16), page.data());
+  }
+  // first block: shared, copy, shared; second block: one run of copies.
+  EXPECT_EQ(child->vmas().size(), 4u);
+  // The parent's writes copy too while the child lives...
+  ASSERT_TRUE(as_->CopyOut(kBase + 5 * kPage, "parent 5", 9));
+  EXPECT_EQ(child->ReadCString(kBase + 5 * kPage, 16), "page 5");
+  EXPECT_EQ(as_->cow_takeovers(), 0u);
+  // ... and take the pages back, no copy, once it is gone.
+  child_base.reset();
+  const uint64_t parent_copies = as_->cow_copies();
+  ASSERT_TRUE(as_->CopyOut(kBase + 700 * kPage, "parent 700", 11));
+  EXPECT_EQ(as_->cow_copies(), parent_copies);
+  EXPECT_EQ(as_->cow_takeovers(), 1u);
+  EXPECT_EQ(as_->ReadCString(kBase + 700 * kPage, 16), "parent 700");
+  EXPECT_EQ(as_->ReadCString(kBase + 5 * kPage, 16), "parent 5");
+  EXPECT_EQ(as_->ReadCString(kBase + 100 * kPage, 16), "page 100");
+}
+
+// Scattered writes leave copies and shared pages interleaved; a second fork
+// must not let either process see the other's later writes through an old
+// shadow.
+TEST_F(MemoryAs, CopiesStayPrivateAcrossASecondFork) {
+  constexpr uint64_t kLen = 64 * kPage;
+  ASSERT_EQ(Mmap(*as_, kBase, kLen, PROT_READ | PROT_WRITE), static_cast<long>(kBase));
+  ASSERT_TRUE(as_->CopyOut(kBase, "zero", 5));
+  auto c1 = as_->Fork();
+  ASSERT_TRUE(as_->CopyOut(kBase + 2 * kPage, "p2", 3));  // a copy in the parent's shadow
+  auto c2 = as_->Fork();  // shares that copy with c2
+  ASSERT_TRUE(as_->CopyOut(kBase + 2 * kPage, "P2", 3));
+  ASSERT_TRUE(as_->CopyOut(kBase + 4 * kPage, "P4", 3));
+  auto* m2 = dynamic_cast<MemoryAddressSpace*>(c2.get());
+  auto* m1 = dynamic_cast<MemoryAddressSpace*>(c1.get());
+  EXPECT_EQ(m2->ReadCString(kBase + 2 * kPage, 8), "p2");
+  EXPECT_EQ(m2->ReadCString(kBase + 4 * kPage, 8), "");
+  EXPECT_EQ(m1->ReadCString(kBase + 2 * kPage, 8), "");
+  ASSERT_TRUE(m2->CopyOut(kBase + 3 * kPage, "c3", 3));
+  EXPECT_EQ(as_->ReadCString(kBase + 3 * kPage, 8), "");
+  EXPECT_EQ(m1->ReadCString(kBase, 8), "zero");
+  EXPECT_EQ(as_->ReadCString(kBase + 2 * kPage, 8), "P2");
 }
 
 TEST_F(MemoryAs, RemapGrowsInPlaceOrMovesWithTheData) {
