@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -33,7 +34,19 @@ int SendWithFds(int sock, std::span<const uint8_t> data, std::span<const int> fd
 }
 
 int RecvWithFds(int sock, size_t max_bytes, ReceivedDatagram* out) {
-  out->data.assign(max_bytes, 0);
+  // The record's length first (MSG_TRUNC: the whole length, though one byte
+  // is asked for): a buffer of that size, not of max_bytes, so that a
+  // long-lived receiver does not keep (and touch) the largest size allowed.
+  // (recvmsg: the services' seccomp lists allow it, not recvfrom.)
+  char probe;
+  iovec piov{&probe, 1};
+  msghdr peek{};
+  peek.msg_iov = &piov;
+  peek.msg_iovlen = 1;
+  const ssize_t want = RetryEintr([&] { return ::recvmsg(sock, &peek, MSG_PEEK | MSG_TRUNC); });
+  if (want < 0) return -errno;
+  // (A longer one is still received, into max_bytes + 1, and refused below.)
+  out->data = decltype(out->data)(std::min(static_cast<size_t>(want), max_bytes + 1));
   out->fds.clear();
   iovec iov{out->data.data(), out->data.size()};
   msghdr msg{};
@@ -56,7 +69,7 @@ int RecvWithFds(int sock, size_t max_bytes, ReceivedDatagram* out) {
       out->fds.emplace_back(fd);
     }
   }
-  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+  if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || static_cast<size_t>(n) > max_bytes) {
     out->fds.clear();
     return -EMSGSIZE;
   }
