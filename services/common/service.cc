@@ -1,5 +1,6 @@
 #include "services/common/service.h"
 
+#include <malloc.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sched.h>
@@ -709,6 +710,14 @@ int Service::Run() {
 }  // namespace
 
 int RunService(const ServiceSpec& spec, int argc, char** argv) {
+  // One malloc arena for every thread, set before any thread exists. glibc
+  // shrinks a thread's own arena (heap_trim) after reading
+  // /proc/sys/vm/overcommit_memory, an open that no service's seccomp list
+  // allows: a service that freed enough on a second thread was killed by
+  // SIGSYS. The main arena trims with brk instead. (It also saves each
+  // extra arena's resident pages: the services' threads are few and mostly
+  // idle.)
+  if (::mallopt(M_ARENA_MAX, 1) != 1) spdlog::warn("mallopt(M_ARENA_MAX, 1) refused");
   std::string_view name = ServiceName(spec.kind);
   Flags f = ParseFlags(name, argc, argv);
   LogOptions lo;

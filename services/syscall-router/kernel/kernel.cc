@@ -784,6 +784,13 @@ struct Kernel::Impl {
       }
       int timeout = -1;
       if (deadline >= 0) timeout = static_cast<int>(std::clamp<int64_t>((deadline - NowNs() + 999999) / 1000000, 0, 60000));
+      // Freed memory goes back to the host a slice per turn, between
+      // events, never in one long stall; the loop turns again at once while
+      // some is left.
+      if (mem_ != nullptr && mem_->pending_release() > 0) {
+        mem_->ReleasePending(MemoryFile::kReleaseSlice);
+        if (mem_->pending_release() > 0) timeout = 0;
+      }
       events.clear();
       platform_.WaitEvents(&events, host_fds, timeout);
       // 3. Serve the events.
@@ -828,7 +835,11 @@ struct Kernel::Impl {
     PublishMemoryStats(now);
     if (mem_limit_ == 0 || now < next_mem_check_ns_) return;
     next_mem_check_ns_ = now + kMemCheckNs;
-    const uint64_t used = MemoryUsed();
+    uint64_t used = MemoryUsed();
+    if (used > mem_limit_ && mem_ != nullptr && mem_->pending_release() > 0) {
+      mem_->ReleasePending();  // freed memory first, before anyone is killed
+      used = MemoryUsed();
+    }
     if (used <= mem_limit_) return;
     Process* victim = nullptr;
     uint64_t most = 0;

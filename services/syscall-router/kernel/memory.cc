@@ -68,7 +68,8 @@ void MemoryFile::SetChunkSource(ChunkSource* source) {
 int64_t MemoryFile::Allocate(uint64_t len) {
   len = PageUp(len);
   if (len == 0 || len > size()) return -1;
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  bool asked = false;
+  for (int attempt = 0; attempt < 3; ++attempt) {
     // Best fit: the smallest free range that holds it (O(log n) however
     // fragmented the file is).
     auto best = by_len_.lower_bound({len, 0});
@@ -80,21 +81,28 @@ int64_t MemoryFile::Allocate(uint64_t len) {
       allocated_ += len;
       return static_cast<int64_t>(off);
     }
-    if (source_ == nullptr || attempt > 0) break;
-    // Nothing fits: more chunks from the broker, a reserve beyond the need
-    // when it has them.
+    // Nothing fits: first what is waiting to go back to the host...
+    if (pending_bytes_ > 0) {
+      ReleasePending();
+      continue;
+    }
+    if (source_ == nullptr || asked) break;
+    // ... then more chunks from the broker, a reserve beyond the need when
+    // it has them.
+    asked = true;
     const uint64_t need = (len + ChunkSource::kChunk - 1) / ChunkSource::kChunk;
-    if (need > 0xffffffffu) return -1;
+    if (need > 0xffffffffu) break;
     int64_t first = source_->Grant(static_cast<uint32_t>(need + kReserveChunks));
     uint64_t got = need + kReserveChunks;
     if (first < 0) {
       first = source_->Grant(static_cast<uint32_t>(need));
       got = need;
     }
-    if (first <= 0) return -1;
+    if (first <= 0) break;
     const uint64_t start = static_cast<uint64_t>(first) * ChunkSource::kChunk;
-    if (start + got * ChunkSource::kChunk > size()) return -1;  // a broker answer past the file: refused
+    if (start + got * ChunkSource::kChunk > size()) break;  // a broker answer past the file: refused
     granted_ += got * ChunkSource::kChunk;
+    AdviseChunks(start, got * ChunkSource::kChunk);
     AddFree(start, got * ChunkSource::kChunk, /*may_release=*/false);  // it is about to be used
   }
   return -1;
@@ -157,9 +165,49 @@ void MemoryFile::ReleaseSpare(uint64_t start, uint64_t end) {
 void MemoryFile::Free(uint64_t offset, uint64_t len) {
   len = PageUp(len);
   if (len == 0) return;
-  Discard(offset, len);
   allocated_ -= std::min(allocated_, len);
-  AddFree(offset, len, /*may_release=*/true);
+  // Queued, not punched at once: the kernel's loop gives the queue back in
+  // slices between events (ReleasePending), a full queue goes back here, and
+  // the range is free space again only once its pages are gone (a fresh
+  // range reads as zeros).
+  pending_.emplace_back(offset, len);
+  pending_bytes_ += len;
+  if (pending_bytes_ >= kReleaseHigh) ReleasePending(kReleaseSlice);
+}
+
+uint64_t MemoryFile::ReleasePending(uint64_t max_bytes) {
+  if (pending_.empty()) return 0;
+  // Neighbours become one punch.
+  std::sort(pending_.begin(), pending_.end());
+  std::vector<std::pair<uint64_t, uint64_t>> runs;
+  for (auto [off, len] : pending_) {
+    if (!runs.empty() && runs.back().first + runs.back().second == off) {
+      runs.back().second += len;
+    } else {
+      runs.emplace_back(off, len);
+    }
+  }
+  uint64_t done = 0;
+  size_t i = 0;
+  for (; i < runs.size() && done < max_bytes; ++i) {
+    Discard(runs[i].first, runs[i].second);
+    AddFree(runs[i].first, runs[i].second, /*may_release=*/true);
+    done += runs[i].second;
+    ++release_batches_;
+  }
+  runs.erase(runs.begin(), runs.begin() + static_cast<ptrdiff_t>(i));
+  pending_ = std::move(runs);
+  pending_bytes_ -= std::min(pending_bytes_, done);
+  released_bytes_ += done;
+  return done;
+}
+
+void MemoryFile::AdviseChunks(uint64_t offset, uint64_t len) {
+  // Huge pages where the host allows them for shared memory
+  // (/sys/kernel/mm/transparent_hugepage/shmem_enabled "advise" or
+  // "within_size"): the router's view, and the stubs map the same pages.
+  // A host that refuses the advice still serves small pages.
+  if (::madvise(at(offset), len, MADV_HUGEPAGE) == 0) huge_advised_ += len;
 }
 
 void MemoryFile::Discard(uint64_t offset, uint64_t len) {
@@ -301,7 +349,7 @@ constexpr uint64_t kCowBlock = uint64_t{2} << 20;
 // Pages copied at most on one fault: a writer that walks forward gets runs
 // that double (1, 2, 4, ... pages) up to this; a scattered writer copies
 // single pages.
-constexpr uint64_t kCowMaxRun = uint64_t{256} << 10;
+constexpr uint64_t kCowMaxRun = uint64_t{1} << 20;
 constexpr size_t kManyVmas = 16384;
 }  // namespace
 
@@ -609,8 +657,8 @@ void MemoryAddressSpace::CopyData(uint64_t src, uint64_t dst, uint64_t len) {
       stop = h < 0 ? end : static_cast<uint64_t>(h);
     }
     stop = std::min(stop, end);
-    std::memcpy(file_.at(dst + (static_cast<uint64_t>(d) - src)), file_.at(static_cast<uint64_t>(d)),
-                stop - static_cast<uint64_t>(d));
+    uint8_t* to = file_.at(dst + (static_cast<uint64_t>(d) - src));
+    std::memcpy(to, file_.at(static_cast<uint64_t>(d)), stop - static_cast<uint64_t>(d));
     pos = stop;
   }
 }

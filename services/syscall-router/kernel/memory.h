@@ -27,6 +27,7 @@
 #include <set>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/fd.h"
 #include "base/mapping.h"
@@ -66,8 +67,22 @@ class MemoryFile {
   // A page-aligned range of `len` bytes (rounded up to pages); -1 when the
   // file is full. Fresh ranges read as zeros.
   int64_t Allocate(uint64_t len);
-  // Gives a range back; its pages go back to the host at once.
+  // Gives a range back. Its pages go back to the host in batches
+  // (ReleasePending), and the range is not handed out again before.
   void Free(uint64_t offset, uint64_t len);
+  // Punches queued ranges (neighbours together) until `max_bytes` went back
+  // and makes them free space (whole chunks beyond the reserve go back to
+  // the source); the bytes released. The kernel calls it between events.
+  uint64_t ReleasePending(uint64_t max_bytes = ~uint64_t{0});
+  // Bytes freed and not yet given back to the host.
+  uint64_t pending_release() const { return pending_bytes_; }
+  // Bytes given back so far, in how many punches.
+  uint64_t released_bytes() const { return released_bytes_; }
+  uint64_t release_batches() const { return release_batches_; }
+  // Bytes of granted chunks advised for huge pages.
+  uint64_t huge_advised() const { return huge_advised_; }
+  // A slice of the release queue: what the kernel gives back per loop turn.
+  static constexpr uint64_t kReleaseSlice = uint64_t{16} << 20;
   // Zeroes a range and returns its pages to the host (MADV_DONTNEED of
   // private anonymous memory).
   void Discard(uint64_t offset, uint64_t len);
@@ -89,6 +104,11 @@ class MemoryFile {
   UniqueFd fd_;
   Mapping map_;
   void AddFree(uint64_t offset, uint64_t len, bool may_release);  // coalescing
+  void AdviseChunks(uint64_t offset, uint64_t len);
+  std::vector<std::pair<uint64_t, uint64_t>> pending_;  // freed, not punched yet
+  uint64_t pending_bytes_ = 0, released_bytes_ = 0, release_batches_ = 0, huge_advised_ = 0;
+  // A queue this full goes back at once (a slice), whatever the loop does.
+  static constexpr uint64_t kReleaseHigh = uint64_t{64} << 20;
   // Whole free chunks beyond the reserve go back to the source.
   void ReleaseSpare(uint64_t start, uint64_t end);
   void InsertFree(uint64_t offset, uint64_t len);

@@ -32,9 +32,15 @@ TEST(MemoryFile, AllocatesFreesAndCoalesces) {
   f.Free(static_cast<uint64_t>(a), kPage);
   f.Free(static_cast<uint64_t>(b), 2 * kPage);
   EXPECT_EQ(f.allocated(), 0u);
-  // Freed pages read as zeros and the whole file is one free range again.
+  // Queued for release, not handed out before: a request that does not fit
+  // otherwise gives the queue back first (one punch for the neighbours).
+  EXPECT_EQ(f.pending_release(), 3 * kPage);
+  EXPECT_EQ(f.Allocate(64 * kPage), 0);  // the whole file is one free range again
+  EXPECT_EQ(f.pending_release(), 0u);
+  EXPECT_EQ(f.release_batches(), 1u);
+  EXPECT_EQ(f.released_bytes(), 3 * kPage);
+  // Freed pages read as zeros.
   EXPECT_EQ(f.at(static_cast<uint64_t>(a))[0], 0);
-  EXPECT_EQ(f.Allocate(64 * kPage), 0);
   EXPECT_EQ(f.Allocate(kPage), -1);  // full
 }
 
@@ -368,11 +374,15 @@ TEST(MemoryFile, SpaceComesInChunksFromTheSourceAndSpareChunksGoBack) {
   ASSERT_GE(big, 0);
   EXPECT_EQ(src.grants, 2);
   f.Free(static_cast<uint64_t>(big), 20 * kChunk);
+  EXPECT_EQ(src.releases, 0);  // queued: nothing went back yet
+  EXPECT_EQ(f.ReleasePending(), 20 * kChunk);
   EXPECT_GE(src.releases, 1);  // whole free chunks went back, all but the reserve
   EXPECT_LE(f.granted_chunks() * kChunk, f.allocated() + 10 * kChunk);
   for (int64_t x : small) f.Free(static_cast<uint64_t>(x), 64 * kPage);
   f.Free(static_cast<uint64_t>(a), kPage);
   EXPECT_EQ(f.allocated(), 0u);
+  // The loop gives the queue back in slices.
+  while (f.pending_release() > 0) ASSERT_GT(f.ReleasePending(MemoryFile::kReleaseSlice), 0u);
   EXPECT_LE(f.granted_chunks(), 9u);  // the reserve, at most
   EXPECT_EQ(src.held(), f.granted_chunks());
   // Nothing left at the source: the allocation fails, nothing breaks.
