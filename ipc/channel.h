@@ -57,6 +57,14 @@ class Channel {
   Status Send(uint64_t id, Fill&& fill, uint64_t deadline = kNoDeadline,
               std::span<const uint8_t> bulk = {});
 
+  // Like Send, with the bulk bytes produced in place (no copy):
+  // produce(dst, max_bulk) writes at most max_bulk bytes at dst and returns
+  // how many (negative: none, an error for fill to report); then
+  // fill(T::Builder&, produced) builds the message. At most
+  // bulk_capacity() bytes.
+  template <typename T, typename Produce, typename Fill>
+  Status SendProduced(uint64_t id, size_t max_bulk, Produce&& produce, Fill&& fill, uint64_t deadline = kNoDeadline);
+
   // Publishes opaque bytes (benchmarks, tests).
   Status SendRaw(uint64_t id, std::span<const uint8_t> payload, uint64_t deadline = kNoDeadline,
                  std::span<const uint8_t> bulk = {});
@@ -73,6 +81,10 @@ class Channel {
   Status Call(Fill&& fill, ReceivedMessage* scratch, Decoded<Resp>* out, uint64_t deadline);
 
   uint64_t NextId() { return ++last_id_; }
+  // Idle: the outbound bulk area's pages go back to the host once the peer
+  // released all of it (RingProducer::TrimBulk). Only from the thread that
+  // sends on this channel.
+  uint64_t TrimBulk() { return out_.TrimBulk(); }
   uint32_t InboundDepth() const { return in_.Depth(); }
   void Close();
 
@@ -99,6 +111,35 @@ class Channel {
 };
 
 // ------------------------------------------------------------ templates
+
+template <typename T, typename Produce, typename Fill>
+Status Channel::SendProduced(uint64_t id, size_t max_bulk, Produce&& produce, Fill&& fill, uint64_t deadline) {
+  uint8_t* payload;
+  Status st = out_.Claim(&payload, deadline, &spin_out_, &peer_);
+  if (st != Status::kOk) return st;
+  BulkRef ref;
+  uint8_t* dst = nullptr;
+  if (max_bulk > 0) {
+    st = out_.ClaimBulk(max_bulk, &ref, &dst, deadline, &spin_out_, &peer_);
+    if (st != Status::kOk) return st;
+  }
+  const long produced = max_bulk > 0 ? produce(dst, max_bulk) : 0;
+  out_.ShrinkBulk(&ref, produced > 0 ? std::min<uint64_t>(static_cast<uint64_t>(produced), max_bulk) : 0);
+  uint32_t len;
+  try {
+    SlotMessageBuilder builder(payload, out_.payload_capacity());
+    auto root = builder.initRoot<T>();
+    fill(root, produced);
+    len = builder.Finish();
+  } catch (const MessageTooLarge&) {
+    return Status::kTooLarge;
+  } catch (const kj::Exception&) {
+    return Status::kTooLarge;
+  }
+  out_.Publish(len, kSlotCapnp, id, ref);
+  CountOut(ref.len);
+  return Status::kOk;
+}
 
 template <typename T, typename Fill>
 Status Channel::Send(uint64_t id, Fill&& fill, uint64_t deadline, std::span<const uint8_t> bulk) {

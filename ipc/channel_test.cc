@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <random>
 
 #include "ipc/test_util.h"
@@ -46,6 +47,51 @@ TEST(Channel, CallMatchesIdsAndDropsStaleResponses) {
   EXPECT_EQ(cm.id(), 999u);
   ASSERT_EQ(p.client->Receive(&cm, DeadlineIn(0)), Status::kOk);
   EXPECT_EQ(cm.id(), id);
+}
+
+// Bulk bytes produced in place: the claim shrinks to what was produced (an
+// error produces none), and an idle, fully released area goes back to the
+// host (its pages read as zeros) only once per use.
+TEST(Channel, ProducedBulkShrinksToItsSizeAndIdleBulkGoesBack) {
+  ChannelGeometry g;
+  g.bulk_size = 64 << 10;
+  auto p = testing::MakePair(g);
+  EXPECT_EQ(p.server->TrimBulk(), 0u);  // never used: nothing to give back
+  ASSERT_EQ(p.server->SendProduced<ctl::Response>(
+                7, 16 << 10,
+                [](uint8_t* dst, size_t max) -> long {
+                  EXPECT_EQ(max, 16u << 10);
+                  std::memset(dst, 'b', 100);
+                  return 100;
+                },
+                [](ctl::Response::Builder r, long n) { r.initPong().setSeq(static_cast<uint64_t>(n)); }),
+            Status::kOk);
+  ASSERT_EQ(p.server->SendProduced<ctl::Response>(
+                8, 16 << 10, [](uint8_t*, size_t) -> long { return -5; },
+                [](ctl::Response::Builder r, long n) { r.initPong().setSeq(static_cast<uint64_t>(-n)); }),
+            Status::kOk);
+  ReceivedMessage a, b;
+  ASSERT_EQ(p.client->Receive(&a, DeadlineIn(0)), Status::kOk);
+  EXPECT_EQ(a.bulk().size(), 100u);
+  EXPECT_EQ(a.bulk()[99], 'b');
+  ASSERT_EQ(p.client->Receive(&b, DeadlineIn(0)), Status::kOk);
+  EXPECT_EQ(b.bulk().size(), 0u);
+  const uint8_t* bytes = a.bulk().data();
+  EXPECT_EQ(p.server->TrimBulk(), 0u);  // still held by the reader
+  p.client->ReleaseBulk(a);
+  p.client->ReleaseBulk(b);
+  EXPECT_EQ(p.server->TrimBulk(), 64u << 10);
+  EXPECT_EQ(bytes[0], 0);  // the pages went back
+  EXPECT_EQ(p.server->TrimBulk(), 0u);  // not used since
+  // Still works after: the next claim gets fresh pages.
+  ASSERT_EQ(p.server->SendProduced<ctl::Response>(
+                9, 1000, [](uint8_t* dst, size_t) -> long { dst[0] = 'c'; return 1; },
+                [](ctl::Response::Builder r, long) { r.setOk(); }),
+            Status::kOk);
+  ReceivedMessage c;
+  ASSERT_EQ(p.client->Receive(&c, DeadlineIn(0)), Status::kOk);
+  ASSERT_EQ(c.bulk().size(), 1u);
+  EXPECT_EQ(c.bulk()[0], 'c');
 }
 
 TEST(Channel, CallTimesOutWithoutServer) {

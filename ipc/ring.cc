@@ -1,5 +1,7 @@
 #include "ipc/ring.h"
 
+#include <sys/mman.h>
+
 #include <cerrno>
 
 namespace bulkhead::ipc {
@@ -104,6 +106,22 @@ Status RingProducer::Claim(uint8_t** payload, uint64_t deadline, SpinPolicy* spi
 
 bool RingProducer::RefreshBulkTail() {
   return AdoptPeerIndex(ctl_->bulk_tail, &cached_bulk_tail_, bulk_head_, &corrupt_);
+}
+
+void RingProducer::ShrinkBulk(BulkRef* ref, uint64_t len) {
+  if (len >= ref->len || bulk_head_ != ref->pos + ref->len) return;  // not the last claim: keep it whole
+  bulk_head_ = ref->pos + len;
+  ref->len = len;
+}
+
+uint64_t RingProducer::TrimBulk() {
+  if (corrupt_ || bulk_size_ == 0 || bulk_head_ == trimmed_at_) return 0;
+  if (!RefreshBulkTail() || cached_bulk_tail_ != bulk_head_) return 0;  // bytes still in use
+  // MADV_REMOVE: the shared memory's pages themselves go (the peer's mapping
+  // reads zeros too). A failure leaves the bytes as they were: harmless.
+  if (::madvise(bulk_, bulk_size_, MADV_REMOVE) != 0) return 0;
+  trimmed_at_ = bulk_head_;
+  return bulk_size_;
 }
 
 Status RingProducer::ClaimBulk(uint64_t len, BulkRef* ref, uint8_t** data, uint64_t deadline,

@@ -53,6 +53,11 @@ class RingProducer {
 
   uint32_t payload_capacity() const { return slot_size_ - sizeof(SlotHeader); }
   uint64_t bulk_capacity() const { return bulk_size_ / 2; }
+  // Gives the bulk area's pages back to the host when the consumer has
+  // released every byte of it and it was used since the last time: the
+  // bytes read as zeros after, which nobody reads (only this producer writes
+  // there, before publishing). The bytes given back (0: nothing to do).
+  uint64_t TrimBulk();
 
   // Returns the payload area of the next free slot, waiting for space until
   // `deadline`. The slot stays private until Publish().
@@ -63,6 +68,9 @@ class RingProducer {
   Status ClaimBulk(uint64_t len, BulkRef* ref, uint8_t** data, uint64_t deadline,
                    SpinPolicy* spin, const PeerWatch* peer);
 
+  // Gives back the end of the last bulk claim: `ref` keeps its first `len`
+  // bytes (a claim filled with fewer bytes than reserved).
+  void ShrinkBulk(BulkRef* ref, uint64_t len);
   // Makes the claimed slot (and the bulk bytes of `bulk`) visible.
   void Publish(uint32_t length, uint32_t flags, uint64_t id, BulkRef bulk = {});
 
@@ -85,6 +93,7 @@ class RingProducer {
   uint64_t cached_tail_ = 0;  // last valid tail seen
   uint64_t bulk_head_ = 0;
   uint64_t cached_bulk_tail_ = 0;
+  uint64_t trimmed_at_ = 0;  // bulk_head_ when the area was last given back
   bool corrupt_ = false;
 };
 

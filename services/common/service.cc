@@ -519,7 +519,12 @@ void Service::ServeData(PeerChannel* pc) {
       ch->ReleaseBulk(m);
       continue;
     }
-    if (st == Status::kTimeout && pc->holder.version() == version) continue;
+    if (st == Status::kTimeout && pc->holder.version() == version) {
+      // Idle for a poll period: the response bulk area (file data the
+      // router has copied out long since) goes back to the host.
+      if (const uint64_t n = ch->TrimBulk(); n > 0) spdlog::debug("channel {}: {} bulk bytes given back", pc->name, n);
+      continue;
+    }
     if (st != Status::kTimeout) {
       spdlog::warn("channel {}: {}; waiting for the supervisor to replace it", pc->name, ipc::StatusName(st));
     }

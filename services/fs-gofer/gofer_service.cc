@@ -33,13 +33,6 @@ void SendError(ipc::Channel& ch, uint64_t id, int err) {
   ch.Send<g::Response>(id, [&](g::Response::Builder b) { b.initError().setErrno(err); });
 }
 
-// The buffer data is read into before it is published in the bulk area.
-std::vector<uint8_t>& Scratch(size_t n) {
-  thread_local std::vector<uint8_t> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf;
-}
-
 }  // namespace
 
 void HandleFileRequest(FileServer& fs, ipc::Channel& ch, uint64_t id, g::Request::Reader r) {
@@ -58,13 +51,19 @@ void HandleFileRequest(FileServer& fs, ipc::Channel& ch, uint64_t id, g::Request
       return;
     }
     case g::Request::PREAD: {
+      // Read straight into the bulk area: no scratch copy.
       auto req = r.getPread();
-      size_t count = std::min<uint64_t>(req.getCount(), max_bulk);
-      auto& buf = Scratch(count);
-      long n = fs.Pread(req.getHandle(), req.getOffset(), {buf.data(), count});
-      if (n < 0) return SendError(ch, id, static_cast<int>(-n));
-      ch.Send<g::Response>(id, [&](g::Response::Builder b) { b.setRead(static_cast<uint32_t>(n)); }, ipc::kNoDeadline,
-                           {buf.data(), static_cast<size_t>(n)});
+      const size_t count = std::min<uint64_t>(req.getCount(), max_bulk);
+      ch.SendProduced<g::Response>(
+          id, count,
+          [&](uint8_t* dst, size_t max) -> long { return fs.Pread(req.getHandle(), req.getOffset(), {dst, max}); },
+          [&](g::Response::Builder b, long n) {
+            if (n < 0) {
+              b.initError().setErrno(static_cast<int32_t>(-n));
+            } else {
+              b.setRead(static_cast<uint32_t>(n));
+            }
+          });
       return;
     }
     case g::Request::FSTAT:
@@ -78,12 +77,17 @@ void HandleFileRequest(FileServer& fs, ipc::Channel& ch, uint64_t id, g::Request
       return;
     }
     case g::Request::GETDENTS: {
-      size_t count = std::min<uint64_t>(r.getGetdents().getCount(), max_bulk);
-      auto& buf = Scratch(count);
-      long n = fs.Getdents(r.getGetdents().getHandle(), {buf.data(), count});
-      if (n < 0) return SendError(ch, id, static_cast<int>(-n));
-      ch.Send<g::Response>(id, [&](g::Response::Builder b) { b.initDirents().setBytes(static_cast<uint32_t>(n)); },
-                           ipc::kNoDeadline, {buf.data(), static_cast<size_t>(n)});
+      const size_t count = std::min<uint64_t>(r.getGetdents().getCount(), max_bulk);
+      const uint64_t handle = r.getGetdents().getHandle();
+      ch.SendProduced<g::Response>(
+          id, count, [&](uint8_t* dst, size_t max) -> long { return fs.Getdents(handle, {dst, max}); },
+          [&](g::Response::Builder b, long n) {
+            if (n < 0) {
+              b.initError().setErrno(static_cast<int32_t>(-n));
+            } else {
+              b.initDirents().setBytes(static_cast<uint32_t>(n));
+            }
+          });
       return;
     }
     case g::Request::READLINK: {

@@ -1786,24 +1786,11 @@ struct Kernel::Impl {
               auto& src = files[m.source == loader::MapSource::kInterpreter ? loader::FileRole::kInterpreter
                                                                             : loader::FileRole::kExecutable];
               if (!src) { *error = "no file for a mapping"; return -EIO; }
-              const FileCache::Key key{static_cast<uint64_t>(src->st.st_dev), static_cast<uint64_t>(src->st.st_ino),
-                                       static_cast<uint64_t>(src->st.st_size), TsNs(src->st.st_mtim), m.file_offset,
-                                       m.file_bytes};
               long err = 0;
-              auto chunk = cache_->Get(key, [&](uint8_t* dst, uint64_t len) -> long {
-                uint64_t done = 0;
-                while (done < len) {
-                  const size_t want = std::min<uint64_t>(kChunk, len - done);
-                  long n = ReadFileAt(*src, static_cast<int64_t>(m.file_offset + done), {dst + done, want});
-                  if (n < 0) return n;
-                  if (n == 0) break;
-                  done += static_cast<uint64_t>(n);
-                }
-                return static_cast<long>(done);
-              }, &err);
+              auto chunk = CachedPages(*src, src->st, m.file_offset, m.file_bytes, &err);
               if (!chunk) { *error = "reading the image failed"; return static_cast<int>(err); }
               const uint64_t flen = PageUp(m.file_bytes);
-              long r = mm->MapCow(m.addr, flen, m.prot, chunk, src->path);
+              long r = mm->MapCow(m.addr, flen, m.prot, chunk, m.file_offset, src->path);
               if (r < 0) { *error = "mapping the image failed"; return static_cast<int>(r); }
               if (m.len > flen) {
                 r = as.Mmap(m.addr + flen, m.len - flen, m.prot, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
@@ -3406,6 +3393,49 @@ struct Kernel::Impl {
     return static_cast<int64_t>(p.brk);
   }
 
+  // The page cache's pages of a file (stat `st`), [off, off + bytes) filled.
+  std::shared_ptr<Chunk> CachedPages(File& f, const struct stat& st, uint64_t off, uint64_t bytes, long* err) {
+    const FileCache::Key key{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                             static_cast<uint64_t>(st.st_size), TsNs(st.st_mtim)};
+    return cache_->Get(key, off, bytes, [&](uint8_t* dst, uint64_t from, uint64_t len) -> long {
+      uint64_t done = 0;
+      while (done < len) {
+        const size_t want = std::min<uint64_t>(kChunk, len - done);
+        long n = ReadFileAt(f, static_cast<int64_t>(from + done), {dst + done, want});
+        if (n < 0) return n;
+        if (n == 0) break;
+        done += static_cast<uint64_t>(n);
+      }
+      return static_cast<long>(done);
+    }, err);
+  }
+
+  // A private read-only mapping of a host file from the page cache
+  // (copy-on-write pages shared by every mapping of the file); pages past
+  // the file's last one are fresh zeros. -ENOTSUP: not cacheable here, the
+  // caller copies instead.
+  int64_t MapCached(Process& p, File& f, uint64_t addr, uint64_t len, int prot, uint64_t off) {
+    auto* mm = Mm(p);
+    if (!mm || !cache_ || f.kind != File::Kind::kGofer) return -ENOTSUP;
+    // The file as it is now (a host file may have changed since the open).
+    struct stat st;
+    if (int rc = gofer_.Fstat(f.handle, &st); rc < 0) return rc;
+    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    if (size == 0 || off >= size || size > FileCache::kMaxFile) return -ENOTSUP;
+    const uint64_t in_file = std::min(len, PageUp(size) - off);
+    long err = 0;
+    auto chunk = CachedPages(f, st, off, in_file, &err);
+    if (!chunk) return err == -ENOMEM || err == -EFBIG ? -ENOTSUP : err;
+    long r = mm->MapCow(addr, in_file, prot, std::move(chunk), off, f.path);
+    if (r < 0) return r;
+    if (len > in_file) {
+      r = p.as->Mmap(addr + in_file, len - in_file, prot, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
+      if (r < 0) return r;
+      mm->Name(addr + in_file, len - in_file, f.path);
+    }
+    return static_cast<int64_t>(addr);
+  }
+
   int64_t Mmap(Task& t) {
     Process& p = *t.proc;
     uint64_t addr = t.arg(0), len = t.arg(1);
@@ -3458,6 +3488,10 @@ struct Kernel::Impl {
       auto chunk = f->tnode->data.Share(*mem, off + len);
       if (!chunk) return -ENOMEM;
       return mm->MapShared(addr, len, prot, std::move(chunk), off, f->path);
+    }
+    if (f && type == MAP_PRIVATE && !(prot & PROT_WRITE)) {
+      // Text and read-only data of libraries: the page cache's pages.
+      if (int64_t r = MapCached(p, *f, addr, len, prot, off); r != -ENOTSUP) return r;
     }
     const int share = (type == MAP_PRIVATE || f) ? MAP_PRIVATE : MAP_SHARED;
     long r = p.as->Mmap(addr, len, f ? PROT_READ | PROT_WRITE : prot, share | MAP_FIXED | MAP_ANONYMOUS, -1, 0);

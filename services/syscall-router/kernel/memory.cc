@@ -292,10 +292,13 @@ long MemoryAddressSpace::Replace(uint64_t addr, uint64_t len, int prot, std::sha
 }
 
 long MemoryAddressSpace::MapCow(uint64_t addr, uint64_t len, int prot, std::shared_ptr<Chunk> chunk,
-                                std::string name) {
+                                uint64_t chunk_offset, std::string name) {
   len = PageUp(len);
-  if (addr % kPage || len == 0 || addr + len < addr || (prot & PROT_WRITE) || len > chunk->len) return -EINVAL;
-  return Replace(addr, len, prot, std::move(chunk), 0, false, true, std::move(name));
+  if (addr % kPage || len == 0 || addr + len < addr || (prot & PROT_WRITE) || chunk_offset % kPage ||
+      chunk_offset > chunk->len || len > chunk->len - chunk_offset) {
+    return -EINVAL;
+  }
+  return Replace(addr, len, prot, std::move(chunk), chunk_offset, false, true, std::move(name));
 }
 
 long MemoryAddressSpace::MapShared(uint64_t addr, uint64_t len, int prot, std::shared_ptr<Chunk> chunk,
@@ -805,7 +808,7 @@ std::string MemoryAddressSpace::Maps() const {
 }
 
 void FileCache::Trim() {
-  while (cached_ > keep_bytes_) {
+  while (filled_ > keep_bytes_) {
     auto victim = entries_.end();
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
       if (it->second.chunk.use_count() == 1 && (victim == entries_.end() || it->second.last_use < victim->second.last_use)) {
@@ -813,7 +816,7 @@ void FileCache::Trim() {
       }
     }
     if (victim == entries_.end()) return;  // everything is in use
-    cached_ -= victim->second.chunk->len;
+    filled_ -= std::min(filled_, victim->second.filled_bytes);
     entries_.erase(victim);
   }
 }

@@ -177,10 +177,11 @@ class MemoryAddressSpace final : public platform::AddressSpace {
   pid_t stub_pid() const override { return inner_->stub_pid(); }
   size_t stub_threads() const override { return inner_->stub_threads(); }
 
-  // Maps `chunk` (from its start) read-only-shared at [addr, addr + len),
-  // replacing what was there, as a copy-on-write mapping (Vma::cow). `prot`
-  // must not include PROT_WRITE.
-  long MapCow(uint64_t addr, uint64_t len, int prot, std::shared_ptr<Chunk> chunk, std::string name);
+  // Maps [chunk_offset, chunk_offset + len) of `chunk` read-only-shared at
+  // [addr, addr + len), replacing what was there, as a copy-on-write mapping
+  // (Vma::cow). `prot` must not include PROT_WRITE.
+  long MapCow(uint64_t addr, uint64_t len, int prot, std::shared_ptr<Chunk> chunk, uint64_t chunk_offset,
+              std::string name);
   // Maps [chunk_offset, chunk_offset + len) of `chunk` MAP_SHARED at addr,
   // replacing what was there (a shared mapping of a tmpfs file).
   long MapShared(uint64_t addr, uint64_t len, int prot, std::shared_ptr<Chunk> chunk, uint64_t chunk_offset,
@@ -266,11 +267,14 @@ class MemoryAddressSpace final : public platform::AddressSpace {
   PatchState patches_;
 };
 
-// File contents in the memory file, for the read-only segments of
-// executables and libraries: every process that maps libc's text maps the
-// same pages, exec reads a file once, and fork copies none of it. Keyed by
-// the file's identity (device, inode, size, mtime) and the range. Entries
-// no mapping uses are dropped, oldest first, above `keep_bytes`.
+// The sandbox's page cache: file contents in the memory file, one range per
+// file (its size in pages), filled 64 KiB window by window as mappings need
+// them. Read-only mappings of a file (executables' and libraries' text and
+// rodata, whether exec or ld.so's mmap maps them) map these pages
+// copy-on-write: every process that maps libc maps the same pages, a file
+// is read once per sandbox, and fork copies none of it. Keyed by the file's
+// identity (device, inode, size, mtime): a changed file is a new entry.
+// Entries no mapping uses are dropped, oldest first, above `keep_bytes`.
 class FileCache {
  public:
   explicit FileCache(MemoryFile& file, uint64_t keep_bytes = uint64_t{64} << 20)
@@ -279,51 +283,86 @@ class FileCache {
   struct Key {
     uint64_t dev, ino, size;
     int64_t mtime_ns;
-    uint64_t offset, bytes;
     auto operator<=>(const Key&) const = default;
   };
-  // The cached chunk, or one filled by `fill(dst, len)` (which returns the
-  // bytes it wrote, or -errno); the rest of the last page is zero.
+  static constexpr uint64_t kWindow = uint64_t{64} << 10;
+  // Larger files are not cached (their mappings get private copies).
+  static constexpr uint64_t kMaxFile = uint64_t{1} << 30;
+
+  // The file's pages (offset 0 is the file's start), with every window that
+  // [offset, offset + bytes) touches filled by fill(dst, file_offset, len):
+  // the bytes it wrote (fewer: the file ended) or -errno. nullptr and *err
+  // when it cannot be had (-ENOMEM, -EFBIG past kMaxFile, fill's error).
   template <typename Fill>
-  std::shared_ptr<Chunk> Get(const Key& key, Fill&& fill, long* err) {
+  std::shared_ptr<Chunk> Get(const Key& key, uint64_t offset, uint64_t bytes, Fill&& fill, long* err) {
+    if (key.size == 0 || key.size > kMaxFile) {
+      *err = key.size == 0 ? -EINVAL : -EFBIG;
+      return nullptr;
+    }
     auto it = entries_.find(key);
-    if (it != entries_.end()) {
-      it->second.last_use = ++clock_;
-      ++hits_;
-      return it->second.chunk;
+    if (it == entries_.end()) {
+      const uint64_t len = (key.size + 4095) & ~uint64_t{4095};
+      const int64_t off = file_.Allocate(len);
+      if (off < 0) {
+        *err = -ENOMEM;
+        return nullptr;
+      }
+      Entry e;
+      e.chunk = std::make_shared<Chunk>(file_, static_cast<uint64_t>(off), len);
+      e.filled.assign((key.size + kWindow - 1) / kWindow, false);
+      it = entries_.emplace(key, std::move(e)).first;
     }
-    const int64_t off = file_.Allocate(key.bytes);
-    if (off < 0) {
-      *err = -ENOMEM;
-      return nullptr;
+    Entry& e = it->second;
+    e.last_use = ++clock_;
+    const uint64_t end = std::min(key.size, offset + std::min(bytes, key.size));
+    bool filled_any = false;
+    for (uint64_t w = offset / kWindow; w * kWindow < end;) {
+      if (e.filled[w]) {
+        ++w;
+        continue;
+      }
+      // A run of windows to fill, in one call.
+      uint64_t w2 = w;
+      while (w2 * kWindow < end && !e.filled[w2]) ++w2;
+      const uint64_t from = w * kWindow, to = std::min(key.size, w2 * kWindow);
+      const long n = fill(file_.at(e.chunk->offset + from), from, to - from);
+      if (n < 0) {
+        *err = n;
+        return nullptr;
+      }
+      // (Short: the file shrank under its old identity; the rest reads as
+      // zeros, as the fresh pages are.)
+      for (uint64_t i = w; i < w2; ++i) e.filled[i] = true;
+      filled_ += to - from;
+      e.filled_bytes += to - from;
+      ++fills_;
+      filled_any = true;
+      w = w2;
     }
-    auto chunk = std::make_shared<Chunk>(file_, static_cast<uint64_t>(off), (key.bytes + 4095) & ~uint64_t{4095});
-    const long n = fill(file_.at(chunk->offset), key.bytes);
-    if (n < 0 || static_cast<uint64_t>(n) != key.bytes) {
-      *err = n < 0 ? n : -EIO;
-      return nullptr;
-    }
-    ++misses_;
-    entries_[key] = {chunk, ++clock_};
-    cached_ += chunk->len;
+    if (!filled_any) ++hits_;
+    auto chunk = e.chunk;
     Trim();
     return chunk;
   }
   uint64_t hits() const { return hits_; }
-  // Bytes of file pages held (mapped or kept for reuse).
-  uint64_t cached() const { return cached_; }
-  uint64_t misses() const { return misses_; }
+  // Runs of windows read from files.
+  uint64_t misses() const { return fills_; }
+  // Bytes of file pages held (filled windows, mapped or kept for reuse).
+  uint64_t cached() const { return filled_; }
+  size_t files() const { return entries_.size(); }
 
  private:
   void Trim();
   struct Entry {
     std::shared_ptr<Chunk> chunk;
-    uint64_t last_use;
+    std::vector<bool> filled;  // per kWindow
+    uint64_t filled_bytes = 0;
+    uint64_t last_use = 0;
   };
   MemoryFile& file_;
   const uint64_t keep_bytes_;
   std::map<Key, Entry> entries_;
-  uint64_t cached_ = 0, clock_ = 0, hits_ = 0, misses_ = 0;
+  uint64_t filled_ = 0, clock_ = 0, hits_ = 0, fills_ = 0;
 };
 
 }  // namespace bulkhead::router

@@ -244,22 +244,25 @@ TEST_F(MemoryAs, MapsListsNamedMappings) {
 TEST_F(MemoryAs, CachedFilePagesAreSharedUntilMadeWritable) {
   FileCache cache(*file_);
   int fills = 0;
-  auto fill = [&](uint8_t* dst, uint64_t len) -> long {
+  auto fill = [&](uint8_t* dst, uint64_t, uint64_t len) -> long {
     ++fills;
     std::memset(dst, 'T', len);
     return static_cast<long>(len);
   };
-  const FileCache::Key key{1, 2, 3 * kPage, 4, 0, 2 * kPage + 100};
+  const FileCache::Key key{1, 2, 2 * kPage + 100, 4};
   long err = 0;
-  auto chunk = cache.Get(key, fill, &err);
+  auto chunk = cache.Get(key, 0, 2 * kPage + 100, fill, &err);
   ASSERT_NE(chunk, nullptr);
-  ASSERT_EQ(cache.Get(key, fill, &err), chunk);  // a hit: filled once
+  ASSERT_EQ(cache.Get(key, kPage, kPage, fill, &err), chunk);  // a hit: filled once
   EXPECT_EQ(fills, 1);
+  EXPECT_EQ(cache.hits(), 1u);
   EXPECT_EQ(chunk->len, 3 * kPage);
   EXPECT_EQ(file_->at(chunk->offset)[2 * kPage + 100], 0);  // the rest of the last page is zero
 
-  ASSERT_EQ(as_->MapCow(kBase, 3 * kPage, PROT_READ | PROT_EXEC, chunk, "/lib/x"), static_cast<long>(kBase));
-  EXPECT_EQ(as_->MapCow(kBase, kPage, PROT_READ | PROT_WRITE, chunk, "/lib/x"), -EINVAL);
+  ASSERT_EQ(as_->MapCow(kBase, 3 * kPage, PROT_READ | PROT_EXEC, chunk, 0, "/lib/x"), static_cast<long>(kBase));
+  EXPECT_EQ(as_->MapCow(kBase, kPage, PROT_READ | PROT_WRITE, chunk, 0, "/lib/x"), -EINVAL);
+  EXPECT_EQ(as_->MapCow(kBase, kPage, PROT_READ, chunk, 3 * kPage, "/lib/x"), -EINVAL);  // past the file
+  EXPECT_EQ(as_->MapCow(kBase, kPage, PROT_READ, chunk, 100, "/lib/x"), -EINVAL);        // unaligned
   char c = 0;
   ASSERT_TRUE(as_->CopyIn(kBase + 5, &c, 1));
   EXPECT_EQ(c, 'T');
@@ -290,14 +293,14 @@ TEST_F(MemoryAs, CachedFilePagesAreSharedUntilMadeWritable) {
 
 TEST_F(MemoryAs, PatchingCodeCopiesOnlyThatPageOutOfTheCache) {
   FileCache cache(*file_);
-  auto fill = [&](uint8_t* dst, uint64_t len) -> long {
+  auto fill = [&](uint8_t* dst, uint64_t, uint64_t len) -> long {
     std::memset(dst, 0x90, len);
     return static_cast<long>(len);
   };
   long err = 0;
-  auto chunk = cache.Get({1, 2, 3 * kPage, 4, 0, 3 * kPage}, fill, &err);
+  auto chunk = cache.Get({1, 2, 3 * kPage, 4}, 0, 3 * kPage, fill, &err);
   ASSERT_NE(chunk, nullptr);
-  ASSERT_EQ(as_->MapCow(kBase, 3 * kPage, PROT_READ | PROT_EXEC, chunk, "/lib/x"), static_cast<long>(kBase));
+  ASSERT_EQ(as_->MapCow(kBase, 3 * kPage, PROT_READ | PROT_EXEC, chunk, 0, "/lib/x"), static_cast<long>(kBase));
   const uint8_t jump[7] = {0xff, 0x24, 0x25, 1, 2, 0x0f, 0x0b};
   const uint64_t allocated = file_->allocated();
   ASSERT_TRUE(as_->PatchCode(kBase + kPage + 10, jump, sizeof jump));  // read-only text: still patched
@@ -319,6 +322,52 @@ TEST_F(MemoryAs, PatchingCodeCopiesOnlyThatPageOutOfTheCache) {
   EXPECT_TRUE(as_->Unmapped(kBase + 3 * kPage, kPage));
   EXPECT_FALSE(as_->Unmapped(kBase - kPage, 2 * kPage));
   EXPECT_EQ(as_->ProtAt(kBase + 3 * kPage), -1);
+}
+
+// The page cache fills a file window by window, only where mappings need
+// it, one range per file however many mappings of it there are; an entry no
+// mapping uses goes once the cache holds more than it keeps.
+TEST(FileCacheTest, FillsOnlyTheWindowsMappedAndSharesOneRangePerFile) {
+  MemoryFile f(uint64_t{64} << 20);
+  FileCache cache(f, /*keep_bytes=*/256 << 10);
+  std::vector<std::pair<uint64_t, uint64_t>> reads;
+  auto fill = [&](uint8_t* dst, uint64_t from, uint64_t len) -> long {
+    reads.emplace_back(from, len);
+    for (uint64_t i = 0; i < len; ++i) dst[i] = static_cast<uint8_t>((from + i) / kPage);
+    return static_cast<long>(len);
+  };
+  const uint64_t size = 10 * FileCache::kWindow + 123;  // 11 windows, the last one short
+  const FileCache::Key key{7, 8, size, 9};
+  long err = 0;
+  auto a = cache.Get(key, 3 * FileCache::kWindow + kPage, kPage, fill, &err);
+  ASSERT_NE(a, nullptr);
+  ASSERT_EQ(reads.size(), 1u);
+  EXPECT_EQ(reads[0], std::make_pair(3 * FileCache::kWindow, FileCache::kWindow));
+  EXPECT_EQ(cache.cached(), FileCache::kWindow);
+  EXPECT_EQ(f.at(a->offset + 3 * FileCache::kWindow + kPage)[0], (3 * FileCache::kWindow + kPage) / kPage);
+  // A mapping across windows 2..5: 2, then 4..5 in one read; 3 is there.
+  auto b = cache.Get(key, 2 * FileCache::kWindow, 4 * FileCache::kWindow, fill, &err);
+  ASSERT_EQ(b, a);
+  ASSERT_EQ(reads.size(), 3u);
+  EXPECT_EQ(reads[1], std::make_pair(2 * FileCache::kWindow, FileCache::kWindow));
+  EXPECT_EQ(reads[2], std::make_pair(4 * FileCache::kWindow, 2 * FileCache::kWindow));
+  // The whole file (the short last window is read to the file's end).
+  ASSERT_EQ(cache.Get(key, 0, size + 5000, fill, &err), a);
+  EXPECT_EQ(reads.back(), std::make_pair(6 * FileCache::kWindow, 4 * FileCache::kWindow + 123));
+  EXPECT_EQ(cache.cached(), size);
+  EXPECT_EQ(a->len, 11 * FileCache::kWindow - FileCache::kWindow + kPage);  // the size in pages
+  // A read error is the caller's error; empty and huge files are refused.
+  auto bad = [](uint8_t*, uint64_t, uint64_t) -> long { return -EIO; };
+  EXPECT_EQ(cache.Get({7, 9, kPage, 9}, 0, kPage, bad, &err), nullptr);
+  EXPECT_EQ(err, -EIO);
+  EXPECT_EQ(cache.Get({7, 10, 0, 9}, 0, kPage, fill, &err), nullptr);
+  EXPECT_EQ(cache.Get({7, 11, FileCache::kMaxFile + 1, 9}, 0, kPage, fill, &err), nullptr);
+  EXPECT_EQ(err, -EFBIG);
+  // Nothing maps the file any more: above keep_bytes it goes.
+  a.reset();
+  b.reset();
+  ASSERT_NE(cache.Get({7, 12, kPage, 9}, 0, kPage, fill, &err), nullptr);
+  EXPECT_LE(cache.cached(), 256u << 10);
 }
 
 // Space from a chunk source (the mem-broker): granted in runs with a
