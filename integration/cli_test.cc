@@ -90,6 +90,9 @@ TEST(Cli, HelpAndBadInput) {
   EXPECT_NE(r.out.find("invalid sandbox id"), std::string::npos) << r.out;
   r = RunCli({"--log-format", "xml", "stats", "x"});
   EXPECT_EQ(r.code, 2);
+  r = RunCli({"--service", "nosuch", "--sandbox-id", "x"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("no service called 'nosuch'"), std::string::npos) << r.out;
 }
 
 TEST(Cli, SuperviseStatsPingKillAndSigtermLeaveNothing) {
@@ -98,6 +101,11 @@ TEST(Cli, SuperviseStatsPingKillAndSigtermLeaveNothing) {
   pid_t sup = StartSupervisor(root, id, log);
   ASSERT_TRUE(fs::exists(root + "/" + id + "/control.sock")) << ReadFile(log);
   ASSERT_EQ(ProcessesOf(id).size(), 5u);  // supervisor + 4 services
+  // One executable for all of them: every service is `bulkhead --service NAME`.
+  const fs::path self = fs::canonical(Bulkhead());
+  for (pid_t pid : ProcessesOf(id)) {
+    EXPECT_EQ(fs::read_symlink("/proc/" + std::to_string(pid) + "/exe"), self) << "pid " << pid;
+  }
 
   Result r = RunCli({"--root", root, "ping", id});
   EXPECT_EQ(r.code, 0) << r.out;

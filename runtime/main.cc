@@ -1,6 +1,7 @@
 // bulkhead: the one binary users run.
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -16,6 +17,7 @@
 #include "runtime/format.h"
 #include "runtime/selftest.h"
 #include "runtime/supervisor.h"
+#include "services/common/mains.h"
 
 namespace bulkhead::runtime {
 namespace {
@@ -126,6 +128,11 @@ SupervisorOptions MakeOptions(const Global& g, const std::string& id) {
   o.sandbox_id = id;
   o.root_dir = g.root;
   o.service_dir = g.service_dir;
+  // By default every service is this executable (--service NAME; the
+  // supervisor's child execs /proc/self/exe, which is still this binary even
+  // if its file was replaced since); a --service-dir or
+  // BULKHEAD_SERVICE_DIR names separate binaries instead.
+  if (g.service_dir.empty() && std::getenv("BULKHEAD_SERVICE_DIR") == nullptr) o.multicall_binary = "/proc/self/exe";
   o.log_format = g.log_format;
   o.service_log_level = g.debug ? spdlog::level::debug : spdlog::level::info;
   o.debug_log_dir = g.debug_log_dir;
@@ -441,6 +448,17 @@ int Main(int argc, char** argv) {
 }  // namespace bulkhead::runtime
 
 int main(int argc, char** argv) {
+  // `bulkhead --service NAME FLAGS...`: this executable as one of the
+  // sandbox's services (how the supervisor starts them).
+  if (argc >= 3 && std::string_view(argv[1]) == "--service") {
+    bulkhead::service::ServiceMain run = bulkhead::service::ServiceMainFor(argv[2]);
+    if (run == nullptr) {
+      std::fprintf(stderr, "bulkhead: --service: no service called '%s'\n", argv[2]);
+      return 2;
+    }
+    ::prctl(PR_SET_NAME, argv[2]);  // ps and the logs name the service
+    return run(argc - 2, argv + 2);
+  }
   try {
     return bulkhead::runtime::Main(argc, argv);
   } catch (const std::exception& e) {

@@ -226,8 +226,17 @@ void Supervisor::Spawn(Proc& p) {
 
   const std::string fmt = o_.log_format == LogFormat::kJson ? "json" : "text";
   const std::string lvl(spdlog::level::to_string_view(o_.service_log_level).data());
-  std::vector<std::string> args = {p.binary, "--sandbox-id", o_.sandbox_id, "--bootstrap-fd", "3",
-                                   "--log-fd", "4", "--log-format", fmt, "--log-level", lvl};
+  const bool multicall = p.binary == o_.multicall_binary;
+  // (The multi-call binary runs as `bulkhead --service NAME`: what ps shows.)
+  std::vector<std::string> args = {multicall ? std::string("bulkhead") : p.binary};
+  if (multicall) {
+    args.push_back("--service");
+    args.push_back(p.name);
+  }
+  for (const char* a : {"--sandbox-id", o_.sandbox_id.c_str(), "--bootstrap-fd", "3", "--log-fd", "4", "--log-format",
+                        fmt.c_str(), "--log-level", lvl.c_str()}) {
+    args.emplace_back(a);
+  }
   if (p.kind == ServiceKind::SYSCALL_ROUTER) {
     args.push_back("--platform");
     args.push_back(o_.platform);
@@ -258,7 +267,7 @@ void Supervisor::Spawn(Proc& p) {
     if (b < 0 || l < 0 || n < 0) _exit(126);
     if (::dup2(n, 0) < 0 || ::dup2(l, 1) < 0 || ::dup2(l, 2) < 0 || ::dup2(b, 3) < 0 || ::dup2(l, 4) < 0) _exit(126);
     ::syscall(SYS_close_range, 5, ~0u, 0);
-    ::execve(argv[0], argv.data(), envp);
+    ::execve(p.binary.c_str(), argv.data(), envp);
     _exit(127);
   }
   p.pid = pid;
@@ -402,7 +411,10 @@ void Supervisor::Start() {
     CheckSys(::ftruncate(memory_file_.get(), static_cast<off_t>(o_.memory_file_bytes)), "ftruncate",
              "the sandbox's memory file");
     const uint64_t t0 = MonotonicNs();
-    for (auto& p : procs_) p->binary = FindServiceBinary(o_.service_dir, p->kind);
+    for (auto& p : procs_) {
+      p->binary = o_.service_dir.empty() && !o_.multicall_binary.empty() ? o_.multicall_binary
+                                                                          : FindServiceBinary(o_.service_dir, p->kind);
+    }
     for (auto& p : procs_) {
       if (p->kind != ServiceKind::SYSCALL_ROUTER) p->link_seg = ipc::CreateSegment(o_.geometry, "router-" + ShortName(p->kind));
     }

@@ -30,6 +30,10 @@ struct SupervisorOptions {
   std::string sandbox_id;
   std::string root_dir = "/run/bulkhead";  // state lives in <root_dir>/<sandbox_id>/
   std::string service_dir;                 // empty: found next to the bulkhead binary
+  // An executable that runs every service as `<it> --service <name> ...`
+  // (the bulkhead binary itself, services/common/mains.h); when set and
+  // service_dir is empty, it is used instead of the services' own binaries.
+  std::string multicall_binary;
   bool pass_stdio = false;                 // give the sandbox our stdin/stdout/stderr (bulkhead do)
   std::string rootfs = "/";                // the sandbox's root, handed to fs-gofer as a directory descriptor
   LogFormat log_format = LogFormat::kText;

@@ -1,27 +1,5 @@
-// fs-gofer: a bulkhead service process (see services/common/service.h).
-#include <memory>
-#include <stdexcept>
+// fs-gofer: its own executable (the bulkhead binary runs the same code as
+// `bulkhead --service fs-gofer`; see services/common/mains.h).
+#include "services/common/mains.h"
 
-#include "services/common/service.h"
-#include "services/fs-gofer/gofer_service.h"
-#include "services/fs-gofer/policy.h"
-
-int main(int argc, char** argv) {
-  std::unique_ptr<bulkhead::gofer::FileServer> files;
-  bulkhead::service::ServiceSpec spec{bulkhead::ServiceKind::FS_GOFER, bulkhead::gofer::FsGoferPolicy()};
-  // Host uid/gid 0 mapped to 0 in its user namespace (and nothing else):
-  // files keep their owners as the application sees them, and root-owned
-  // files are reached by owner permission bits, never by a capability (the
-  // gofer has none). It writes nothing yet (EROFS), and reaches the host only
-  // below the sandbox root's descriptor.
-  spec.outside_uid = 0;
-  spec.outside_gid = 0;
-  spec.setup = [&](bulkhead::service::ServiceContext& ctx) {
-    if (!ctx.rootfs) throw std::runtime_error("no sandbox root was handed over");
-    files = std::make_unique<bulkhead::gofer::FileServer>(std::move(ctx.rootfs));
-  };
-  spec.gofer_handler = [&](bulkhead::ipc::Channel& ch, uint64_t id, bulkhead::schema::gofer::Request::Reader r) {
-    bulkhead::gofer::HandleFileRequest(*files, ch, id, r);
-  };
-  return bulkhead::service::RunService(spec, argc, argv);
-}
+int main(int argc, char** argv) { return bulkhead::service::FsGoferMain(argc, argv); }

@@ -1,8 +1,5 @@
-// net-stack: a bulkhead service process (see services/common/service.h).
-#include "services/net-stack/policy.h"
-#include "services/common/service.h"
+// net-stack: its own executable (the bulkhead binary runs the same code as
+// `bulkhead --service net-stack`; see services/common/mains.h).
+#include "services/common/mains.h"
 
-int main(int argc, char** argv) {
-  bulkhead::service::ServiceSpec spec{bulkhead::ServiceKind::NET_STACK, bulkhead::net::NetStackPolicy()};
-  return bulkhead::service::RunService(spec, argc, argv);
-}
+int main(int argc, char** argv) { return bulkhead::service::NetStackMain(argc, argv); }
