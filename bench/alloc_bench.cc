@@ -31,7 +31,7 @@ using bulkhead::router::MemoryFile;
 class LedgerSource : public ChunkSource {
  public:
   LedgerSource(MemoryFile& f) : ledger_(f.at(0), f.size()) {}
-  int64_t Grant(uint32_t count) override {
+  int64_t Grant(uint32_t count, bulkhead::router::MemKind) override {
     auto r = ledger_.Grant(++seq_, count);
     return r.err == 0 ? r.first : -1;
   }

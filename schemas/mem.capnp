@@ -36,6 +36,14 @@ struct Response {
 struct Grant {
   seq @0 :UInt64;
   count @1 :UInt32;     # contiguous chunks wanted
+  kind @2 :ChunkKind;   # what they will hold (the ledger records it)
+}
+
+enum ChunkKind {
+  anonymous @0;         # application memory (and what a router before kinds asked for)
+  pageCache @1;         # file pages (the router's page cache)
+  tmpfs @2;             # tmpfs files, POSIX and System V shared memory
+  metadata @3;          # the router's own bookkeeping in the file
 }
 
 struct Release {

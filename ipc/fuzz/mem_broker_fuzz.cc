@@ -103,7 +103,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     switch (kind % 4) {
       case 0: {
         const size_t count = len / 8;
-        std::unique_ptr<uint64_t[]> words(count ? new uint64_t[count] : nullptr);
+        auto words = std::make_unique<uint64_t[]>(count);
         if (count) std::memcpy(words.get(), body.p, count * 8);
         ipc::Decoded<m::Request> req;
         ++ipc::fuzz::Stats().decode_attempts;
@@ -121,6 +121,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           auto g = r.initGrant();
           g.setSeq(seq);
           g.setCount(static_cast<uint32_t>(body.Take(4)));
+          g.setKind(static_cast<m::ChunkKind>(body.Take(1) % 5));  // 4: a kind this broker does not know
         } else if (op % 3 == 1) {
           auto x = r.initRelease();
           x.setSeq(seq);

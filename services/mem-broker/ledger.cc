@@ -9,16 +9,17 @@ namespace bulkhead::mem {
 namespace {
 
 constexpr uint64_t kMagic = 0x315247444c484221ull;  // "!BHLDGR1"
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;  // 2: owner bytes say the kind of each chunk
 constexpr uint64_t kOwners = 4096;  // owner bytes start here
 
 // Header fields (offsets into the ledger).
 constexpr size_t kMagicOff = 0, kVersionOff = 8, kChunksOff = 12, kLastSeqOff = 16, kStateOff = 24, kKindOff = 28,
-                 kOpSeqOff = 32, kOpFirstOff = 40, kOpCountOff = 44;
+                 kOpSeqOff = 32, kOpFirstOff = 40, kOpCountOff = 44, kOpChunkKindOff = 48;
 
 constexpr uint32_t kDone = 0, kPending = 1;
 constexpr uint32_t kNone = 0, kGrant = 1, kRelease = 2, kReset = 3;
-constexpr uint8_t kFree = 0, kRouter = 1, kLedger = 2;
+// Owner bytes: free, the ledger itself, or the router's with the chunk's kind.
+constexpr uint8_t kFree = 0, kLedger = 2;
 
 template <typename T>
 T Load(const uint8_t* mem, size_t off) {
@@ -30,6 +31,16 @@ void Store(uint8_t* mem, size_t off, T v) {
 }
 
 }  // namespace
+
+const char* KindName(ChunkKind k) {
+  switch (k) {
+    case ChunkKind::kAnonymous: return "anonymous";
+    case ChunkKind::kPageCache: return "page cache";
+    case ChunkKind::kTmpfs: return "tmpfs";
+    case ChunkKind::kMetadata: return "metadata";
+  }
+  return "?";
+}
 
 Ledger::Ledger(uint8_t* mem, uint64_t file_size, std::string* note) : mem_(mem) {
   const uint64_t want = std::min<uint64_t>(file_size / kChunk, kMaxChunks);
@@ -74,8 +85,9 @@ bool Ledger::Valid(uint64_t file_size) const {
     if (first == 0 || count == 0 || first >= chunks_ || count > chunks_ - first) return false;
   }
   if (mem_[kOwners] != kLedger) return false;
+  if (kind == kGrant && !ValidKind(Load<uint32_t>(mem_, kOpChunkKindOff))) return false;
   for (uint32_t i = 1; i < chunks_; ++i) {
-    if (mem_[kOwners + i] != kFree && mem_[kOwners + i] != kRouter) return false;
+    if (mem_[kOwners + i] != kFree && !ValidKind(mem_[kOwners + i])) return false;
   }
   return true;
 }
@@ -87,8 +99,9 @@ void Ledger::MaybeCrash(int step) {
   }
 }
 
-void Ledger::Begin(uint32_t kind, uint64_t seq, uint32_t first, uint32_t count) {
+void Ledger::Begin(uint32_t kind, uint64_t seq, uint32_t first, uint32_t count, ChunkKind chunk_kind) {
   Store<uint32_t>(mem_, kKindOff, kind);
+  Store<uint32_t>(mem_, kOpChunkKindOff, static_cast<uint32_t>(chunk_kind));
   Store<uint64_t>(mem_, kOpSeqOff, seq);
   Store<uint32_t>(mem_, kOpFirstOff, first);
   Store<uint32_t>(mem_, kOpCountOff, count);
@@ -102,7 +115,7 @@ void Ledger::Apply() {
   if (kind == kReset) {
     for (uint32_t i = 1; i < chunks_; ++i) mem_[kOwners + i] = kFree;
   } else {
-    const uint8_t v = kind == kGrant ? kRouter : kFree;
+    const uint8_t v = kind == kGrant ? static_cast<uint8_t>(Load<uint32_t>(mem_, kOpChunkKindOff)) : kFree;
     for (uint32_t i = first; i < first + count; ++i) mem_[kOwners + i] = v;
   }
   std::atomic_thread_fence(std::memory_order_release);
@@ -114,25 +127,26 @@ void Ledger::Finish() {
   Store<uint32_t>(mem_, kStateOff, kDone);
 }
 
-Ledger::Range Ledger::Grant(uint64_t seq, uint32_t count) {
+Ledger::Range Ledger::Grant(uint64_t seq, uint32_t count, ChunkKind chunk_kind) {
   const uint64_t last = last_seq();
   if (seq == last && last != 0) {
     // A re-sent request: the recorded answer, as long as the ledger still
     // says so (bytes the router scribbled over are not answered).
     if (Load<uint32_t>(mem_, kKindOff) != kGrant) return {EALREADY, 0, 0};
     const uint32_t first = Load<uint32_t>(mem_, kOpFirstOff), count = Load<uint32_t>(mem_, kOpCountOff);
-    if (!AllOwnedBy(first, count, kRouter)) return {EALREADY, 0, 0};
+    const uint32_t k = Load<uint32_t>(mem_, kOpChunkKindOff);
+    if (!ValidKind(k) || !AllOwnedBy(first, count, static_cast<uint8_t>(k))) return {EALREADY, 0, 0};
     return {0, first, count};
   }
   if (seq < last || seq == 0) return {EALREADY, 0, 0};
-  if (count == 0 || count >= chunks_) return {EINVAL, 0, 0};
+  if (count == 0 || count >= chunks_ || !ValidKind(static_cast<uint32_t>(chunk_kind))) return {EINVAL, 0, 0};
   // First fit over the owner bytes (32 KiB for a 64 GiB file).
   uint32_t run = 0;
   for (uint32_t i = 1; i < chunks_; ++i) {
     run = mem_[kOwners + i] == kFree ? run + 1 : 0;
     if (run == count) {
       const uint32_t first = i + 1 - count;
-      Begin(kGrant, seq, first, count);
+      Begin(kGrant, seq, first, count, chunk_kind);
       Apply();
       Finish();
       return {0, first, count};
@@ -154,9 +168,9 @@ Ledger::Range Ledger::Release(uint64_t seq, uint32_t first, uint32_t count) {
   if (seq < last || seq == 0) return {EALREADY, 0, 0};
   if (first == 0 || count == 0 || first >= chunks_ || count > chunks_ - first) return {EINVAL, 0, 0};
   for (uint32_t i = first; i < first + count; ++i) {
-    if (mem_[kOwners + i] != kRouter) return {EINVAL, 0, 0};  // not the router's to give back
+    if (!ValidKind(mem_[kOwners + i])) return {EINVAL, 0, 0};  // not the router's to give back
   }
-  Begin(kRelease, seq, first, count);
+  Begin(kRelease, seq, first, count, ChunkKind::kAnonymous);
   Apply();
   Finish();
   return {0, first, count};
@@ -169,7 +183,7 @@ int Ledger::Reset(uint64_t seq) {
   // A re-sent reset is simply applied again (freeing everything twice is
   // freeing it once).
   if (seq == 0) return EINVAL;
-  Begin(kReset, seq, 0, 0);
+  Begin(kReset, seq, 0, 0, ChunkKind::kAnonymous);
   Apply();
   Finish();
   return 0;
@@ -185,12 +199,22 @@ bool Ledger::AllOwnedBy(uint32_t first, uint32_t count, uint8_t owner) const {
 
 uint32_t Ledger::granted() const {
   uint32_t n = 0;
-  for (uint32_t i = 1; i < chunks_; ++i) n += mem_[kOwners + i] == kRouter;
+  for (uint32_t i = 1; i < chunks_; ++i) n += ValidKind(mem_[kOwners + i]) ? 1 : 0;
   return n;
+}
+
+uint32_t Ledger::granted(ChunkKind kind) const {
+  uint32_t n = 0;
+  for (uint32_t i = 1; i < chunks_; ++i) n += mem_[kOwners + i] == static_cast<uint8_t>(kind) ? 1 : 0;
+  return n;
+}
+
+int Ledger::kind(uint32_t chunk) const {
+  return chunk > 0 && chunk < chunks_ && ValidKind(mem_[kOwners + chunk]) ? mem_[kOwners + chunk] : 0;
 }
 
 uint64_t Ledger::last_seq() const { return Load<uint64_t>(mem_, kLastSeqOff); }
 
-bool Ledger::owned(uint32_t chunk) const { return chunk > 0 && chunk < chunks_ && mem_[kOwners + chunk] == kRouter; }
+bool Ledger::owned(uint32_t chunk) const { return kind(chunk) != 0; }
 
 }  // namespace bulkhead::mem

@@ -39,6 +39,15 @@ inline constexpr uint64_t kChunk = uint64_t{2} << 20;
 inline constexpr uint64_t kLedgerBytes = kChunk;
 inline constexpr uint64_t kMaxChunks = kLedgerBytes - 4096;  // one owner byte each after the header page
 
+// What a chunk the router holds is used for (its owner byte): the broker
+// accounts by kind, and the router draws each kind's pages from chunks of
+// that kind only. (2 is the ledger's own chunk.)
+enum class ChunkKind : uint8_t { kAnonymous = 1, kPageCache = 3, kTmpfs = 4, kMetadata = 5 };
+inline constexpr bool ValidKind(uint32_t v) { return v == 1 || v == 3 || v == 4 || v == 5; }
+inline constexpr ChunkKind kAllKinds[] = {ChunkKind::kAnonymous, ChunkKind::kPageCache, ChunkKind::kTmpfs,
+                                          ChunkKind::kMetadata};
+const char* KindName(ChunkKind k);
+
 class Ledger {
  public:
   // Attaches to `mem` (kLedgerBytes of shared memory, chunk 0 of a memory
@@ -54,7 +63,8 @@ class Ledger {
   // `count` contiguous free chunks for the router (first fit), for request
   // `seq`. EINVAL for a count of 0 or more than the file has, ENOMEM when no
   // run is free, EALREADY for a seq older than the last one applied.
-  Range Grant(uint64_t seq, uint32_t count);
+  // The chunks are recorded as `kind` (EINVAL for a value that is none).
+  Range Grant(uint64_t seq, uint32_t count, ChunkKind kind = ChunkKind::kAnonymous);
   // Gives back [first, first + count): every chunk must be the router's
   // (EINVAL otherwise, and nothing changes). The range released: for a
   // re-sent request the one recorded while it is still free, else an empty
@@ -68,6 +78,10 @@ class Ledger {
 
   uint32_t chunks() const { return chunks_; }
   uint32_t granted() const;
+  uint32_t granted(ChunkKind kind) const;
+  // The kind of a chunk the router holds, as its owner byte; 0 if it holds
+  // none there.
+  int kind(uint32_t chunk) const;
   uint64_t last_seq() const;
   bool owned(uint32_t chunk) const;
 
@@ -79,7 +93,7 @@ class Ledger {
  private:
   void Fresh(uint64_t file_size);
   bool Valid(uint64_t file_size) const;
-  void Begin(uint32_t kind, uint64_t seq, uint32_t first, uint32_t count);
+  void Begin(uint32_t kind, uint64_t seq, uint32_t first, uint32_t count, ChunkKind chunk_kind);
   void Apply();
   void Finish();
   void MaybeCrash(int step);

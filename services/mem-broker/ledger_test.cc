@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <random>
+#include <map>
 #include <set>
 #include <vector>
 
@@ -91,13 +92,14 @@ TEST(Ledger, KilledAtEveryStepNothingIsHandedOutTwiceOrLost) {
   Shared s;
   std::mt19937_64 rng(42);
   auto broker = std::make_unique<Ledger>(s.mem(), kFile);
-  std::set<uint32_t> shadow;  // chunks the router holds
+  std::map<uint32_t, ChunkKind> shadow;  // chunks the router holds, and their kind
   std::vector<std::pair<uint32_t, uint32_t>> runs;
   uint64_t seq = 1;
   int crashes = 0;
   for (int op = 0; op < 3000; ++op) {
     const bool grant = runs.empty() || rng() % 3 != 0;
     const uint32_t n = 1 + static_cast<uint32_t>(rng() % 5);
+    const ChunkKind kind = kAllKinds[rng() % 4];
     size_t victim = runs.empty() ? 0 : rng() % runs.size();
     const int crash_at = static_cast<int>(rng() % 4);  // 0: none; 1, 2: inside; 3: after (reply lost)
     if (crash_at == 1 || crash_at == 2) broker->CrashAfter(crash_at);
@@ -105,12 +107,12 @@ TEST(Ledger, KilledAtEveryStepNothingIsHandedOutTwiceOrLost) {
       ASSERT_LT(attempt, 3);
       try {
         if (grant) {
-          auto r = broker->Grant(seq, n);
+          auto r = broker->Grant(seq, n, kind);
           if (crash_at == 3 && attempt == 0) throw Ledger::Crash{};
           if (r.err == ENOMEM) break;
           ASSERT_EQ(r.err, 0) << "op " << op;
           for (uint32_t c = r.first; c < r.first + r.count; ++c) {
-            ASSERT_TRUE(shadow.insert(c).second) << "chunk " << c << " handed out twice (op " << op << ")";
+            ASSERT_TRUE(shadow.emplace(c, kind).second) << "chunk " << c << " handed out twice (op " << op << ")";
           }
           runs.emplace_back(r.first, r.count);
         } else {
@@ -131,11 +133,47 @@ TEST(Ledger, KilledAtEveryStepNothingIsHandedOutTwiceOrLost) {
     ++seq;
     // The ledger and the shadow agree, chunk by chunk.
     if (op % 100 == 0) {
-      for (uint32_t c = 1; c < broker->chunks(); ++c) ASSERT_EQ(broker->owned(c), shadow.count(c) == 1) << c;
+      for (uint32_t c = 1; c < broker->chunks(); ++c) {
+        ASSERT_EQ(broker->owned(c), shadow.count(c) == 1) << c;
+        if (shadow.count(c)) {
+          ASSERT_EQ(broker->kind(c), static_cast<int>(shadow[c])) << "chunk " << c << " changed kind";
+        }
+      }
     }
   }
   EXPECT_GT(crashes, 1000);
   EXPECT_EQ(broker->granted(), shadow.size());
+  for (ChunkKind k : kAllKinds) {
+    uint32_t n = 0;
+    for (auto& [c, kk] : shadow) n += kk == k;
+    EXPECT_EQ(broker->granted(k), n) << KindName(k);
+  }
+}
+
+// Each grant records its kind: replays keep it, releases take any kind
+// back, a kind that is none is refused, and the broker's accounts by kind
+// survive a successor.
+TEST(Ledger, ChunksAreGrantedByKind) {
+  Shared s;
+  Ledger l(s.mem(), kFile);
+  auto a = l.Grant(1, 3, ChunkKind::kPageCache);
+  ASSERT_EQ(a.err, 0);
+  auto again = l.Grant(1, 3, ChunkKind::kAnonymous);  // a replay: the recorded answer and kind
+  EXPECT_EQ(again.first, a.first);
+  EXPECT_EQ(l.kind(a.first), static_cast<int>(ChunkKind::kPageCache));
+  auto b = l.Grant(2, 2, ChunkKind::kTmpfs);
+  ASSERT_EQ(b.err, 0);
+  EXPECT_EQ(l.Grant(3, 1, static_cast<ChunkKind>(2)).err, EINVAL);  // the ledger's own value
+  EXPECT_EQ(l.Grant(4, 1, static_cast<ChunkKind>(9)).err, EINVAL);
+  EXPECT_EQ(l.granted(ChunkKind::kPageCache), 3u);
+  EXPECT_EQ(l.granted(ChunkKind::kTmpfs), 2u);
+  EXPECT_EQ(l.granted(ChunkKind::kAnonymous), 0u);
+  Ledger successor(s.mem(), kFile);
+  EXPECT_EQ(successor.granted(ChunkKind::kPageCache), 3u);
+  EXPECT_EQ(successor.Release(5, a.first, 3).err, 0);
+  EXPECT_EQ(successor.granted(ChunkKind::kPageCache), 0u);
+  EXPECT_EQ(successor.kind(a.first), 0);
+  EXPECT_EQ(successor.kind(b.first), static_cast<int>(ChunkKind::kTmpfs));
 }
 
 }  // namespace

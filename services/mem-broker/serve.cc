@@ -10,7 +10,15 @@ Answer Serve(Ledger& ledger, schema::mem::Request::Reader r) {
   switch (r.which()) {
     case m::Request::GRANT: {
       auto g = r.getGrant();
-      auto got = ledger.Grant(g.getSeq(), g.getCount());
+      ChunkKind kind = ChunkKind::kAnonymous;
+      switch (g.getKind()) {
+        case m::ChunkKind::ANONYMOUS: kind = ChunkKind::kAnonymous; break;
+        case m::ChunkKind::PAGE_CACHE: kind = ChunkKind::kPageCache; break;
+        case m::ChunkKind::TMPFS: kind = ChunkKind::kTmpfs; break;
+        case m::ChunkKind::METADATA: kind = ChunkKind::kMetadata; break;
+        default: return {EINVAL, "grant of an unknown kind"};  // a newer router's kind, or garbage
+      }
+      auto got = ledger.Grant(g.getSeq(), g.getCount(), kind);
       if (got.err != 0) return {got.err, "grant refused"};
       a.granted = true;
       a.first = got.first;

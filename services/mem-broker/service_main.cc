@@ -45,8 +45,13 @@ int bulkhead::service::MemBrokerMain(int argc, char** argv) {
     ledger_map = bulkhead::Mapping(p, bulkhead::mem::kLedgerBytes);
     std::string note;
     ledger = std::make_unique<bulkhead::mem::Ledger>(static_cast<uint8_t*>(p), size, &note);
-    spdlog::info("memory file: {} MiB, {} chunks; ledger {}; {} chunks held by the router", size >> 20,
-                 ledger->chunks(), note, ledger->granted());
+    std::string kinds;
+    for (bulkhead::mem::ChunkKind k : bulkhead::mem::kAllKinds) {
+      kinds += std::string(kinds.empty() ? "" : ", ") + std::to_string(ledger->granted(k)) + " " +
+               bulkhead::mem::KindName(k);
+    }
+    spdlog::info("memory file: {} MiB, {} chunks; ledger {}; {} chunks held by the router ({})", size >> 20,
+                 ledger->chunks(), note, ledger->granted(), kinds);
   };
   spec.mem_handler = [&](bulkhead::ipc::Channel& ch, uint64_t id, mem_proto::Request::Reader r) {
     auto error = [&](int e, const char* what) {

@@ -2686,14 +2686,14 @@ struct Kernel::Impl {
     if (shm_segs_.size() >= kShmMni) return -ENOSPC;
     if (len > kShmAll - std::min(kShmAll, shm_total_) || OverLimit(len)) return -ENOMEM;
     if (!mem_) return -ENOSYS;
-    const int64_t off = mem_->Allocate(len);
-    if (off < 0) return -ENOMEM;
+    auto chunk = AllocateChunk(*mem_, len, MemKind::kTmpfs);  // shared memory is shmem, as Linux counts it
+    if (!chunk) return -ENOMEM;
     auto seg = std::make_shared<ShmSegment>();
     seg->id = next_shm_id_;
     next_shm_id_ = (next_shm_id_ + 1) & 0x7fffffff;
     seg->key = key;
     seg->size = size;
-    seg->chunk = std::make_shared<Chunk>(*mem_, static_cast<uint64_t>(off), len);
+    seg->chunk = std::move(chunk);
     seg->perm.__key = key;
     seg->perm.mode = static_cast<unsigned short>(flags & 0777);
     seg->perm.uid = seg->perm.cuid = 0;

@@ -72,6 +72,18 @@ long MemClient::Call(Fill&& fill, uint32_t* first) {
   return -EIO;
 }
 
+namespace {
+m::ChunkKind ToWire(MemKind k) {
+  switch (k) {
+    case MemKind::kAnon: return m::ChunkKind::ANONYMOUS;
+    case MemKind::kFile: return m::ChunkKind::PAGE_CACHE;
+    case MemKind::kTmpfs: return m::ChunkKind::TMPFS;
+    case MemKind::kMeta: return m::ChunkKind::METADATA;
+  }
+  return m::ChunkKind::ANONYMOUS;
+}
+}  // namespace
+
 bool MemClient::Reset() {
   const uint64_t seq = ++seq_;
   long rc = Call([&](m::Request::Builder b) { b.initReset().setSeq(seq); }, nullptr);
@@ -79,7 +91,7 @@ bool MemClient::Reset() {
   return rc == 0;
 }
 
-int64_t MemClient::Grant(uint32_t count) {
+int64_t MemClient::Grant(uint32_t count, MemKind kind) {
   const uint64_t seq = ++seq_;
   uint32_t first = 0;
   long rc = Call(
@@ -87,10 +99,13 @@ int64_t MemClient::Grant(uint32_t count) {
         auto g = b.initGrant();
         g.setSeq(seq);
         g.setCount(count);
+        g.setKind(ToWire(kind));
       },
       &first);
   if (rc != 0) {
-    if (rc != -ENOMEM) spdlog::warn("mem-broker: grant of {} chunks failed: errno {}", count, -rc);
+    if (rc != -ENOMEM) {
+      spdlog::warn("mem-broker: grant of {} {} chunks failed: errno {}", count, MemKindName(kind), -rc);
+    }
     return -1;
   }
   return first;

@@ -25,7 +25,7 @@ class MemClient final : public ChunkSource {
   // A new router: whatever an earlier one held goes back. False if the
   // broker cannot be reached (the caller then allocates without it).
   bool Reset();
-  int64_t Grant(uint32_t count) override;
+  int64_t Grant(uint32_t count, MemKind kind) override;
   void Release(uint32_t first, uint32_t count) override;
 
   // See GoferClient::SetBusyHook.

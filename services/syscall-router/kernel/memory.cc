@@ -26,6 +26,22 @@ uint64_t PageUp(uint64_t v) { return (v + kPage - 1) & ~(kPage - 1); }
 
 // ---------------------------------------------------------------- MemoryFile
 
+const char* MemKindName(MemKind k) {
+  switch (k) {
+    case MemKind::kAnon: return "anonymous";
+    case MemKind::kFile: return "page cache";
+    case MemKind::kTmpfs: return "tmpfs";
+    case MemKind::kMeta: return "metadata";
+  }
+  return "?";
+}
+
+std::shared_ptr<Chunk> AllocateChunk(MemoryFile& file, uint64_t len, MemKind kind) {
+  const int64_t off = file.Allocate(len, kind);
+  if (off < 0) return nullptr;
+  return std::make_shared<Chunk>(file, static_cast<uint64_t>(off), PageUp(len), kind);
+}
+
 MemoryFile::MemoryFile(uint64_t size) {
   size = PageUp(size);
   fd_.Reset(CheckSys(static_cast<int>(::syscall(SYS_memfd_create, "bulkhead.memory", MFD_CLOEXEC)),
@@ -45,9 +61,9 @@ MemoryFile::MemoryFile(UniqueFd fd) : fd_(std::move(fd)) {
   // Chunk 0 is the mem-broker's ledger (the broker attached to it already,
   // or will): never used here, never discarded.
   const uint64_t ledger = std::min(size, ChunkSource::kChunk);
-  ClearFree();
+  pools_[0] = Pool{};
   if (size > ledger) {
-    InsertFree(ledger, size - ledger);
+    InsertFree(pools_[0], ledger, size - ledger);
     Discard(ledger, size - ledger);
   }
 }
@@ -56,29 +72,41 @@ void MemoryFile::MapWhole(uint64_t size) {
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd_.get(), 0);
   if (p == MAP_FAILED) throw SysError(errno, "mmap", "the memory file (" + std::to_string(size) + " bytes)");
   map_ = Mapping(p, size);
-  InsertFree(0, size);
+  InsertFree(pools_[0], 0, size);
 }
 
 void MemoryFile::SetChunkSource(ChunkSource* source) {
   source_ = source;
-  ClearFree();
-  granted_ = 0;
+  for (Pool& p : pools_) p = Pool{};
 }
 
-int64_t MemoryFile::Allocate(uint64_t len) {
+uint64_t MemoryFile::granted_chunks() const {
+  uint64_t n = 0;
+  for (const Pool& p : pools_) n += p.granted;
+  return n / ChunkSource::kChunk;
+}
+
+uint64_t MemoryFile::allocated() const {
+  uint64_t n = 0;
+  for (uint64_t a : allocated_) n += a;
+  return n;
+}
+
+int64_t MemoryFile::Allocate(uint64_t len, MemKind kind) {
   len = PageUp(len);
-  if (len == 0 || len > size()) return -1;
+  if (len == 0 || len > size() || static_cast<int>(kind) >= kMemKinds) return -1;
+  Pool& pool = pools_[Index(kind)];
   bool asked = false;
   for (int attempt = 0; attempt < 3; ++attempt) {
     // Best fit: the smallest free range that holds it (O(log n) however
     // fragmented the file is).
-    auto best = by_len_.lower_bound({len, 0});
-    if (best != by_len_.end()) {
+    auto best = pool.by_len.lower_bound({len, 0});
+    if (best != pool.by_len.end()) {
       const uint64_t off = best->second;
       const uint64_t rest = best->first - len;
-      EraseFree(off);
-      if (rest) InsertFree(off + len, rest);
-      allocated_ += len;
+      EraseFree(pool, off);
+      if (rest) InsertFree(pool, off + len, rest);
+      allocated_[static_cast<int>(kind)] += len;
       return static_cast<int64_t>(off);
     }
     // Nothing fits: first what is waiting to go back to the host...
@@ -87,112 +115,110 @@ int64_t MemoryFile::Allocate(uint64_t len) {
       continue;
     }
     if (source_ == nullptr || asked) break;
-    // ... then more chunks from the broker, a reserve beyond the need when
-    // it has them.
+    // ... then more chunks of this kind from the broker, a reserve beyond
+    // the need when it has them.
     asked = true;
     const uint64_t need = (len + ChunkSource::kChunk - 1) / ChunkSource::kChunk;
     if (need > 0xffffffffu) break;
-    int64_t first = source_->Grant(static_cast<uint32_t>(need + kReserveChunks));
-    uint64_t got = need + kReserveChunks;
+    const uint64_t reserve = ReserveChunks(kind);
+    int64_t first = source_->Grant(static_cast<uint32_t>(need + reserve), kind);
+    uint64_t got = need + reserve;
     if (first < 0) {
-      first = source_->Grant(static_cast<uint32_t>(need));
+      first = source_->Grant(static_cast<uint32_t>(need), kind);
       got = need;
     }
     if (first <= 0) break;
     const uint64_t start = static_cast<uint64_t>(first) * ChunkSource::kChunk;
     if (start + got * ChunkSource::kChunk > size()) break;  // a broker answer past the file: refused
-    granted_ += got * ChunkSource::kChunk;
-    AdviseChunks(start, got * ChunkSource::kChunk);
-    AddFree(start, got * ChunkSource::kChunk, /*may_release=*/false);  // it is about to be used
+    pool.granted += got * ChunkSource::kChunk;
+    if (kind == MemKind::kAnon) AdviseChunks(start, got * ChunkSource::kChunk);
+    AddFree(pool, start, got * ChunkSource::kChunk, /*may_release=*/false, kind);  // it is about to be used
   }
   return -1;
 }
 
-void MemoryFile::InsertFree(uint64_t offset, uint64_t len) {
-  free_[offset] = len;
-  by_len_.insert({len, offset});
+void MemoryFile::InsertFree(Pool& pool, uint64_t offset, uint64_t len) {
+  pool.free[offset] = len;
+  pool.by_len.insert({len, offset});
 }
 
-void MemoryFile::EraseFree(uint64_t offset) {
-  auto it = free_.find(offset);
-  if (it == free_.end()) return;
-  by_len_.erase({it->second, offset});
-  free_.erase(it);
+void MemoryFile::EraseFree(Pool& pool, uint64_t offset) {
+  auto it = pool.free.find(offset);
+  if (it == pool.free.end()) return;
+  pool.by_len.erase({it->second, offset});
+  pool.free.erase(it);
 }
 
-void MemoryFile::ClearFree() {
-  free_.clear();
-  by_len_.clear();
-}
-
-void MemoryFile::AddFree(uint64_t offset, uint64_t len, bool may_release) {
-  auto next = free_.lower_bound(offset);
+void MemoryFile::AddFree(Pool& pool, uint64_t offset, uint64_t len, bool may_release, MemKind kind) {
+  auto next = pool.free.lower_bound(offset);
   uint64_t start = offset, end = offset + len;
-  if (next != free_.begin()) {
+  if (next != pool.free.begin()) {
     auto prev = std::prev(next);
     if (prev->first + prev->second == start) {
       start = prev->first;
-      EraseFree(prev->first);
+      EraseFree(pool, prev->first);
     }
   }
-  next = free_.lower_bound(end);
-  if (next != free_.end() && next->first == end) {
+  next = pool.free.lower_bound(end);
+  if (next != pool.free.end() && next->first == end) {
     end += next->second;
-    EraseFree(next->first);
+    EraseFree(pool, next->first);
   }
-  InsertFree(start, end - start);
-  if (source_ != nullptr && may_release) ReleaseSpare(start, end);
+  InsertFree(pool, start, end - start);
+  if (source_ != nullptr && may_release) ReleaseSpare(pool, start, end, kind);
 }
 
-void MemoryFile::ReleaseSpare(uint64_t start, uint64_t end) {
+void MemoryFile::ReleaseSpare(Pool& pool, uint64_t start, uint64_t end, MemKind kind) {
   // The top whole chunks of [start, end) go back, as many as leave the
-  // reserve free.
+  // kind's reserve free.
   constexpr uint64_t kChunk = ChunkSource::kChunk;
   const uint64_t a = (start + kChunk - 1) / kChunk * kChunk, b = end / kChunk * kChunk;
-  const uint64_t free_bytes = granted_ - std::min(granted_, allocated_);
-  const uint64_t reserve = kReserveChunks * kChunk;
+  const uint64_t used = allocated_[static_cast<int>(kind)];
+  const uint64_t free_bytes = pool.granted - std::min(pool.granted, used);
+  const uint64_t reserve = ReserveChunks(kind) * kChunk;
   if (b <= a || free_bytes <= reserve) return;
   const uint64_t n = std::min(b - a, (free_bytes - reserve) / kChunk * kChunk);
   if (n == 0) return;
   const uint64_t from = b - n;
-  EraseFree(start);
-  if (from > start) InsertFree(start, from - start);
-  if (end > b) InsertFree(b, end - b);
-  granted_ -= n;
+  EraseFree(pool, start);
+  if (from > start) InsertFree(pool, start, from - start);
+  if (end > b) InsertFree(pool, b, end - b);
+  pool.granted -= n;
   source_->Release(static_cast<uint32_t>(from / kChunk), static_cast<uint32_t>(n / kChunk));
 }
 
-void MemoryFile::Free(uint64_t offset, uint64_t len) {
+void MemoryFile::Free(uint64_t offset, uint64_t len, MemKind kind) {
   len = PageUp(len);
-  if (len == 0) return;
-  allocated_ -= std::min(allocated_, len);
+  if (len == 0 || static_cast<int>(kind) >= kMemKinds) return;
+  uint64_t& a = allocated_[static_cast<int>(kind)];
+  a -= std::min(a, len);
   // Queued, not punched at once: the kernel's loop gives the queue back in
   // slices between events (ReleasePending), a full queue goes back here, and
   // the range is free space again only once its pages are gone (a fresh
   // range reads as zeros).
-  pending_.emplace_back(offset, len);
+  pending_.push_back({offset, len, kind});
   pending_bytes_ += len;
   if (pending_bytes_ >= kReleaseHigh) ReleasePending(kReleaseSlice);
 }
 
 uint64_t MemoryFile::ReleasePending(uint64_t max_bytes) {
   if (pending_.empty()) return 0;
-  // Neighbours become one punch.
+  // Neighbours of one kind become one punch.
   std::sort(pending_.begin(), pending_.end());
-  std::vector<std::pair<uint64_t, uint64_t>> runs;
-  for (auto [off, len] : pending_) {
-    if (!runs.empty() && runs.back().first + runs.back().second == off) {
-      runs.back().second += len;
+  std::vector<Pending> runs;
+  for (const Pending& p : pending_) {
+    if (!runs.empty() && runs.back().offset + runs.back().len == p.offset && runs.back().kind == p.kind) {
+      runs.back().len += p.len;
     } else {
-      runs.emplace_back(off, len);
+      runs.push_back(p);
     }
   }
   uint64_t done = 0;
   size_t i = 0;
   for (; i < runs.size() && done < max_bytes; ++i) {
-    Discard(runs[i].first, runs[i].second);
-    AddFree(runs[i].first, runs[i].second, /*may_release=*/true);
-    done += runs[i].second;
+    Discard(runs[i].offset, runs[i].len);
+    AddFree(pools_[Index(runs[i].kind)], runs[i].offset, runs[i].len, /*may_release=*/true, runs[i].kind);
+    done += runs[i].len;
     ++release_batches_;
   }
   runs.erase(runs.begin(), runs.begin() + static_cast<ptrdiff_t>(i));
@@ -262,9 +288,9 @@ long MemoryAddressSpace::Install(uint64_t addr, uint64_t len, int prot, bool sha
 long MemoryAddressSpace::Map(uint64_t addr, uint64_t len, int prot, int flags) {
   len = PageUp(len);
   if (addr % kPage || len == 0 || addr + len < addr) return -EINVAL;
-  const int64_t off = file_.Allocate(len);
-  if (off < 0) return -ENOMEM;
-  return Replace(addr, len, prot, std::make_shared<Chunk>(file_, static_cast<uint64_t>(off), len), 0,
+  auto chunk = AllocateChunk(file_, len);
+  if (!chunk) return -ENOMEM;
+  return Replace(addr, len, prot, std::move(chunk), 0,
                  (flags & MAP_TYPE) != MAP_PRIVATE, false, "");
 }
 
@@ -328,9 +354,8 @@ long MemoryAddressSpace::BreakCow(uint64_t addr, uint64_t len) {
         continue;
       }
     }
-    const int64_t off = file_.Allocate(n);
-    if (off < 0) return -ENOMEM;
-    auto chunk = std::make_shared<Chunk>(file_, static_cast<uint64_t>(off), n);
+    auto chunk = AllocateChunk(file_, n);
+    if (!chunk) return -ENOMEM;
     CopyData(v.chunk->offset + v.chunk_offset, chunk->offset, n);
     long r = inner_->MapFile(it->first, n, v.prot, file_.fd(), chunk->offset);
     if (r < 0) return r;
@@ -403,9 +428,8 @@ std::shared_ptr<Chunk> MemoryAddressSpace::ShadowFor(uint64_t addr, uint64_t vma
     hi = std::min(hi, it->first);
     break;
   }
-  const int64_t off = file_.Allocate(hi - lo);
-  if (off < 0) return nullptr;
-  auto s = std::make_shared<Chunk>(file_, static_cast<uint64_t>(off), hi - lo);
+  auto s = AllocateChunk(file_, hi - lo);
+  if (!s) return nullptr;
   shadows_[lo] = s;
   *base = lo;
   return s;
@@ -568,9 +592,9 @@ long MemoryAddressSpace::Advise(uint64_t addr, uint64_t len, int advice) {
     auto v = std::prev(vmas_.upper_bound(s));
     const int prot = v->second.prot;
     const std::string name = v->second.name;
-    const int64_t off = file_.Allocate(e - s);
-    if (off < 0) return -ENOMEM;
-    long r = Replace(s, e - s, prot, std::make_shared<Chunk>(file_, static_cast<uint64_t>(off), e - s), 0, false, false,
+    auto chunk = AllocateChunk(file_, e - s);
+    if (!chunk) return -ENOMEM;
+    long r = Replace(s, e - s, prot, std::move(chunk), 0, false, false,
                      name);
     if (r < 0) return r;
   }
@@ -610,10 +634,9 @@ long MemoryAddressSpace::Remap(uint64_t old_addr, uint64_t old_len, uint64_t new
                             ext + ext_len <= platform_.max_user_address() &&
                             !platform_.stub_range().Overlaps(ext, ext + ext_len);
     if (free_after) {
-      const int64_t off = file_.Allocate(ext_len);
-      if (off < 0) return -ENOMEM;
-      long r = Install(ext, ext_len, v.prot, v.shared,
-                       std::make_shared<Chunk>(file_, static_cast<uint64_t>(off), ext_len), 0, v.name);
+      auto chunk = AllocateChunk(file_, ext_len);
+      if (!chunk) return -ENOMEM;
+      long r = Install(ext, ext_len, v.prot, v.shared, std::move(chunk), 0, v.name);
       return r < 0 ? r : static_cast<long>(old_addr);
     }
     return -ENOMEM;  // the kernel picks an address and asks again with MREMAP_FIXED
@@ -622,9 +645,8 @@ long MemoryAddressSpace::Remap(uint64_t old_addr, uint64_t old_len, uint64_t new
       (new_addr < old_addr + old_len && old_addr < new_addr + new_len)) {
     return -EINVAL;
   }
-  const int64_t off = file_.Allocate(new_len);
-  if (off < 0) return -ENOMEM;
-  auto chunk = std::make_shared<Chunk>(file_, static_cast<uint64_t>(off), new_len);
+  auto chunk = AllocateChunk(file_, new_len);
+  if (!chunk) return -ENOMEM;
   const uint64_t copy_len = std::min(old_len, new_len);
   for (auto p = it; p != vmas_.end() && p->first < old_addr + copy_len; ++p) {
     const uint64_t s = std::max(old_addr, p->first), e = std::min(old_addr + copy_len, p->second.end);

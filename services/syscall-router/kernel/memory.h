@@ -36,6 +36,14 @@
 
 namespace bulkhead::router {
 
+// What memory-file pages hold. With the mem-broker, each kind's pages come
+// from chunks granted for that kind (the broker's ledger records it), so a
+// chunk never mixes application memory with file pages; without one, kinds
+// are only counted.
+enum class MemKind : uint8_t { kAnon = 0, kFile = 1, kTmpfs = 2, kMeta = 3 };
+inline constexpr int kMemKinds = 4;
+const char* MemKindName(MemKind k);
+
 // Where a MemoryFile gets its space when the mem-broker owns allocation:
 // 2 MiB chunks of the file, by index, granted and released in contiguous
 // runs (services/mem-broker/ledger.h).
@@ -43,9 +51,9 @@ class ChunkSource {
  public:
   static constexpr uint64_t kChunk = uint64_t{2} << 20;
   virtual ~ChunkSource() = default;
-  // `count` contiguous chunks: the first one's index, or -1 (none free, or
-  // the broker cannot be reached).
-  virtual int64_t Grant(uint32_t count) = 0;
+  // `count` contiguous chunks for pages of `kind`: the first one's index,
+  // or -1 (none free, or the broker cannot be reached).
+  virtual int64_t Grant(uint32_t count, MemKind kind) = 0;
   virtual void Release(uint32_t first, uint32_t count) = 0;
 };
 
@@ -64,12 +72,12 @@ class MemoryFile {
   uint64_t size() const { return map_.size(); }
   uint8_t* at(uint64_t offset) const { return map_.data() + offset; }
 
-  // A page-aligned range of `len` bytes (rounded up to pages); -1 when the
-  // file is full. Fresh ranges read as zeros.
-  int64_t Allocate(uint64_t len);
-  // Gives a range back. Its pages go back to the host in batches
+  // A page-aligned range of `len` bytes (rounded up to pages) for pages of
+  // `kind`; -1 when the file is full. Fresh ranges read as zeros.
+  int64_t Allocate(uint64_t len, MemKind kind = MemKind::kAnon);
+  // Gives a range of `kind` back. Its pages go back to the host in batches
   // (ReleasePending), and the range is not handed out again before.
-  void Free(uint64_t offset, uint64_t len);
+  void Free(uint64_t offset, uint64_t len, MemKind kind = MemKind::kAnon);
   // Punches queued ranges (neighbours together) until `max_bytes` went back
   // and makes them free space (whole chunks beyond the reserve go back to
   // the source); the bytes released. The kernel calls it between events.
@@ -89,53 +97,71 @@ class MemoryFile {
 
   // From now on the space comes from `source` (the mem-broker): chunk 0 is
   // left alone (the broker's ledger) and nothing else is used until granted;
-  // ranges come from granted chunks, more are asked for when none fits, and
-  // whole free chunks beyond a reserve go back. Call before any Allocate.
+  // ranges come from granted chunks of their kind, more are asked for when
+  // none fits, and whole free chunks beyond a reserve go back. Call before
+  // any Allocate.
   void SetChunkSource(ChunkSource* source);
-  // Chunks held from the source (0 without one).
-  uint64_t granted_chunks() const { return granted_ / ChunkSource::kChunk; }
+  // Chunks held from the source (0 without one), in all or of one kind.
+  uint64_t granted_chunks() const;
+  uint64_t granted_chunks(MemKind kind) const { return pools_[Index(kind)].granted / ChunkSource::kChunk; }
 
-  uint64_t allocated() const { return allocated_; }
+  uint64_t allocated() const;
+  uint64_t allocated(MemKind kind) const { return allocated_[static_cast<int>(kind)]; }
   // Bytes of the file that hold data (pages the host committed).
   uint64_t resident() const;
 
  private:
+  // Free space: with a source, one pool per kind (each over its own
+  // chunks); without, pool 0 serves every kind.
+  struct Pool {
+    std::map<uint64_t, uint64_t> free;                 // offset -> length, coalesced
+    std::set<std::pair<uint64_t, uint64_t>> by_len;   // (length, offset): best fit
+    uint64_t granted = 0;                              // bytes of granted chunks
+  };
+  int Index(MemKind kind) const { return source_ ? static_cast<int>(kind) : 0; }
   void MapWhole(uint64_t size);
   UniqueFd fd_;
   Mapping map_;
-  void AddFree(uint64_t offset, uint64_t len, bool may_release);  // coalescing
+  void AddFree(Pool& pool, uint64_t offset, uint64_t len, bool may_release, MemKind kind);  // coalescing
   void AdviseChunks(uint64_t offset, uint64_t len);
-  std::vector<std::pair<uint64_t, uint64_t>> pending_;  // freed, not punched yet
+  struct Pending {
+    uint64_t offset, len;
+    MemKind kind;
+    bool operator<(const Pending& o) const { return offset < o.offset; }
+  };
+  std::vector<Pending> pending_;  // freed, not punched yet
   uint64_t pending_bytes_ = 0, released_bytes_ = 0, release_batches_ = 0, huge_advised_ = 0;
   // A queue this full goes back at once (a slice), whatever the loop does.
   static constexpr uint64_t kReleaseHigh = uint64_t{64} << 20;
-  // Whole free chunks beyond the reserve go back to the source.
-  void ReleaseSpare(uint64_t start, uint64_t end);
-  void InsertFree(uint64_t offset, uint64_t len);
-  void EraseFree(uint64_t offset);
-  void ClearFree();
-  std::map<uint64_t, uint64_t> free_;          // offset -> length, coalesced
-  std::set<std::pair<uint64_t, uint64_t>> by_len_;  // (length, offset): best fit
-  uint64_t allocated_ = 0;
+  // Whole free chunks beyond the kind's reserve go back to the source.
+  void ReleaseSpare(Pool& pool, uint64_t start, uint64_t end, MemKind kind);
+  static void InsertFree(Pool& pool, uint64_t offset, uint64_t len);
+  static void EraseFree(Pool& pool, uint64_t offset);
+  Pool pools_[kMemKinds];
+  uint64_t allocated_[kMemKinds] = {};
   ChunkSource* source_ = nullptr;
-  uint64_t granted_ = 0;  // bytes of granted chunks
   // Free bytes kept when chunks could go back, and chunks asked for at once
-  // beyond what a request needs: most mappings need no round trip.
-  static constexpr uint64_t kReserveChunks = 8;
+  // beyond what a request needs (most mappings need no round trip): eight
+  // for application memory, two for each other kind.
+  static uint64_t ReserveChunks(MemKind kind) { return kind == MemKind::kAnon ? 8 : 2; }
 };
 
 // A range of the memory file, shared by every mapping that refers to it
 // (split halves of one mapping, a MAP_SHARED mapping and its forks). Freed
 // when the last reference goes.
 struct Chunk {
-  Chunk(MemoryFile& f, uint64_t off, uint64_t l) : file(f), offset(off), len(l) {}
-  ~Chunk() { file.Free(offset, len); }
+  Chunk(MemoryFile& f, uint64_t off, uint64_t l, MemKind k = MemKind::kAnon) : file(f), offset(off), len(l), kind(k) {}
+  ~Chunk() { file.Free(offset, len, kind); }
   Chunk(const Chunk&) = delete;
   Chunk& operator=(const Chunk&) = delete;
   MemoryFile& file;
   const uint64_t offset;
   const uint64_t len;
+  const MemKind kind;
 };
+
+// A fresh range of `len` bytes of `kind` as a Chunk; null when the file is full.
+std::shared_ptr<Chunk> AllocateChunk(MemoryFile& file, uint64_t len, MemKind kind = MemKind::kAnon);
 
 struct Vma {
   uint64_t end = 0;  // exclusive; the key of the map is the start
@@ -301,14 +327,12 @@ class FileCache {
     }
     auto it = entries_.find(key);
     if (it == entries_.end()) {
-      const uint64_t len = (key.size + 4095) & ~uint64_t{4095};
-      const int64_t off = file_.Allocate(len);
-      if (off < 0) {
+      Entry e;
+      e.chunk = AllocateChunk(file_, key.size, MemKind::kFile);
+      if (!e.chunk) {
         *err = -ENOMEM;
         return nullptr;
       }
-      Entry e;
-      e.chunk = std::make_shared<Chunk>(file_, static_cast<uint64_t>(off), len);
       e.filled.assign((key.size + kWindow - 1) / kWindow, false);
       it = entries_.emplace(key, std::move(e)).first;
     }

@@ -376,8 +376,9 @@ TEST(FileCacheTest, FillsOnlyTheWindowsMappedAndSharesOneRangePerFile) {
 class FakeSource : public ChunkSource {
  public:
   explicit FakeSource(uint32_t chunks) : owned_(chunks, false) { owned_[0] = true; }
-  int64_t Grant(uint32_t count) override {
+  int64_t Grant(uint32_t count, MemKind kind) override {
     ++grants;
+    ++grants_of[static_cast<int>(kind)];
     for (uint32_t i = 1; i + count <= owned_.size(); ++i) {
       bool free = true;
       for (uint32_t j = i; j < i + count && free; ++j) free = !owned_[j];
@@ -400,6 +401,7 @@ class FakeSource : public ChunkSource {
     return n;
   }
   int grants = 0, releases = 0;
+  int grants_of[kMemKinds] = {};
 
  private:
   std::vector<bool> owned_;
@@ -433,6 +435,23 @@ TEST(MemoryFile, SpaceComesInChunksFromTheSourceAndSpareChunksGoBack) {
   // The loop gives the queue back in slices.
   while (f.pending_release() > 0) ASSERT_GT(f.ReleasePending(MemoryFile::kReleaseSlice), 0u);
   EXPECT_LE(f.granted_chunks(), 9u);  // the reserve, at most
+  EXPECT_EQ(src.held(), f.granted_chunks());
+  // Kinds never share a chunk: page-cache pages come from chunks granted as
+  // such (a reserve of two), and go back as such.
+  const int64_t cached = f.Allocate(3 * kPage, MemKind::kFile);
+  ASSERT_GE(cached, 0);
+  EXPECT_EQ(src.grants_of[static_cast<int>(MemKind::kFile)], 1);
+  EXPECT_EQ(f.granted_chunks(MemKind::kFile), 3u);
+  EXPECT_EQ(f.allocated(MemKind::kFile), 3 * kPage);
+  EXPECT_EQ(f.allocated(MemKind::kAnon), 0u);
+  const int64_t anon = f.Allocate(kPage);
+  ASSERT_GE(anon, 0);
+  EXPECT_NE(static_cast<uint64_t>(anon) / kChunk, static_cast<uint64_t>(cached) / kChunk);
+  f.Free(static_cast<uint64_t>(cached), 3 * kPage, MemKind::kFile);
+  f.Free(static_cast<uint64_t>(anon), kPage);
+  f.ReleasePending();
+  EXPECT_EQ(f.allocated(), 0u);
+  EXPECT_LE(f.granted_chunks(MemKind::kFile), 3u);
   EXPECT_EQ(src.held(), f.granted_chunks());
   // Nothing left at the source: the allocation fails, nothing breaks.
   FakeSource empty(1);

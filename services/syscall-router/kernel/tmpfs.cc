@@ -311,9 +311,8 @@ int Tmpfs::Truncate(Node& n, uint64_t len) {
 
 bool FileData::Move(MemoryFile& mem, uint64_t capacity) {
   capacity = (capacity + 4095) & ~uint64_t{4095};
-  const int64_t off = mem.Allocate(capacity);
-  if (off < 0) return false;
-  auto chunk = std::make_shared<Chunk>(mem, static_cast<uint64_t>(off), capacity);
+  auto chunk = AllocateChunk(mem, capacity, MemKind::kTmpfs);
+  if (!chunk) return false;
   if (size_) std::memcpy(mem.at(chunk->offset), ptr(), size_);
   chunk_ = std::move(chunk);
   heap_.clear();
