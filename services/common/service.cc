@@ -676,6 +676,7 @@ int Service::Run() {
   ho.outside_gid = spec_.outside_gid;
   // Attaching a replacement channel checks the segment's seals.
   harden::SyscallPolicy policy = spec_.policy;
+  policy.Append(context_.extra_policy);
   policy.Allow(SYS_fcntl, {harden::ArgCondition::Equal(1, F_GET_SEALS)});
 #if defined(__SANITIZE_ADDRESS__)
   // Sanitizer builds only: ASan's runtime probes memory readability with a

@@ -40,6 +40,9 @@ struct ServiceContext {
   int router_cpu = -1;
   // syscall-router: the sandbox's memory limit in bytes, 0 for none.
   uint64_t memory_limit = 0;
+  // Rules setup adds to the service's policy once it knows its descriptors
+  // (a call allowed on one descriptor number only).
+  harden::SyscallPolicy extra_policy;
 };
 
 // syscall-router: runs an application to its end and fills in how it ended.

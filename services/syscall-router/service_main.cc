@@ -2,6 +2,7 @@
 // It runs the application: the platform's stubs (trap or ptrace), the kernel
 // that serves their system calls, the fs-gofer for files.
 #include <sched.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "harden/seccomp_policy.h"
 #include "services/common/mains.h"
 #include "services/common/service.h"
 #include "services/syscall-router/kernel/kernel.h"
@@ -55,6 +57,11 @@ int bulkhead::service::SyscallRouterMain(int argc, char** argv) {
     const bool shared_memory_file = static_cast<bool>(ctx.memory_file);
     memory = ctx.memory_file ? std::make_unique<router::MemoryFile>(std::move(ctx.memory_file))
                              : std::make_unique<router::MemoryFile>();
+    // Copies into the memory file (copy-on-write, kernel/memory.cc) are
+    // pwrite()s: on that descriptor only.
+    // (The low 32 bits: an int argument's upper half is not defined.)
+    ctx.extra_policy.Allow(SYS_pwrite64, {harden::ArgCondition::MaskedEqual(
+                                              0, 0xffffffffu, static_cast<uint64_t>(memory->fd()))});
     auto choice = router::platform::ChoosePlatform(ctx.platform, {memory->fd()});
     platform = std::move(choice.platform);
     if (!choice.fallback_reason.empty()) {
