@@ -443,7 +443,10 @@ long MemoryAddressSpace::CopyOnWrite(uint64_t addr, uint64_t len, uint64_t vma_s
   auto shadow = ShadowFor(addr, vma_start, vma_end, &base);
   if (!shadow) return -ENOMEM;
   const uint64_t soff = addr - base;
-  if (soff + len > shadow->len) return -EFAULT;
+  if (soff >= shadow->len) return -EFAULT;
+  // (A shadow made for another mapping earlier may end inside the run: the
+  // rest is copied by the next fault, into a shadow of its own.)
+  len = std::min(len, shadow->len - soff);
   SplitAt(addr);
   SplitAt(addr + len);
   auto it = vmas_.find(addr);
@@ -521,8 +524,7 @@ void MemoryAddressSpace::PrepareWrite(uint64_t addr, uint64_t len) {
       }
       const uint64_t stop = std::min({v.end, (pos & ~(kCowBlock - 1)) + kCowBlock, PageUp(end)});
       if (CopyOnWrite(pos, stop - pos, it->first, v.end) < 0) return;
-      pos = stop;
-      continue;
+      continue;  // (pos is now in a private piece: the loop moves past it)
     }
     pos = v.end;
   }
