@@ -99,6 +99,13 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+std::string Cell(double v, const char* fmt, const char* unit) {
+  char b[64];
+  if (v <= 0) return "-";
+  std::snprintf(b, sizeof(b), fmt, v);
+  return std::string(b) + unit;
+}
+
 void ParseFigures(const std::string& out, double scale, std::map<std::string, std::vector<double>>* into) {
   char key[64];
   double v;
@@ -107,6 +114,25 @@ void ParseFigures(const std::string& out, double scale, std::map<std::string, st
   while (std::sscanf(p, "%63s %lf%n", key, &v, &used) == 2) {
     (*into)[key].push_back(v * scale);
     p += used;
+  }
+}
+
+void RunProbeRounds(const char* bench, const std::vector<Contender>& contenders, int rounds,
+                    const std::string& probe, Results* results, std::map<std::string, bool>* broken,
+                    const std::function<void(const Contender&)>& after) {
+  for (int r = 0; r < rounds; ++r) {
+    std::fprintf(stderr, "%s: round %d/%d\n", bench, r + 1, rounds);
+    for (const Contender& c : contenders) {
+      if ((*broken)[c.name]) continue;
+      std::string out;
+      if (!Run(c.prefix + probe, &out)) {
+        std::fprintf(stderr, "%s: %s failed; left out\n", bench, c.name.c_str());
+        (*broken)[c.name] = true;
+        continue;
+      }
+      ParseFigures(out, 1.0 / 1000.0, &(*results)[c.name]);  // ns -> µs
+      if (after) after(c);
+    }
   }
 }
 

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -20,6 +21,23 @@ long TreePssKb(pid_t root);
 // `prefix /bin/sleep 4` started, 1.5 s after the start.
 long IdlePssKb(const std::string& prefix);
 double Median(std::vector<double> v);
+// A table cell: v printed with fmt and unit, or "-" for a figure a
+// contender does not have (left out, or not measured).
+std::string Cell(double v, const char* fmt, const char* unit);
+// A contender: its name and the command prefix that runs a program in it.
+struct Contender {
+  std::string name, prefix;
+};
+using Results = std::map<std::string, std::map<std::string, std::vector<double>>>;  // contender -> figure -> samples
+
+// `rounds` interleaved rounds of `prefix + probe` in every contender: the
+// probe's `figure nanoseconds` lines go into (*results)[contender] in µs; a
+// contender whose probe fails is left out from then on (named in *broken).
+// after(contender) runs after each probe run (more figures of a round).
+void RunProbeRounds(const char* bench, const std::vector<Contender>& contenders, int rounds,
+                    const std::string& probe, Results* results, std::map<std::string, bool>* broken,
+                    const std::function<void(const Contender&)>& after = {});
+
 // Parses `figure value` pairs (whitespace separated) and appends value *
 // scale to (*into)[figure].
 void ParseFigures(const std::string& out, double scale, std::map<std::string, std::vector<double>>* into);

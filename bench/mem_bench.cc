@@ -80,9 +80,6 @@ int main(int argc, char** argv) {
   const std::string dir = ExeDir();
   const std::string probe = dir + "/mem_probe";
   const std::string bulkhead = dir + "/../runtime/bulkhead";
-  struct Contender {
-    std::string name, prefix;
-  };
   const std::string kNative = "native", kRunsc = "runsc", kBulkhead = "bulkhead";
   std::vector<Contender> contenders;
   for (const Contender& c : std::vector<Contender>{{kNative, ""},
@@ -94,21 +91,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "mem_bench: no known contender in '%s' (native, runsc, bulkhead)\n", wanted.c_str());
     return 2;
   }
-  std::map<std::string, std::map<std::string, std::vector<double>>> results;  // contender -> figure -> µs
+  Results results;  // contender -> figure -> µs
   std::map<std::string, bool> broken;
-  for (int r = 0; r < rounds; ++r) {
-    std::fprintf(stderr, "mem_bench: round %d/%d\n", r + 1, rounds);
-    for (auto& c : contenders) {
-      if (broken[c.name]) continue;
-      std::string out;
-      if (!Run(c.prefix + probe + " " + std::to_string(iterations), &out)) {
-        std::fprintf(stderr, "mem_bench: %s failed; left out\n", c.name.c_str());
-        broken[c.name] = true;
-        continue;
-      }
-      ParseFigures(out, 1.0 / 1000.0, &results[c.name]);  // ns -> µs
-    }
-  }
+  RunProbeRounds("mem_bench", contenders, rounds, probe + " " + std::to_string(iterations), &results, &broken);
   for (auto& c : contenders) {
     if (broken[c.name]) continue;
     long kb = IdlePssKb(c.prefix);
@@ -139,24 +124,18 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  auto cell = [](double v, const char* fmt, const char* unit) {
-    char b[64];
-    if (v <= 0) return std::string("-");
-    std::snprintf(b, sizeof(b), fmt, v);
-    return std::string(b) + unit;
-  };
   std::printf("%-22s", "benchmark");
   for (auto& c : contenders) std::printf(" %14s", c.name.c_str());
   for (auto& q : ratios) std::printf(" %16s", (q.num + "/" + q.den).c_str());
   std::printf("\n");
   for (const Figure& f : kFigures) {
     std::printf("%-22s", f.key);
-    for (auto& c : contenders) std::printf(" %14s", cell(med(c.name, f.key), "%.3f", " us").c_str());
-    for (auto& q : ratios) std::printf(" %16s", cell(ratio(q, f.key), "%.2f", "x").c_str());
+    for (auto& c : contenders) std::printf(" %14s", Cell(med(c.name, f.key), "%.3f", " us").c_str());
+    for (auto& q : ratios) std::printf(" %16s", Cell(ratio(q, f.key), "%.2f", "x").c_str());
     std::printf("\n");
   }
   std::printf("%-22s", "idle_pss");
-  for (auto& c : contenders) std::printf(" %14s", cell(med(c.name, "idle_pss_kb"), "%.0f", " kB").c_str());
+  for (auto& c : contenders) std::printf(" %14s", Cell(med(c.name, "idle_pss_kb"), "%.0f", " kB").c_str());
   std::printf("\n\n");
   for (const Figure& f : kFigures) std::printf("  %-22s %s\n", f.key, f.what);
   std::printf("  %-22s PSS of every process a contender starts for an idle /bin/sleep, 1.5 s in\n", "idle_pss");

@@ -48,35 +48,24 @@ int main(int argc, char** argv) {
   const std::string dir = ExeDir();
   const std::string probe = dir + "/syscall_probe";
   const std::string bulkhead = dir + "/../runtime/bulkhead";
-  struct Contender {
-    std::string name, prefix;
-  };
   const std::string kNative = "native", kRunsc = "runsc-ptrace", kPtrace = "bulkhead-ptrace",
                     kTrap = "bulkhead-trap";
   std::vector<Contender> contenders = {{kNative, ""},
                                        {kRunsc, "runsc --network=none do "},
                                        {kPtrace, bulkhead + " --platform ptrace do -- "},
                                        {kTrap, bulkhead + " --platform trap do -- "}};
-  std::map<std::string, std::map<std::string, std::vector<double>>> results;  // contender -> figure -> samples
+  Results results;  // contender -> figure -> samples
   std::map<std::string, bool> broken;
-  for (int r = 0; r < rounds; ++r) {
-    std::fprintf(stderr, "syscall_bench: round %d/%d\n", r + 1, rounds);
-    for (auto& c : contenders) {
-      if (broken[c.name]) continue;
-      std::string out;
-      if (!Run(c.prefix + probe + " " + std::to_string(iterations), &out)) {
-        std::fprintf(stderr, "syscall_bench: %s failed; left out\n", c.name.c_str());
-        broken[c.name] = true;
-        continue;
-      }
-      ParseFigures(out, 1.0 / 1000.0, &results[c.name]);  // ns -> µs
-      // Start-up: `/bin/true` from nothing to exit.
-      auto t0 = std::chrono::steady_clock::now();
-      Run(c.prefix + "/bin/true", &out);
-      auto t1 = std::chrono::steady_clock::now();
-      results[c.name]["startup_true"].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
-    }
-  }
+  RunProbeRounds("syscall_bench", contenders, rounds, probe + " " + std::to_string(iterations), &results, &broken,
+                 [&](const Contender& c) {
+                   // Start-up: `/bin/true` from nothing to exit.
+                   std::string out;
+                   auto t0 = std::chrono::steady_clock::now();
+                   Run(c.prefix + "/bin/true", &out);
+                   auto t1 = std::chrono::steady_clock::now();
+                   results[c.name]["startup_true"].push_back(
+                       std::chrono::duration<double, std::micro>(t1 - t0).count());
+                 });
   // Idle memory, once per contender (after the timed rounds).
   for (auto& c : contenders) {
     if (broken[c.name]) continue;
@@ -109,26 +98,19 @@ int main(int argc, char** argv) {
         std::printf("idle_pss\t%s\t%.0f\tkB\n", c.name.c_str(), med(c.name, "idle_pss_kb"));
     return 0;
   }
-  // A median, or "-" for a contender that was left out.
-  auto cell = [](double v, const char* fmt, const char* unit) {
-    char b[64];
-    if (v <= 0) return std::string("-");
-    std::snprintf(b, sizeof(b), fmt, v);
-    return std::string(b) + unit;
-  };
   std::printf("%-15s", "benchmark");
   for (auto& c : contenders) std::printf(" %16s", c.name.c_str());
   for (auto& q : ratios) std::printf(" %12s", q.label.c_str());
   std::printf("\n");
   for (auto* f : figures) {
     std::printf("%-15s", f);
-    for (auto& c : contenders) std::printf(" %16s", cell(med(c.name, f), "%.3f", " us").c_str());
-    for (auto& q : ratios) std::printf(" %12s", cell(ratio(q, f), "%.2f", "x").c_str());
+    for (auto& c : contenders) std::printf(" %16s", Cell(med(c.name, f), "%.3f", " us").c_str());
+    for (auto& q : ratios) std::printf(" %12s", Cell(ratio(q, f), "%.2f", "x").c_str());
     std::printf("\n");
   }
   std::printf("%-15s", "idle_pss");
-  for (auto& c : contenders) std::printf(" %16s", cell(med(c.name, "idle_pss_kb"), "%.0f", " kB").c_str());
-  for (auto& q : ratios) std::printf(" %12s", cell(ratio(q, "idle_pss_kb"), "%.2f", "x").c_str());
+  for (auto& c : contenders) std::printf(" %16s", Cell(med(c.name, "idle_pss_kb"), "%.0f", " kB").c_str());
+  for (auto& q : ratios) std::printf(" %12s", Cell(ratio(q, "idle_pss_kb"), "%.2f", "x").c_str());
   std::printf("\n");
   {
     double n = med(kNative, "idle_pss_kb");

@@ -92,6 +92,10 @@ class Channel {
   Channel() = default;
   Status ClaimWithBulk(std::span<const uint8_t> bulk, uint8_t** payload, BulkRef* ref,
                        uint64_t deadline);
+  // Builds a message of root type T in the claimed slot with fill and
+  // publishes it with the claimed bulk bytes `ref`.
+  template <typename T, typename Fill>
+  Status Publish(uint8_t* payload, uint64_t id, BulkRef ref, Fill&& fill);
   void CountOut(size_t bulk_bytes);
   void CountIn(const ReceivedMessage& m, Status st);
 
@@ -125,20 +129,7 @@ Status Channel::SendProduced(uint64_t id, size_t max_bulk, Produce&& produce, Fi
   }
   const long produced = max_bulk > 0 ? produce(dst, max_bulk) : 0;
   out_.ShrinkBulk(&ref, produced > 0 ? std::min<uint64_t>(static_cast<uint64_t>(produced), max_bulk) : 0);
-  uint32_t len;
-  try {
-    SlotMessageBuilder builder(payload, out_.payload_capacity());
-    auto root = builder.initRoot<T>();
-    fill(root, produced);
-    len = builder.Finish();
-  } catch (const MessageTooLarge&) {
-    return Status::kTooLarge;
-  } catch (const kj::Exception&) {
-    return Status::kTooLarge;
-  }
-  out_.Publish(len, kSlotCapnp, id, ref);
-  CountOut(ref.len);
-  return Status::kOk;
+  return Publish<T>(payload, id, ref, [&](typename T::Builder& root) { fill(root, produced); });
 }
 
 template <typename T, typename Fill>
@@ -147,6 +138,11 @@ Status Channel::Send(uint64_t id, Fill&& fill, uint64_t deadline, std::span<cons
   BulkRef ref;
   Status st = ClaimWithBulk(bulk, &payload, &ref, deadline);
   if (st != Status::kOk) return st;
+  return Publish<T>(payload, id, ref, fill);
+}
+
+template <typename T, typename Fill>
+Status Channel::Publish(uint8_t* payload, uint64_t id, BulkRef ref, Fill&& fill) {
   uint32_t len;
   try {
     SlotMessageBuilder builder(payload, out_.payload_capacity());
@@ -159,7 +155,7 @@ Status Channel::Send(uint64_t id, Fill&& fill, uint64_t deadline, std::span<cons
     return Status::kTooLarge;
   }
   out_.Publish(len, kSlotCapnp, id, ref);
-  CountOut(bulk.size());
+  CountOut(ref.len);
   return Status::kOk;
 }
 
