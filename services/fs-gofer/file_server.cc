@@ -30,13 +30,25 @@ int FileServer::CheckPath(std::string_view path, std::string* rel) {
   return 0;
 }
 
+namespace {
+constexpr int kResolveAttempts = 64;
+}  // namespace
+
 int FileServer::Resolve(std::string_view path, uint64_t flags, uint64_t resolve, UniqueFd* out) {
   std::string rel;
   if (int rc = CheckPath(path, &rel); rc < 0) return rc;
   open_how how{};
   how.flags = flags | O_CLOEXEC;
   how.resolve = resolve | RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  long fd = ::syscall(SYS_openat2, root_.get(), rel.c_str(), &how, sizeof(how));
+  // EAGAIN: a ".." in the path (a symlink such as /etc/os-release ->
+  // ../usr/lib/os-release) raced with a rename or mount anywhere on the
+  // host, and the kernel could not prove the walk stayed in the root. It
+  // asks for a retry; the application must not see it.
+  long fd = -1;
+  for (int attempt = 0; attempt < kResolveAttempts; ++attempt) {
+    fd = ::syscall(SYS_openat2, root_.get(), rel.c_str(), &how, sizeof(how));
+    if (fd >= 0 || errno != EAGAIN) break;
+  }
   if (fd < 0) return -errno;
   out->Reset(static_cast<int>(fd));
   return 0;

@@ -160,7 +160,48 @@ int GoferClient::RawClose(uint64_t handle) {
 
 // ---------------------------------------------------------------- recovery
 
+bool GoferClient::Unpark(const std::string& path, uint32_t flags, Handle* h, struct stat* st) {
+  auto it = parked_.find({path, flags});
+  if (it == parked_.end()) return false;
+  const Parked p = it->second;
+  parked_.erase(it);
+  if (p.epoch != holder_->version()) return false;  // its gofer is gone, and the handle with it
+  h->path = path;
+  h->flags = flags;
+  h->server = p.server;
+  h->epoch = p.epoch;
+  h->st = p.st;
+  *st = p.st;
+  ++parked_hits_;
+  return true;
+}
+
+void GoferClient::Park(Handle h) {
+  const std::pair<std::string, uint32_t> key{h.path, h.flags};
+  auto close_raw = [&](const Parked& p) {
+    if (p.epoch == holder_->version()) RawClose(p.server);
+  };
+  if (auto it = parked_.find(key); it != parked_.end()) {
+    close_raw(it->second);  // one per path and flags: the newer stays
+    parked_.erase(it);
+  } else if (parked_.size() >= kMaxParked) {
+    auto oldest = std::min_element(parked_.begin(), parked_.end(),
+                                   [](const auto& a, const auto& b) { return a.second.last_use < b.second.last_use; });
+    close_raw(oldest->second);
+    parked_.erase(oldest);
+  }
+  parked_[key] = Parked{h.server, h.epoch, ++park_clock_, h.st};
+}
+
 int GoferClient::Open(const std::string& path, uint32_t flags, uint32_t mode, uint64_t* handle, struct stat* st) {
+  if (Parkable(flags)) {
+    Handle h;
+    if (Unpark(path, flags, &h, st)) {
+      *handle = next_id_++;
+      handles_[*handle] = std::move(h);
+      return 0;
+    }
+  }
   for (int i = 0; i < kAttempts; ++i) {
     Handle h;
     h.epoch = holder_->version();
@@ -171,6 +212,7 @@ int GoferClient::Open(const std::string& path, uint32_t flags, uint32_t mode, ui
     // A re-open must not create, truncate or fail on an existing file.
     h.flags = flags & ~static_cast<uint32_t>(O_CREAT | O_EXCL | O_TRUNC);
     h.directory = S_ISDIR(st->st_mode);
+    h.st = *st;
     *handle = next_id_++;
     handles_[*handle] = std::move(h);
     return 0;
@@ -261,10 +303,14 @@ int GoferClient::Readlink(const std::string& path, std::string* target) {
 int GoferClient::Close(uint64_t handle) {
   auto it = handles_.find(handle);
   if (it == handles_.end()) return -EBADF;
-  const Handle h = std::move(it->second);
+  Handle h = std::move(it->second);
   handles_.erase(it);
   // A handle of a gofer that has since been restarted is gone already.
   if (h.epoch != holder_->version()) return 0;
+  if (!h.directory && Parkable(h.flags) && S_ISREG(h.st.st_mode)) {
+    Park(std::move(h));
+    return 0;
+  }
   int rc = RawClose(h.server);
   return rc == -ESTALE ? 0 : rc;
 }

@@ -2,6 +2,7 @@
 // data ring to the gofer. Results are Linux errnos for the application.
 #pragma once
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <cstdint>
@@ -43,6 +44,17 @@ class GoferClient {
   // Handles re-opened after a gofer restart (tests, stats).
   uint64_t reopens() const { return reopens_; }
 
+  // Closed read-only handles of regular files are kept (up to kMaxParked,
+  // least recently used out first) and an Open of the same path with the
+  // same flags takes one back with the attributes it was opened with: a
+  // file the sandbox opens again costs no round trip. The sandbox cannot
+  // change host files yet, so the attributes go stale only if the host
+  // changes a file under a running sandbox (the issue's "paths only the
+  // sandbox changes"); fstat still asks the gofer.
+  static constexpr size_t kMaxParked = 64;
+  uint64_t parked_hits() const { return parked_hits_; }
+  size_t parked() const { return parked_.size(); }
+
  private:
   struct Handle {
     std::string path;
@@ -52,7 +64,18 @@ class GoferClient {
     bool directory = false;
     bool refilter = false;
     std::set<std::string> seen;  // directories: names returned so far
+    struct stat st {};           // as the open returned it (parking keeps it)
   };
+  static bool Parkable(uint32_t flags) {
+    return (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_PATH | O_DIRECTORY | O_CREAT | O_TRUNC | O_EXCL));
+  }
+  struct Parked {
+    uint64_t server = 0, epoch = 0, last_use = 0;
+    struct stat st {};
+  };
+  // Takes a parked handle for (path, flags) into *h; false if none is live.
+  bool Unpark(const std::string& path, uint32_t flags, Handle* h, struct stat* st);
+  void Park(Handle h);
   long Reopen(Handle& h);
   template <typename Fn>
   long WithHandle(uint64_t id, Fn&& fn);
@@ -70,6 +93,8 @@ class GoferClient {
   std::map<uint64_t, Handle> handles_;
   uint64_t next_id_ = 1;
   uint64_t reopens_ = 0;
+  std::map<std::pair<std::string, uint32_t>, Parked> parked_;
+  uint64_t park_clock_ = 0, parked_hits_ = 0;
 };
 
 }  // namespace bulkhead::router
