@@ -272,6 +272,10 @@ struct Process {
 
 struct Task {
   int tid = 0;
+  // The page and instruction of the last write fault that found its page
+  // already made private (ResolveWriteFault's `already`), to tell a race
+  // from a fault that would repeat forever.
+  uint64_t refault_key = 0;
   Process* proc = nullptr;
   std::unique_ptr<platform::Context> ctx;
   Registers regs;
@@ -1304,7 +1308,17 @@ struct Kernel::Impl {
         // A write to memory a fork left shared copy-on-write: the page is
         // the task's own now; the instruction runs again.
         if (e.signo == SIGSEGV && e.info.si_code == SEGV_ACCERR) {
-          if (auto* mm = Mm(*t.proc); mm && mm->ResolveWriteFault(e.fault_addr)) return;
+          bool already = false;
+          if (auto* mm = Mm(*t.proc); mm && mm->ResolveWriteFault(e.fault_addr, &already)) {
+            // Already writable: once, for the race; the same instruction
+            // faulting there again is a real fault.
+            const uint64_t key = (e.fault_addr & ~uint64_t{4095}) ^ t.regs.ip();
+            if (!already || t.refault_key != key) {
+              t.refault_key = already ? key : 0;
+              return;
+            }
+          }
+          t.refault_key = 0;
         }
         siginfo_t si = e.info;
         si.si_signo = e.signo;
@@ -1788,15 +1802,21 @@ struct Kernel::Impl {
               if (!src) { *error = "no file for a mapping"; return -EIO; }
               long err = 0;
               auto chunk = CachedPages(*src, src->st, m.file_offset, m.file_bytes, &err);
-              if (!chunk) { *error = "reading the image failed"; return static_cast<int>(err); }
-              const uint64_t flen = PageUp(m.file_bytes);
-              long r = mm->MapCow(m.addr, flen, m.prot, chunk, m.file_offset, src->path);
-              if (r < 0) { *error = "mapping the image failed"; return static_cast<int>(r); }
-              if (m.len > flen) {
-                r = as.Mmap(m.addr + flen, m.len - flen, m.prot, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
-                if (r < 0) { *error = "mapping the image failed"; return static_cast<int>(r); }
+              // (Too large to cache, or no room: a copy of its own, below.)
+              if (!chunk && err != -EFBIG && err != -ENOMEM) {
+                *error = "reading the image failed";
+                return static_cast<int>(err);
               }
-              continue;
+              if (chunk) {
+                const uint64_t flen = PageUp(m.file_bytes);
+                long r = mm->MapCow(m.addr, flen, m.prot, chunk, m.file_offset, src->path);
+                if (r < 0) { *error = "mapping the image failed"; return static_cast<int>(r); }
+                if (m.len > flen) {
+                  r = as.Mmap(m.addr + flen, m.len - flen, m.prot, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
+                  if (r < 0) { *error = "mapping the image failed"; return static_cast<int>(r); }
+                }
+                continue;
+              }
             }
             long r = as.Mmap(m.addr, m.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
             if (r < 0) { *error = "mapping the image failed"; return static_cast<int>(r); }

@@ -464,13 +464,21 @@ long MemoryAddressSpace::CopyOnWrite(uint64_t addr, uint64_t len, uint64_t vma_s
   return 0;
 }
 
-bool MemoryAddressSpace::ResolveWriteFault(uint64_t addr) {
+bool MemoryAddressSpace::ResolveWriteFault(uint64_t addr, bool* already) {
+  if (already) *already = false;
   auto it = vmas_.upper_bound(addr);
   if (it == vmas_.begin()) return false;
   --it;
   const uint64_t start = it->first;
   const Vma& v = it->second;
-  if (addr >= v.end || !v.anon_cow || !(v.prot & PROT_WRITE)) return false;
+  if (addr >= v.end || !(v.prot & PROT_WRITE) || v.shared) return false;
+  if (!v.anon_cow) {
+    // Made private since the fault was taken (two threads wrote to the
+    // page, or a run or takeover covered it): the write may go ahead.
+    if (v.cow || already == nullptr) return false;
+    *already = true;
+    return true;
+  }
   const uint64_t page = addr & ~(kPage - 1);
   const uint64_t block = page & ~(kCowBlock - 1);
   if (Exclusive(v)) {
@@ -522,7 +530,8 @@ void MemoryAddressSpace::PrepareWrite(uint64_t addr, uint64_t len) {
         if (!ResolveWriteFault(pos)) return;
         continue;
       }
-      const uint64_t stop = std::min({v.end, (pos & ~(kCowBlock - 1)) + kCowBlock, PageUp(end)});
+      const uint64_t page_end = end > ~(kPage - 1) ? ~(kPage - 1) : PageUp(end);  // (no wrap past 2^64)
+      const uint64_t stop = std::min({v.end, (pos & ~(kCowBlock - 1)) + kCowBlock, page_end});
       if (CopyOnWrite(pos, stop - pos, it->first, v.end) < 0) return;
       continue;  // (pos is now in a private piece: the loop moves past it)
     }
@@ -845,7 +854,7 @@ std::string MemoryAddressSpace::Maps() const {
 }
 
 void FileCache::Trim() {
-  while (filled_ > keep_bytes_) {
+  while (reserved_ > keep_bytes_) {
     auto victim = entries_.end();
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
       if (it->second.chunk.use_count() == 1 && (victim == entries_.end() || it->second.last_use < victim->second.last_use)) {
@@ -854,6 +863,7 @@ void FileCache::Trim() {
     }
     if (victim == entries_.end()) return;  // everything is in use
     filled_ -= std::min(filled_, victim->second.filled_bytes);
+    reserved_ -= std::min(reserved_, victim->second.chunk->len);
     entries_.erase(victim);
   }
 }

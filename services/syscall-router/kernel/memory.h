@@ -225,7 +225,10 @@ class MemoryAddressSpace final : public platform::AddressSpace {
   // A SEGV_ACCERR at `addr`: true if it was a write to copy-on-write memory
   // (Vma::anon_cow) and the page is now writable (the task retries the
   // instruction); false: a real fault.
-  bool ResolveWriteFault(uint64_t addr);
+  // *already (if given) is set when the page was made writable before this
+  // fault was handled (another thread's fault on it, or a run or block that
+  // covered it): nothing to do but run the instruction again.
+  bool ResolveWriteFault(uint64_t addr, bool* already = nullptr);
   // Copy-on-write pages a write of [addr, addr + len) would touch, made
   // private first (the router's own writes into application memory).
   void PrepareWrite(uint64_t addr, uint64_t len);
@@ -300,7 +303,8 @@ class MemoryAddressSpace final : public platform::AddressSpace {
 // copy-on-write: every process that maps libc maps the same pages, a file
 // is read once per sandbox, and fork copies none of it. Keyed by the file's
 // identity (device, inode, size, mtime): a changed file is a new entry.
-// Entries no mapping uses are dropped, oldest first, above `keep_bytes`.
+// Entries no mapping uses are dropped, oldest first, while they reserve
+// more than `keep_bytes` of the memory file.
 class FileCache {
  public:
   explicit FileCache(MemoryFile& file, uint64_t keep_bytes = uint64_t{64} << 20)
@@ -312,8 +316,9 @@ class FileCache {
     auto operator<=>(const Key&) const = default;
   };
   static constexpr uint64_t kWindow = uint64_t{64} << 10;
-  // Larger files are not cached (their mappings get private copies).
-  static constexpr uint64_t kMaxFile = uint64_t{1} << 30;
+  // Larger files are not cached (their mappings get private copies): an
+  // entry reserves the file's size in the memory file.
+  static constexpr uint64_t kMaxFile = uint64_t{256} << 20;
 
   // The file's pages (offset 0 is the file's start), with every window that
   // [offset, offset + bytes) touches filled by fill(dst, file_offset, len):
@@ -334,6 +339,7 @@ class FileCache {
         return nullptr;
       }
       e.filled.assign((key.size + kWindow - 1) / kWindow, false);
+      reserved_ += e.chunk->len;
       it = entries_.emplace(key, std::move(e)).first;
     }
     Entry& e = it->second;
@@ -373,6 +379,9 @@ class FileCache {
   uint64_t misses() const { return fills_; }
   // Bytes of file pages held (filled windows, mapped or kept for reuse).
   uint64_t cached() const { return filled_; }
+  // Bytes of the memory file the entries reserve (their files' sizes):
+  // what keep_bytes bounds for entries no mapping uses.
+  uint64_t reserved() const { return reserved_; }
   size_t files() const { return entries_.size(); }
 
  private:
@@ -386,7 +395,7 @@ class FileCache {
   MemoryFile& file_;
   const uint64_t keep_bytes_;
   std::map<Key, Entry> entries_;
-  uint64_t filled_ = 0, clock_ = 0, hits_ = 0, fills_ = 0;
+  uint64_t filled_ = 0, reserved_ = 0, clock_ = 0, hits_ = 0, fills_ = 0;
 };
 
 }  // namespace bulkhead::router

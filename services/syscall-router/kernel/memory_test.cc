@@ -184,6 +184,22 @@ TEST_F(MemoryAs, ForkCopiesOnlyThePagesWritten) {
   EXPECT_EQ(as_->ReadCString(kBase + 100 * kPage, 16), "page 100");
 }
 
+// Two threads writing to one copy-on-write page: the first fault makes it
+// private; the second, handled after, finds it writable and only retries.
+TEST_F(MemoryAs, ASecondFaultOnAPageMadePrivateJustRetries) {
+  ASSERT_EQ(Mmap(*as_, kBase, 16 * kPage, PROT_READ | PROT_WRITE), static_cast<long>(kBase));
+  ASSERT_TRUE(as_->CopyOut(kBase, "x", 2));
+  auto child = as_->Fork();
+  bool already = true;
+  ASSERT_TRUE(as_->ResolveWriteFault(kBase + 3 * kPage, &already));
+  EXPECT_FALSE(already);
+  ASSERT_TRUE(as_->ResolveWriteFault(kBase + 3 * kPage + 8, &already));
+  EXPECT_TRUE(already);
+  // Not for pages that are not writable at all.
+  ASSERT_EQ(as_->Mprotect(kBase + 8 * kPage, kPage, PROT_READ), 0);
+  EXPECT_FALSE(as_->ResolveWriteFault(kBase + 8 * kPage, &already));
+}
+
 // Scattered writes leave copies and shared pages interleaved; a second fork
 // must not let either process see the other's later writes through an old
 // shadow.
@@ -363,6 +379,18 @@ TEST(FileCacheTest, FillsOnlyTheWindowsMappedAndSharesOneRangePerFile) {
   EXPECT_EQ(cache.Get({7, 10, 0, 9}, 0, kPage, fill, &err), nullptr);
   EXPECT_EQ(cache.Get({7, 11, FileCache::kMaxFile + 1, 9}, 0, kPage, fill, &err), nullptr);
   EXPECT_EQ(err, -EFBIG);
+  // Entries nobody maps are bounded by what they reserve (their files'
+  // sizes), not by what was read: many large files touched once cannot fill
+  // the memory file.
+  {
+    MemoryFile g(uint64_t{256} << 20);
+    FileCache big(g);  // keeps 64 MiB
+    for (uint64_t ino = 1; ino <= 8; ++ino) {
+      ASSERT_NE(big.Get({1, ino, uint64_t{32} << 20, 1}, 0, kPage, fill, &err), nullptr);
+    }
+    EXPECT_LE(big.reserved(), uint64_t{64} << 20);
+    EXPECT_GE(g.Allocate(uint64_t{64} << 20), 0);  // room left for everything else
+  }
   // Nothing maps the file any more: above keep_bytes it goes.
   a.reset();
   b.reset();
