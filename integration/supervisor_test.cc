@@ -31,14 +31,11 @@ SupervisorOptions Options(const std::string& id) {
   return o;
 }
 
-// Generous bound for "answers again": the restart itself is a fork+exec and
-// a handshake (a few ms); sanitizer builds and a loaded 2-core CI machine
-// are far slower than a user's machine. The selftest prints the real figure.
-#if defined(__SANITIZE_ADDRESS__)
+// A bound that catches a restart that does not happen or hangs, not a speed
+// target (those live in bench/ and the selftest's printout): the restart is
+// a fork+exec and a handshake (a few ms), but a loaded 2-core machine once
+// took 250 ms here while other sandboxes were starting.
 constexpr int kAnswerAgainMs = 2000;
-#else
-constexpr int kAnswerAgainMs = 200;
-#endif
 
 TEST(Supervisor, StartsFourHardenedServicesThatAnswer) {
   Supervisor sup(Options("start"));
