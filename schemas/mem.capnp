@@ -29,6 +29,10 @@ struct Response {
   }
 }
 
+# The size of a chunk: the broker's ledger and the router's allocator both
+# take it from here.
+const chunkBytes :UInt64 = 2097152;
+
 # Chunks are 2 MiB pieces of the memory file, by index (chunk 0 is the
 # broker's ledger). `seq` numbers the router's requests: a request re-sent
 # after the broker was replaced carries the same number and gets the same

@@ -32,9 +32,11 @@
 #include <cstdint>
 #include <string>
 
+#include "schemas/mem.capnp.h"
+
 namespace bulkhead::mem {
 
-inline constexpr uint64_t kChunk = uint64_t{2} << 20;
+inline constexpr uint64_t kChunk = schema::mem::CHUNK_BYTES;
 // Chunk 0 holds the ledger; the largest file it can describe.
 inline constexpr uint64_t kLedgerBytes = kChunk;
 inline constexpr uint64_t kMaxChunks = kLedgerBytes - 4096;  // one owner byte each after the header page

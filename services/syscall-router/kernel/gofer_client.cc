@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "services/syscall-router/kernel/busy_guard.h"
+#include "services/syscall-router/kernel/peer_call.h"
 #include "schemas/gofer.capnp.h"
 
 namespace bulkhead::router {
@@ -33,36 +34,12 @@ void ToStat(schema::Stat::Reader s, struct stat* st) {
   st->st_ctim = {s.getCtime().getSec(), s.getCtime().getNsec()};
 }
 
-// One request/response round trip. `use` runs with the decoded response and
-// the received message (for its bulk bytes), under the channel's lock.
+// One round trip to the gofer (PeerCall), the platform told it is busy.
 template <typename Fill, typename Use>
 long Call(service::ChannelHolder* h, const std::function<void(bool)>& busy, Fill&& fill, Use&& use) {
   BusyGuard busy_guard(busy);
-  std::lock_guard<std::mutex> l(h->call_mutex());
-  uint64_t version = 0;
-  auto ch = h->Get(&version);
-  if (!ch) return -EIO;
-  ipc::ReceivedMessage m;
-  ipc::Decoded<g::Response> resp;
-  ipc::Status st = ch->Call<g::Request, g::Response>(std::forward<Fill>(fill), &m, &resp, ipc::DeadlineIn(kGoferDeadlineNs));
-  if (st == ipc::Status::kPeerDead || st == ipc::Status::kClosed || st == ipc::Status::kCorrupt ||
-      st == ipc::Status::kTimeout) {
-    // The gofer died (or hangs): the supervisor restarts it and hands us a
-    // fresh channel. Wait for that; the caller re-opens and retries.
-    uint64_t now = version;
-    h->WaitNewer(version, kRestartWaitMs, &now);
-    return now != version ? -ESTALE : -EIO;
-  }
-  if (st != ipc::Status::kOk) return -ipc::StatusErrno(st);
-  long rc;
-  if (resp.root().isError()) {
-    int e = resp.root().getError().getErrno();
-    rc = (e > 0 && e < 4096) ? -e : -EIO;
-  } else {
-    rc = use(resp.root(), m);
-  }
-  ch->ReleaseBulk(m);
-  return rc;
+  return PeerCall<g::Request, g::Response>(h, kGoferDeadlineNs, kRestartWaitMs, std::forward<Fill>(fill),
+                                           std::forward<Use>(use));
 }
 
 }  // namespace

@@ -3437,9 +3437,10 @@ struct Kernel::Impl {
   int64_t MapCached(Process& p, File& f, uint64_t addr, uint64_t len, int prot, uint64_t off) {
     auto* mm = Mm(p);
     if (!mm || !cache_ || f.kind != File::Kind::kGofer) return -ENOTSUP;
-    // The file as it is now (a host file may have changed since the open).
-    struct stat st;
-    if (int rc = gofer_.Fstat(f.handle, &st); rc < 0) return rc;
+    // The file as it was opened: the page cache's rule, like the gofer
+    // client's parked handles, is that only the sandbox changes its files
+    // (no round trip per mapping; ld.so maps each library four times).
+    const struct stat& st = f.st;
     const uint64_t size = static_cast<uint64_t>(st.st_size);
     if (size == 0 || off >= size || size > FileCache::kMaxFile) return -ENOTSUP;
     const uint64_t in_file = std::min(len, PageUp(size) - off);

@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "services/syscall-router/kernel/busy_guard.h"
+#include "services/syscall-router/kernel/peer_call.h"
 #include "schemas/mem.capnp.h"
 
 namespace bulkhead::router {
@@ -33,41 +34,17 @@ template <typename Fill>
 long MemClient::Call(Fill&& fill, uint32_t* first) {
   BusyGuard busy_guard(busy_);
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    std::unique_lock<std::mutex> l(holder_->call_mutex());
-    uint64_t version = 0;
-    auto ch = holder_->Get(&version);
-    if (!ch) return -EIO;
-    ipc::ReceivedMessage msg;
-    ipc::Decoded<m::Response> resp;
-    ipc::Status st = ch->Call<m::Request, m::Response>(fill, &msg, &resp, ipc::DeadlineIn(kDeadlineNs));
-    if (st == ipc::Status::kPeerDead || st == ipc::Status::kClosed || st == ipc::Status::kCorrupt ||
-        st == ipc::Status::kTimeout) {
-      // The broker died: wait for its replacement, then the same request again.
-      l.unlock();
-      uint64_t now = version;
-      holder_->WaitNewer(version, kRestartWaitMs, &now);
-      if (now == version) return -EIO;
-      ++resends_;
-      spdlog::info("mem-broker replaced: re-sending request {}", attempt == 0 ? "once" : "again");
-      continue;
-    }
-    if (st != ipc::Status::kOk) return -ipc::StatusErrno(st);
-    long rc = 0;
-    auto r = resp.root();
-    if (r.isError()) {
-      const int e = r.getError().getErrno();
-      rc = (e > 0 && e < 4096) ? -e : -EIO;
-    } else if (first != nullptr) {
-      if (!r.isGranted()) {
-        rc = -EIO;
-      } else {
-        *first = r.getGranted().getFirst();
-      }
-    } else if (!r.isDone()) {
-      rc = -EIO;
-    }
-    ch->ReleaseBulk(msg);
-    return rc;
+    const long rc = PeerCall<m::Request, m::Response>(
+        holder_, kDeadlineNs, kRestartWaitMs, fill, [&](m::Response::Reader r, const ipc::ReceivedMessage&) -> long {
+          if (first == nullptr) return r.isDone() ? 0 : -EIO;
+          if (!r.isGranted()) return -EIO;
+          *first = r.getGranted().getFirst();
+          return 0;
+        });
+    if (rc != -ESTALE) return rc;
+    // The broker died and was replaced: the same request (same number) again.
+    ++resends_;
+    spdlog::info("mem-broker replaced: re-sending request {}", attempt == 0 ? "once" : "again");
   }
   return -EIO;
 }

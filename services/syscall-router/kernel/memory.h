@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "base/fd.h"
+#include "schemas/mem.capnp.h"
 #include "base/mapping.h"
 #include "services/syscall-router/kernel/patch.h"
 #include "services/syscall-router/platform/platform.h"
@@ -49,7 +50,7 @@ const char* MemKindName(MemKind k);
 // runs (services/mem-broker/ledger.h).
 class ChunkSource {
  public:
-  static constexpr uint64_t kChunk = uint64_t{2} << 20;
+  static constexpr uint64_t kChunk = schema::mem::CHUNK_BYTES;  // the broker's (mem.capnp)
   virtual ~ChunkSource() = default;
   // `count` contiguous chunks for pages of `kind`: the first one's index,
   // or -1 (none free, or the broker cannot be reached).
