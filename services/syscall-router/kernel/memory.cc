@@ -233,7 +233,7 @@ void MemoryFile::AdviseChunks(uint64_t offset, uint64_t len) {
   // (/sys/kernel/mm/transparent_hugepage/shmem_enabled "advise" or
   // "within_size"): the router's view, and the stubs map the same pages.
   // A host that refuses the advice still serves small pages.
-  if (::madvise(at(offset), len, MADV_HUGEPAGE) == 0) huge_advised_ += len;
+  (void)::madvise(at(offset), len, MADV_HUGEPAGE);
 }
 
 void MemoryFile::Discard(uint64_t offset, uint64_t len) {

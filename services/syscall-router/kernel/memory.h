@@ -88,8 +88,6 @@ class MemoryFile {
   // Bytes given back so far, in how many punches.
   uint64_t released_bytes() const { return released_bytes_; }
   uint64_t release_batches() const { return release_batches_; }
-  // Bytes of granted chunks advised for huge pages.
-  uint64_t huge_advised() const { return huge_advised_; }
   // A slice of the release queue: what the kernel gives back per loop turn.
   static constexpr uint64_t kReleaseSlice = uint64_t{16} << 20;
   // Zeroes a range and returns its pages to the host (MADV_DONTNEED of
@@ -131,7 +129,7 @@ class MemoryFile {
     bool operator<(const Pending& o) const { return offset < o.offset; }
   };
   std::vector<Pending> pending_;  // freed, not punched yet
-  uint64_t pending_bytes_ = 0, released_bytes_ = 0, release_batches_ = 0, huge_advised_ = 0;
+  uint64_t pending_bytes_ = 0, released_bytes_ = 0, release_batches_ = 0;
   // A queue this full goes back at once (a slice), whatever the loop does.
   static constexpr uint64_t kReleaseHigh = uint64_t{64} << 20;
   // Whole free chunks beyond the kind's reserve go back to the source.
@@ -383,7 +381,6 @@ class FileCache {
   // Bytes of the memory file the entries reserve (their files' sizes):
   // what keep_bytes bounds for entries no mapping uses.
   uint64_t reserved() const { return reserved_; }
-  size_t files() const { return entries_.size(); }
 
  private:
   void Trim();
