@@ -77,8 +77,10 @@ class Channel {
 
   // Client helper: sends a request with a fresh id and waits for the response
   // carrying that id (responses to earlier, abandoned requests are dropped).
+  // `bulk`: bytes sent in the request's bulk area.
   template <typename Req, typename Resp, typename Fill>
-  Status Call(Fill&& fill, ReceivedMessage* scratch, Decoded<Resp>* out, uint64_t deadline);
+  Status Call(Fill&& fill, ReceivedMessage* scratch, Decoded<Resp>* out, uint64_t deadline,
+              std::span<const uint8_t> bulk = {});
 
   uint64_t NextId() { return ++last_id_; }
   // Idle: the outbound bulk area's pages go back to the host once the peer
@@ -160,9 +162,10 @@ Status Channel::Publish(uint8_t* payload, uint64_t id, BulkRef ref, Fill&& fill)
 }
 
 template <typename Req, typename Resp, typename Fill>
-Status Channel::Call(Fill&& fill, ReceivedMessage* scratch, Decoded<Resp>* out, uint64_t deadline) {
+Status Channel::Call(Fill&& fill, ReceivedMessage* scratch, Decoded<Resp>* out, uint64_t deadline,
+                     std::span<const uint8_t> bulk) {
   const uint64_t id = NextId();
-  Status st = Send<Req>(id, std::forward<Fill>(fill), deadline);
+  Status st = Send<Req>(id, std::forward<Fill>(fill), deadline, bulk);
   if (st != Status::kOk) return st;
   for (;;) {
     st = Receive(scratch, deadline);

@@ -32,10 +32,17 @@ hardened services (syscall-router, fs-gofer, net-stack, mem-broker).
 usage: bulkhead [global flags] COMMAND [flags] [args]
 
 commands:
-  do [--rootfs DIR] [--cwd DIR] [--env K=V]... [--stats] -- CMD [ARG...]
+  do [--rootfs DIR] [--rootfs-mode MODE] [-v HOST:GUEST[:ro]]... [--cwd DIR]
+     [--env K=V]... [--stats] -- CMD [ARG...]
                                 run CMD in a fresh sandbox: every system call it makes is
                                 served by bulkhead (processes, threads, signals, pipes, a
-                                terminal; read-only files); exits with CMD's status
+                                terminal, files); exits with CMD's status.
+                                --rootfs DIR: the image (default: the host's root)
+                                --rootfs-mode overlay (default: writes go to a private
+                                  layer that vanishes with the sandbox), readonly, or
+                                  writable (writes change DIR itself)
+                                -v, --volume HOST:GUEST[:ro]: bind a host directory or
+                                  file at GUEST (ro: every write gets EROFS)
   selftest [--id ID]            start a sandbox's supervisor and four services, exchange
                                 messages over every ring, kill and restart a service, print
                                 stats and ring latency, stop cleanly
@@ -234,6 +241,8 @@ int CmdStats(const Global& g, std::vector<std::string> args) {
 
 int CmdDo(const Global& g, std::vector<std::string> args) {
   std::string rootfs = "/", cwd = "/";
+  RootMode rootfs_mode = RootMode::kOverlay;
+  std::vector<Volume> volumes;
   std::vector<std::string> env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
                                   "TERM=" + std::string(std::getenv("TERM") ? std::getenv("TERM") : "xterm")};
   bool stats = false;
@@ -249,7 +258,14 @@ int CmdDo(const Global& g, std::vector<std::string> args) {
       return args[++k];
     };
     if (a == "--rootfs") rootfs = value();
-    else if (a == "--cwd") cwd = value();
+    else if (a == "--rootfs-mode") {
+      std::string m = value();
+      if (!ParseRootMode(m, &rootfs_mode)) UsageError("do: --rootfs-mode is overlay, readonly or writable, not " + m);
+    } else if (a == "-v" || a == "--volume") {
+      Volume v;
+      if (std::string err = ParseVolume(value(), &v); !err.empty()) UsageError("do: " + err);
+      volumes.push_back(v);
+    } else if (a == "--cwd") cwd = value();
     else if (a == "--env") {
       std::string kv = value();
       if (kv.find('=') == std::string::npos) UsageError("do: --env wants KEY=VALUE");
@@ -263,6 +279,8 @@ int CmdDo(const Global& g, std::vector<std::string> args) {
   if (cmd.empty()) UsageError("do: which command? (bulkhead do -- CMD [ARG...])");
   SupervisorOptions o = MakeOptions(g, "do-" + std::to_string(getpid()));
   o.rootfs = rootfs;
+  o.rootfs_mode = rootfs_mode;
+  o.volumes = volumes;
   o.pass_stdio = true;
   o.forward_terminal_signals = true;
   if (!g.debug) {

@@ -318,7 +318,7 @@ void Supervisor::SendBootstrap(Proc& p) {
   }
   if (p.kind == ServiceKind::FS_GOFER) {
     b.setHasRootfs(true);
-    fds.push_back(rootfs_.get());
+    fds.push_back(mounts_->root());
   }
   if ((p.kind == ServiceKind::SYSCALL_ROUTER || p.kind == ServiceKind::MEM_BROKER) && memory_file_) {
     b.setHasMemoryFile(true);
@@ -401,8 +401,14 @@ void Supervisor::Start() {
     ev.data.u64 = kEventCliListen;
     CheckSys(::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, cli_listen_.get(), &ev), "epoll_ctl", "cli");
 
-    rootfs_.Reset(::open(o_.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!rootfs_) throw SysError(errno, "open", "sandbox root " + o_.rootfs);
+    {
+      MountTreeOptions mo;
+      mo.rootfs = o_.rootfs;
+      mo.mode = o_.rootfs_mode;
+      mo.volumes = o_.volumes;
+      mo.upper_bytes = o_.memory_limit;
+      mounts_ = std::make_unique<MountTree>(MountTree::Build(mo));
+    }
     // The memory file: sparse, nothing committed until the application
     // touches memory. The mem-broker owns it (allocation and accounting move
     // there with issue 6); the router maps it whole; stubs map ranges.
@@ -628,7 +634,7 @@ void Supervisor::Stop() {
   }
   cli_conns_.clear();
   cli_listen_.Reset();
-  rootfs_.Reset();
+  mounts_.reset();
   memory_file_.Reset();
   RemoveState();
   if (signal_fd_) {

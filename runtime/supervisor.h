@@ -22,6 +22,7 @@
 #include "ipc/channel.h"
 #include "ipc/stats.h"
 #include "schemas/control.capnp.h"
+#include "runtime/mount_tree.h"
 #include "services/common/service_kind.h"
 
 namespace bulkhead::runtime {
@@ -35,7 +36,9 @@ struct SupervisorOptions {
   // service_dir is empty, it is used instead of the services' own binaries.
   std::string multicall_binary;
   bool pass_stdio = false;                 // give the sandbox our stdin/stdout/stderr (bulkhead do)
-  std::string rootfs = "/";                // the sandbox's root, handed to fs-gofer as a directory descriptor
+  std::string rootfs = "/";                // the sandbox's image (runtime/mount_tree.h)
+  RootMode rootfs_mode = RootMode::kOverlay;
+  std::vector<Volume> volumes;
   LogFormat log_format = LogFormat::kText;
   spdlog::level::level_enum service_log_level = spdlog::level::info;
   std::string debug_log_dir;               // per-service logs <dir>/<service>.log; empty: stderr
@@ -176,7 +179,7 @@ class Supervisor {
   UniqueFd epoll_;
   UniqueFd signal_fd_;
   UniqueFd cli_listen_;
-  UniqueFd rootfs_;
+  std::unique_ptr<MountTree> mounts_;  // the sandbox's file tree, handed to each fs-gofer
   std::vector<UniqueFd> cli_conns_;
   bool started_ = false;
   bool stopping_ = false;

@@ -481,7 +481,7 @@ void Service::HandleData(Channel& ch, const ReceivedMessage& m) {
     default:
       if constexpr (std::is_same_v<Req, schema::gofer::Request>) {
         if (spec_.gofer_handler) {
-          spec_.gofer_handler(ch, m.id(), r);
+          spec_.gofer_handler(ch, m.id(), r, m.bulk());
           break;
         }
       }

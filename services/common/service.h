@@ -53,7 +53,10 @@ using RunHandler = std::function<void(schema::control::Run::Reader, schema::cont
 using SignalHandler = std::function<void(int sig)>;
 
 // fs-gofer: answers a request beyond hello/ping/stats on a data channel.
-using GoferHandler = std::function<void(ipc::Channel&, uint64_t id, schema::gofer::Request::Reader)>;
+// `bulk`: the request's bulk bytes (written data, xattr values), valid during
+// the call only.
+using GoferHandler =
+    std::function<void(ipc::Channel&, uint64_t id, schema::gofer::Request::Reader, std::span<const uint8_t> bulk)>;
 // mem-broker: the same, for the memory protocol.
 using MemHandler = std::function<void(ipc::Channel&, uint64_t id, schema::mem::Request::Reader)>;
 

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -107,9 +108,8 @@ TEST_F(FileServerTest, HostileInputGetsLinuxErrnos) {
   EXPECT_EQ(fs_->Open(std::string("/etc\0/x", 7), O_RDONLY, 0, &o), -EINVAL);
   EXPECT_EQ(fs_->Open("/" + std::string(PATH_MAX, 'a'), O_RDONLY, 0, &o), -ENAMETOOLONG);
   EXPECT_EQ(fs_->Open("/" + std::string(NAME_MAX + 1, 'a'), O_RDONLY, 0, &o), -ENAMETOOLONG);
-  EXPECT_EQ(fs_->Open("/etc/hostname", O_WRONLY, 0, &o), -EROFS);
-  EXPECT_EQ(fs_->Open("/etc/new", O_RDONLY | O_CREAT, 0644, &o), -EROFS);
   EXPECT_EQ(fs_->Open("/etc/hostname", O_RDONLY | O_DIRECTORY, 0, &o), -ENOTDIR);
+  EXPECT_EQ(fs_->Open("/etc/hostname", O_ACCMODE, 0, &o), -EINVAL);
   uint8_t buf[8];
   EXPECT_EQ(fs_->Pread(12345, 0, buf), -EBADF);
   ASSERT_EQ(fs_->Open("/etc/hostname", O_RDONLY, 0, &o), 0);
@@ -118,6 +118,105 @@ TEST_F(FileServerTest, HostileInputGetsLinuxErrnos) {
   EXPECT_EQ(fs_->Close(o.handle), 0);
   EXPECT_EQ(fs_->Close(o.handle), -EBADF);
   EXPECT_EQ(fs_->open_handles(), 0u);
+}
+
+// Every write-side call names its object inside the root: symlinks that
+// point out of it, ".." past "/" and absolute targets all land inside.
+TEST_F(FileServerTest, WritesStayInsideTheRoot) {
+  OpenResult o;
+  // /etc/escape -> ../../../../secret: created as the root's /secret.
+  ASSERT_EQ(fs_->Open("/etc/escape", O_WRONLY | O_CREAT, 0600, &o), 0);
+  const uint8_t data[] = {'i', 'n'};
+  WriteResult w;
+  ASSERT_EQ(fs_->Pwrite(o.handle, 0, false, -1, data, &w), 0);
+  EXPECT_EQ(w.count, 2);
+  EXPECT_EQ(fs_->Close(o.handle), 0);
+  EXPECT_EQ(ReadAll("/secret"), "in");
+  std::ifstream outside(base_ + "/secret");
+  std::string line;
+  std::getline(outside, line);
+  EXPECT_EQ(line, "outside");
+  // /host-abs -> <base>/secret (an absolute host path): inside, that path
+  // does not exist, so a write through it cannot reach the host file.
+  EXPECT_EQ(fs_->Open("/host-abs", O_WRONLY | O_TRUNC, 0, &o), -ENOENT);
+  EXPECT_EQ(fs_->Mknod("/../../made", S_IFDIR | 0755, 0), 0);  // ".." past "/" stays at "/"
+  struct stat st;
+  EXPECT_EQ(::stat((root_ + "/made").c_str(), &st), 0);
+  EXPECT_EQ(::stat((base_ + "/made").c_str(), &st), -1);
+  EXPECT_EQ(fs_->Rename("/etc/hostname", "/../../moved", 0), 0);
+  EXPECT_EQ(::stat((root_ + "/moved").c_str(), &st), 0);
+  EXPECT_EQ(::stat((base_ + "/moved").c_str(), &st), -1);
+  // A hard link to a symlink that points out is made to the symlink's
+  // target inside the root, never to the host file.
+  EXPECT_EQ(fs_->Link("/host-abs", "/hl", true), -ENOENT);
+  EXPECT_EQ(fs_->Link("/etc/escape", "/hl", true), 0);
+  EXPECT_EQ(ReadAll("/hl"), "in");
+  // chmod, times and xattrs through a symlink out of the root change the
+  // file inside it.
+  AttrChange c;
+  c.set_mode = true;
+  c.mode = 0640;
+  ASSERT_EQ(fs_->SetAttr(Target{0, "/etc/escape", true}, c), 0);
+  ASSERT_EQ(::stat((base_ + "/secret").c_str(), &st), 0);
+  EXPECT_NE(st.st_mode & 07777, 0640u);
+  ASSERT_EQ(::stat((root_ + "/secret").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  const uint8_t v[] = {'x'};
+  EXPECT_EQ(fs_->SetXattr(Target{0, "/host-abs", true}, "user.k", v, 0), -ENOENT);
+  EXPECT_EQ(fs_->Symlink("/etc/passwd", "/etc/../../sl"), 0);
+  std::string target;
+  EXPECT_EQ(fs_->Readlink("/sl", &target), 0);
+  EXPECT_EQ(target, "/etc/passwd");
+}
+
+TEST_F(FileServerTest, NamespaceCallsAnswerAsLinux) {
+  EXPECT_EQ(fs_->Mknod("/etc", S_IFDIR | 0755, 0), -EEXIST);
+  EXPECT_EQ(fs_->Mknod("/", S_IFDIR | 0755, 0), -EEXIST);
+  EXPECT_EQ(fs_->Mknod("/nope/x", S_IFDIR | 0755, 0), -ENOENT);
+  EXPECT_EQ(fs_->Mknod("/etc/hostname/x", S_IFDIR | 0755, 0), -ENOTDIR);
+  EXPECT_EQ(fs_->Unlink("/etc", false), -EISDIR);
+  EXPECT_EQ(fs_->Unlink("/etc/hostname", true), -ENOTDIR);
+  EXPECT_EQ(fs_->Unlink("/etc", true), -ENOTEMPTY);
+  EXPECT_EQ(fs_->Unlink("/", true), -EBUSY);
+  EXPECT_EQ(fs_->Unlink("/etc/.", true), -EINVAL);
+  EXPECT_EQ(fs_->Unlink("/etc/hostname/", false), -ENOTDIR);
+  EXPECT_EQ(fs_->Rename("/", "/x", 0), -EBUSY);
+  EXPECT_EQ(fs_->Rename("/etc/hostname", "/abs-link", RENAME_NOREPLACE), -EEXIST);
+  EXPECT_EQ(fs_->Rename("/etc/hostname", "/abs-link", RENAME_EXCHANGE), 0);
+  std::string target;
+  EXPECT_EQ(fs_->Readlink("/etc/hostname", &target), 0);
+  EXPECT_EQ(target, "/etc/hostname");
+  EXPECT_EQ(fs_->Symlink("", "/e"), -ENOENT);
+  EXPECT_EQ(fs_->Symlink("x", "/etc"), -EEXIST);
+  EXPECT_EQ(fs_->Mknod("/fifo", S_IFIFO | 0644, 0), 0);
+  OpenResult o;
+  ASSERT_EQ(fs_->Open("/fifo", O_WRONLY, 0, &o), -ENXIO);  // no reader: never blocks the gofer
+  ASSERT_EQ(fs_->Open("/fifo", O_RDONLY, 0, &o), 0);
+  EXPECT_TRUE(S_ISFIFO(o.st.st_mode));
+  EXPECT_EQ(fs_->Truncate(Target{0, "/fifo", true}, 0), -EINVAL);
+  EXPECT_EQ(fs_->Truncate(Target{0, "/etc", true}, 0), -EISDIR);
+  EXPECT_EQ(fs_->Truncate(Target{0, "/abs-link", true}, -1), -EINVAL);
+  EXPECT_EQ(fs_->Access("/etc", 8, true), -EINVAL);
+}
+
+TEST_F(FileServerTest, AppendsAreGuardedBySize) {
+  OpenResult o;
+  ASSERT_EQ(fs_->Open("/log", O_RDWR | O_CREAT, 0644, &o), 0);
+  const uint8_t a[] = {'a', 'b'};
+  WriteResult w;
+  ASSERT_EQ(fs_->Pwrite(o.handle, 0, true, 0, a, &w), 0);
+  EXPECT_EQ(w.count, 2);
+  EXPECT_EQ(w.size, 2);
+  // A retry of the same append (size 0 expected) finds size 2: nothing written.
+  WriteResult again;
+  ASSERT_EQ(fs_->Pwrite(o.handle, 0, true, 0, a, &again), 0);
+  EXPECT_EQ(again.size_is, 2);
+  EXPECT_EQ(again.count, 0);
+  ASSERT_EQ(fs_->Pwrite(o.handle, 0, true, 2, a, &w), 0);
+  EXPECT_EQ(w.offset, 2);
+  EXPECT_EQ(ReadAll("/log"), "abab");
+  EXPECT_EQ(fs_->Pwrite(o.handle, -1, false, -1, a, &w), -EINVAL);
+  EXPECT_EQ(fs_->Pwrite(999, 0, false, -1, a, &w), -EBADF);
 }
 
 TEST_F(FileServerTest, ListsDirectories) {

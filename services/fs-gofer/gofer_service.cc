@@ -33,9 +33,39 @@ void SendError(ipc::Channel& ch, uint64_t id, int err) {
   ch.Send<g::Response>(id, [&](g::Response::Builder b) { b.initError().setErrno(err); });
 }
 
+void SendResult(ipc::Channel& ch, uint64_t id, int rc) {
+  if (rc < 0) return SendError(ch, id, -rc);
+  ch.Send<g::Response>(id, [](g::Response::Builder b) { b.setOk(); });
+}
+
+std::string_view View(capnp::Text::Reader t) { return {t.cStr(), t.size()}; }
+
+Target ToTarget(g::Target::Reader t) { return Target{t.getHandle(), View(t.getPath()), t.getFollow()}; }
+
+// getxattr, listxattr: the bytes straight into the response's bulk area.
+template <typename Get>
+void SendXattr(ipc::Channel& ch, uint64_t id, size_t count, Get&& get) {
+  if (count == 0) {  // the size only
+    long n = get(std::span<uint8_t>());
+    if (n < 0) return SendError(ch, id, static_cast<int>(-n));
+    ch.Send<g::Response>(id, [&](g::Response::Builder b) { b.setXattr(static_cast<uint32_t>(n)); });
+    return;
+  }
+  ch.SendProduced<g::Response>(
+      id, count, [&](uint8_t* dst, size_t max) -> long { return get(std::span<uint8_t>(dst, max)); },
+      [&](g::Response::Builder b, long n) {
+        if (n < 0) {
+          b.initError().setErrno(static_cast<int32_t>(-n));
+        } else {
+          b.setXattr(static_cast<uint32_t>(n));
+        }
+      });
+}
+
 }  // namespace
 
-void HandleFileRequest(FileServer& fs, ipc::Channel& ch, uint64_t id, g::Request::Reader r) {
+void HandleFileRequest(FileServer& fs, ipc::Channel& ch, uint64_t id, g::Request::Reader r,
+                       std::span<const uint8_t> bulk) {
   const uint64_t max_bulk = ch.geometry().bulk_size / 2;
   switch (r.which()) {
     case g::Request::OPEN: {
@@ -102,6 +132,112 @@ void HandleFileRequest(FileServer& fs, ipc::Channel& ch, uint64_t id, g::Request
       if (rc < 0) return SendError(ch, id, -rc);
       ch.Send<g::Response>(id, [](g::Response::Builder b) { b.setOk(); });
       return;
+    }
+    case g::Request::PWRITE: {
+      auto req = r.getPwrite();
+      WriteResult w;
+      int rc = fs.Pwrite(req.getHandle(), req.getOffset(), req.getAppend(), req.getIfSize(), bulk, &w);
+      if (rc < 0) return SendError(ch, id, -rc);
+      ch.Send<g::Response>(id, [&](g::Response::Builder b) {
+        if (w.size_is >= 0) return b.setSizeIs(w.size_is);
+        auto o = b.initWritten();
+        o.setCount(static_cast<uint32_t>(w.count));
+        o.setSize(w.size);
+        o.setOffset(w.offset);
+      });
+      return;
+    }
+    case g::Request::TRUNCATE: {
+      auto req = r.getTruncate();
+      return SendResult(ch, id, fs.Truncate(Target{req.getHandle(), View(req.getPath()), true}, req.getLength()));
+    }
+    case g::Request::FALLOCATE: {
+      auto req = r.getFallocate();
+      return SendResult(ch, id, fs.Fallocate(req.getHandle(), req.getMode(), req.getOffset(), req.getLength()));
+    }
+    case g::Request::SEEK: {
+      auto req = r.getSeek();
+      int64_t off = fs.Seek(req.getHandle(), req.getOffset(), static_cast<int>(req.getWhence()));
+      if (off < 0) return SendError(ch, id, static_cast<int>(-off));
+      ch.Send<g::Response>(id, [&](g::Response::Builder b) { b.setOffset(off); });
+      return;
+    }
+    case g::Request::FSYNC:
+      return SendResult(ch, id, fs.Fsync(r.getFsync().getHandle(), r.getFsync().getDataOnly()));
+    case g::Request::MKNOD: {
+      auto req = r.getMknod();
+      return SendResult(ch, id, fs.Mknod(View(req.getPath()), req.getMode(), req.getDev()));
+    }
+    case g::Request::UNLINK:
+      return SendResult(ch, id, fs.Unlink(View(r.getUnlink().getPath()), r.getUnlink().getDirectory()));
+    case g::Request::RENAME: {
+      auto req = r.getRename();
+      return SendResult(ch, id, fs.Rename(View(req.getFrom()), View(req.getTo()), req.getFlags()));
+    }
+    case g::Request::LINK: {
+      auto req = r.getLink();
+      return SendResult(ch, id, fs.Link(View(req.getFrom()), View(req.getTo()), req.getFollow()));
+    }
+    case g::Request::SYMLINK: {
+      auto req = r.getSymlink();
+      return SendResult(ch, id, fs.Symlink(View(req.getTarget()), View(req.getPath())));
+    }
+    case g::Request::SETATTR: {
+      auto req = r.getSetattr();
+      AttrChange c;
+      c.set_mode = req.getSetMode();
+      c.mode = req.getMode();
+      c.set_owner = req.getSetOwner();
+      c.uid = req.getUid();
+      c.gid = req.getGid();
+      c.set_times = req.getSetTimes();
+      c.times[0] = {req.getAtime().getSec(), static_cast<long>(req.getAtime().getNsec())};
+      c.times[1] = {req.getMtime().getSec(), static_cast<long>(req.getMtime().getNsec())};
+      return SendResult(ch, id, fs.SetAttr(ToTarget(req.getTarget()), c));
+    }
+    case g::Request::STATFS: {
+      struct statfs sf;
+      int rc = fs.Statfs(ToTarget(r.getStatfs()), &sf);
+      if (rc < 0) return SendError(ch, id, -rc);
+      ch.Send<g::Response>(id, [&](g::Response::Builder b) {
+        auto o = b.initStatfs();
+        o.setType(sf.f_type);
+        o.setBsize(sf.f_bsize);
+        o.setBlocks(sf.f_blocks);
+        o.setBfree(sf.f_bfree);
+        o.setBavail(sf.f_bavail);
+        o.setFiles(sf.f_files);
+        o.setFfree(sf.f_ffree);
+        o.setNamelen(sf.f_namelen);
+        o.setFrsize(sf.f_frsize);
+        o.setFlags(sf.f_flags);
+      });
+      return;
+    }
+    case g::Request::ACCESS: {
+      auto req = r.getAccess();
+      return SendResult(ch, id, fs.Access(View(req.getPath()), req.getMode(), req.getFollow()));
+    }
+    case g::Request::GETXATTR: {
+      auto req = r.getGetxattr();
+      const size_t count = std::min<uint64_t>(req.getSize(), max_bulk);
+      return SendXattr(ch, id, count, [&](std::span<uint8_t> out) {
+        return fs.GetXattr(ToTarget(req.getTarget()), View(req.getName()), out.first(count));
+      });
+    }
+    case g::Request::LISTXATTR: {
+      auto req = r.getListxattr();
+      const size_t count = std::min<uint64_t>(req.getSize(), max_bulk);
+      return SendXattr(ch, id, count,
+                       [&](std::span<uint8_t> out) { return fs.ListXattr(ToTarget(req.getTarget()), out.first(count)); });
+    }
+    case g::Request::SETXATTR: {
+      auto req = r.getSetxattr();
+      return SendResult(ch, id, fs.SetXattr(ToTarget(req.getTarget()), View(req.getName()), bulk, req.getFlags()));
+    }
+    case g::Request::REMOVEXATTR: {
+      auto req = r.getRemovexattr();
+      return SendResult(ch, id, fs.RemoveXattr(ToTarget(req.getTarget()), View(req.getName())));
     }
     default:
       SendError(ch, id, ENOSYS);

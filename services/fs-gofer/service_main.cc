@@ -1,4 +1,6 @@
 // fs-gofer: a bulkhead service process (see services/common/service.h).
+#include <sys/stat.h>
+
 #include <memory>
 #include <stdexcept>
 
@@ -13,16 +15,18 @@ int bulkhead::service::FsGoferMain(int argc, char** argv) {
   // Host uid/gid 0 mapped to 0 in its user namespace (and nothing else):
   // files keep their owners as the application sees them, and root-owned
   // files are reached by owner permission bits, never by a capability (the
-  // gofer has none). It writes nothing yet (EROFS), and reaches the host only
-  // below the sandbox root's descriptor.
+  // gofer has none). It reaches the host only below the sandbox root's
+  // descriptor: the sandbox's mount tree, whose writable layer is private.
   spec.outside_uid = 0;
   spec.outside_gid = 0;
   spec.setup = [&](bulkhead::service::ServiceContext& ctx) {
     if (!ctx.rootfs) throw std::runtime_error("no sandbox root was handed over");
     files = std::make_unique<bulkhead::gofer::FileServer>(std::move(ctx.rootfs));
+    ::umask(0);  // the router applies the application's umask
   };
-  spec.gofer_handler = [&](bulkhead::ipc::Channel& ch, uint64_t id, bulkhead::schema::gofer::Request::Reader r) {
-    bulkhead::gofer::HandleFileRequest(*files, ch, id, r);
+  spec.gofer_handler = [&](bulkhead::ipc::Channel& ch, uint64_t id, bulkhead::schema::gofer::Request::Reader r,
+                           std::span<const uint8_t> bulk) {
+    bulkhead::gofer::HandleFileRequest(*files, ch, id, r, bulk);
   };
   return bulkhead::service::RunService(spec, argc, argv);
 }

@@ -1,6 +1,7 @@
 #include "services/syscall-router/kernel/gofer_client.h"
 
 #include <fcntl.h>
+#include <sys/xattr.h>
 
 #include <algorithm>
 #include <cstring>
@@ -36,10 +37,11 @@ void ToStat(schema::Stat::Reader s, struct stat* st) {
 
 // One round trip to the gofer (PeerCall), the platform told it is busy.
 template <typename Fill, typename Use>
-long Call(service::ChannelHolder* h, const std::function<void(bool)>& busy, Fill&& fill, Use&& use) {
+long Call(service::ChannelHolder* h, const std::function<void(bool)>& busy, Fill&& fill, Use&& use,
+          std::span<const uint8_t> bulk = {}) {
   BusyGuard busy_guard(busy);
   return PeerCall<g::Request, g::Response>(h, kGoferDeadlineNs, kRestartWaitMs, std::forward<Fill>(fill),
-                                           std::forward<Use>(use));
+                                           std::forward<Use>(use), bulk);
 }
 
 }  // namespace
@@ -135,7 +137,408 @@ int GoferClient::RawClose(uint64_t handle) {
       [&](g::Response::Reader r, const ipc::ReceivedMessage&) -> long { return r.isOk() ? 0 : -EIO; }));
 }
 
+namespace {
+
+void FillTarget(g::Target::Builder b, uint64_t server, const std::string& path, bool follow) {
+  b.setHandle(server);
+  if (server == 0) b.setPath(path);
+  b.setFollow(follow);
+}
+
+}  // namespace
+
+long GoferClient::RawPwrite(uint64_t server, int64_t offset, bool append, int64_t if_size,
+                            std::span<const uint8_t> data, int64_t* at, int64_t* size, int64_t* size_is) {
+  *size_is = -1;
+  return Call(
+      holder_, busy_,
+      [&](g::Request::Builder b) {
+        auto w = b.initPwrite();
+        w.setHandle(server);
+        w.setOffset(offset);
+        w.setAppend(append);
+        w.setIfSize(if_size);
+      },
+      [&](g::Response::Reader r, const ipc::ReceivedMessage&) -> long {
+        if (r.isSizeIs()) {
+          *size_is = r.getSizeIs();
+          return 0;
+        }
+        if (!r.isWritten()) return -EIO;
+        auto w = r.getWritten();
+        *at = w.getOffset();
+        *size = w.getSize();
+        return std::min<long>(w.getCount(), static_cast<long>(data.size()));
+      },
+      data);
+}
+
+long GoferClient::Pwrite(uint64_t handle, int64_t offset, std::span<const uint8_t> data, int64_t* at, int64_t* size) {
+  DropParked();
+  bool doubt = false;
+  return WithHandle(handle, [&](Handle& h) -> long {
+    int64_t size_is = -1;
+    if (offset >= 0) {
+      long n = RawPwrite(h.server, offset, false, -1, data, at, size, &size_is);
+      if (n >= 0) h.st.st_size = *size;
+      return n;
+    }
+    // Appends: guarded by the size the file had.
+    if (h.known_size < 0 || doubt) {
+      struct stat st;
+      if (!doubt) {
+        if (long rc = RawFstat(h.server, &st); rc < 0) return rc;
+        h.known_size = st.st_size;
+      }
+    }
+    for (int i = 0; i < 16; ++i) {
+      long n = RawPwrite(h.server, 0, true, h.known_size, data, at, size, &size_is);
+      if (n == -ESTALE) {
+        doubt = true;
+        return n;
+      }
+      if (n < 0) return n;
+      if (size_is < 0) {
+        h.known_size = *size;
+        h.st.st_size = *size;
+        return n;
+      }
+      if (doubt && size_is == h.known_size + static_cast<int64_t>(data.size())) {
+        // The gofer that died had appended these bytes before it went.
+        *at = h.known_size;
+        *size = size_is;
+        h.known_size = size_is;
+        return static_cast<long>(data.size());
+      }
+      doubt = false;
+      h.known_size = size_is;  // another writer changed it: write at its size
+    }
+    return -EIO;
+  });
+}
+
+int64_t GoferClient::Seek(uint64_t handle, int64_t offset, int whence) {
+  return WithHandle(handle, [&](Handle& h) -> long {
+    int64_t out = 0;
+    long rc = Call(
+        holder_, busy_,
+        [&](g::Request::Builder b) {
+          auto q = b.initSeek();
+          q.setHandle(h.server);
+          q.setOffset(offset);
+          q.setWhence(static_cast<uint32_t>(whence));
+        },
+        [&](g::Response::Reader r, const ipc::ReceivedMessage&) -> long {
+          if (!r.isOffset()) return -EIO;
+          out = r.getOffset();
+          return 0;
+        });
+    return rc < 0 ? rc : out;
+  });
+}
+
+template <typename Fn>
+int GoferClient::Mutate(int done_errno, Fn&& call) {
+  DropParked();
+  bool doubt = false;
+  for (int i = 0; i < kAttempts; ++i) {
+    long rc = call();
+    if (rc == -ESTALE) {
+      doubt = true;
+      continue;
+    }
+    if (doubt && done_errno != 0 && rc == -done_errno) return 0;
+    return static_cast<int>(rc);
+  }
+  return -EIO;
+}
+
+template <typename Fn>
+long GoferClient::OnTarget(const Target& t, Fn&& fn) {
+  if (t.handle != 0) return WithHandle(t.handle, [&](Handle& h) -> long { return fn(h.server); });
+  for (int i = 0; i < kAttempts; ++i) {
+    long rc = fn(0);
+    if (rc != -ESTALE) return rc;
+  }
+  return -EIO;
+}
+
+namespace {
+// The answer is ok or an errno.
+long OkOrError(g::Response::Reader r, const ipc::ReceivedMessage&) { return r.isOk() ? 0 : -EIO; }
+}  // namespace
+
+int GoferClient::Ftruncate(uint64_t handle, int64_t length) {
+  DropParked();
+  return static_cast<int>(WithHandle(handle, [&](Handle& h) -> long {
+    return Call(
+        holder_, busy_,
+        [&](g::Request::Builder b) {
+          auto q = b.initTruncate();
+          q.setHandle(h.server);
+          q.setLength(length);
+        },
+        OkOrError);
+  }));
+}
+
+int GoferClient::Truncate(const std::string& path, int64_t length) {
+  return Mutate(0, [&] {
+    return Call(
+        holder_, busy_,
+        [&](g::Request::Builder b) {
+          auto q = b.initTruncate();
+          q.setPath(path);
+          q.setLength(length);
+        },
+        OkOrError);
+  });
+}
+
+int GoferClient::Fallocate(uint64_t handle, uint32_t mode, int64_t offset, int64_t length) {
+  DropParked();
+  return static_cast<int>(WithHandle(handle, [&](Handle& h) -> long {
+    return Call(
+        holder_, busy_,
+        [&](g::Request::Builder b) {
+          auto q = b.initFallocate();
+          q.setHandle(h.server);
+          q.setMode(mode);
+          q.setOffset(offset);
+          q.setLength(length);
+        },
+        OkOrError);
+  }));
+}
+
+int GoferClient::Fsync(uint64_t handle, bool data_only) {
+  return static_cast<int>(WithHandle(handle, [&](Handle& h) -> long {
+    return Call(
+        holder_, busy_,
+        [&](g::Request::Builder b) {
+          auto q = b.initFsync();
+          q.setHandle(h.server);
+          q.setDataOnly(data_only);
+        },
+        OkOrError);
+  }));
+}
+
+int GoferClient::Mknod(const std::string& path, uint32_t mode, uint64_t dev) {
+  return Mutate(EEXIST, [&] {
+    return Call(
+        holder_, busy_,
+        [&](g::Request::Builder b) {
+          auto q = b.initMknod();
+          q.setPath(path);
+          q.setMode(mode);
+          q.setDev(dev);
+        },
+        OkOrError);
+  });
+}
+
+int GoferClient::Unlink(const std::string& path, bool directory) {
+  return Mutate(ENOENT, [&] {
+    return Call(
+        holder_, busy_,
+        [&](g::Request::Builder b) {
+          auto q = b.initUnlink();
+          q.setPath(path);
+          q.setDirectory(directory);
+        },
+        OkOrError);
+  });
+}
+
+int GoferClient::Rename(const std::string& from, const std::string& to, uint32_t flags) {
+  return Mutate(ENOENT, [&] {
+    return Call(
+        holder_, busy_,
+        [&](g::Request::Builder b) {
+          auto q = b.initRename();
+          q.setFrom(from);
+          q.setTo(to);
+          q.setFlags(flags);
+        },
+        OkOrError);
+  });
+}
+
+int GoferClient::Link(const std::string& from, const std::string& to, bool follow) {
+  return Mutate(EEXIST, [&] {
+    return Call(
+        holder_, busy_,
+        [&](g::Request::Builder b) {
+          auto q = b.initLink();
+          q.setFrom(from);
+          q.setTo(to);
+          q.setFollow(follow);
+        },
+        OkOrError);
+  });
+}
+
+int GoferClient::Symlink(const std::string& target, const std::string& path) {
+  return Mutate(EEXIST, [&] {
+    return Call(
+        holder_, busy_,
+        [&](g::Request::Builder b) {
+          auto q = b.initSymlink();
+          q.setTarget(target);
+          q.setPath(path);
+        },
+        OkOrError);
+  });
+}
+
+int GoferClient::Access(const std::string& path, uint32_t mode, bool follow) {
+  for (int i = 0; i < kAttempts; ++i) {
+    long rc = Call(
+        holder_, busy_,
+        [&](g::Request::Builder b) {
+          auto q = b.initAccess();
+          q.setPath(path);
+          q.setMode(mode);
+          q.setFollow(follow);
+        },
+        OkOrError);
+    if (rc != -ESTALE) return static_cast<int>(rc);
+  }
+  return -EIO;
+}
+
+int GoferClient::SetAttr(const Target& t, const Attr& a) {
+  DropParked();
+  return static_cast<int>(OnTarget(t, [&](uint64_t server) -> long {
+    return Call(
+        holder_, busy_,
+        [&](g::Request::Builder b) {
+          auto q = b.initSetattr();
+          FillTarget(q.initTarget(), server, t.path, t.follow);
+          q.setSetMode(a.set_mode);
+          q.setMode(a.mode);
+          q.setSetOwner(a.set_owner);
+          q.setUid(a.uid);
+          q.setGid(a.gid);
+          q.setSetTimes(a.set_times);
+          q.initAtime().setSec(a.times[0].tv_sec);
+          q.getAtime().setNsec(static_cast<uint32_t>(a.times[0].tv_nsec));
+          q.initMtime().setSec(a.times[1].tv_sec);
+          q.getMtime().setNsec(static_cast<uint32_t>(a.times[1].tv_nsec));
+        },
+        OkOrError);
+  }));
+}
+
+int GoferClient::Statfs(const Target& t, struct statfs* out) {
+  return static_cast<int>(OnTarget(t, [&](uint64_t server) -> long {
+    return Call(
+        holder_, busy_,
+        [&](g::Request::Builder b) { FillTarget(b.initStatfs(), server, t.path, t.follow); },
+        [&](g::Response::Reader r, const ipc::ReceivedMessage&) -> long {
+          if (!r.isStatfs()) return -EIO;
+          auto f = r.getStatfs();
+          std::memset(out, 0, sizeof(*out));
+          out->f_type = f.getType();
+          out->f_bsize = f.getBsize();
+          out->f_blocks = f.getBlocks();
+          out->f_bfree = f.getBfree();
+          out->f_bavail = f.getBavail();
+          out->f_files = f.getFiles();
+          out->f_ffree = f.getFfree();
+          out->f_namelen = f.getNamelen();
+          out->f_frsize = f.getFrsize();
+          out->f_flags = f.getFlags();
+          return 0;
+        });
+  }));
+}
+
+long GoferClient::GetXattr(const Target& t, const std::string& name, std::span<uint8_t> out) {
+  return OnTarget(t, [&](uint64_t server) -> long {
+    return Call(
+        holder_, busy_,
+        [&](g::Request::Builder b) {
+          auto q = b.initGetxattr();
+          FillTarget(q.initTarget(), server, t.path, t.follow);
+          q.setName(name);
+          q.setSize(static_cast<uint32_t>(std::min<size_t>(out.size(), 1u << 20)));
+        },
+        [&](g::Response::Reader r, const ipc::ReceivedMessage& m) -> long {
+          if (!r.isXattr()) return -EIO;
+          if (out.empty()) return r.getXattr();
+          size_t n = std::min<size_t>({r.getXattr(), m.bulk().size(), out.size()});
+          if (n) std::memcpy(out.data(), m.bulk().data(), n);
+          return static_cast<long>(n);
+        });
+  });
+}
+
+long GoferClient::ListXattr(const Target& t, std::span<uint8_t> out) {
+  return OnTarget(t, [&](uint64_t server) -> long {
+    return Call(
+        holder_, busy_,
+        [&](g::Request::Builder b) {
+          auto q = b.initListxattr();
+          FillTarget(q.initTarget(), server, t.path, t.follow);
+          q.setSize(static_cast<uint32_t>(std::min<size_t>(out.size(), 1u << 20)));
+        },
+        [&](g::Response::Reader r, const ipc::ReceivedMessage& m) -> long {
+          if (!r.isXattr()) return -EIO;
+          if (out.empty()) return r.getXattr();
+          size_t n = std::min<size_t>({r.getXattr(), m.bulk().size(), out.size()});
+          if (n) std::memcpy(out.data(), m.bulk().data(), n);
+          return static_cast<long>(n);
+        });
+  });
+}
+
+int GoferClient::SetXattr(const Target& t, const std::string& name, std::span<const uint8_t> value, uint32_t flags) {
+  DropParked();
+  bool doubt = false;
+  return static_cast<int>(OnTarget(t, [&](uint64_t server) -> long {
+    long rc = Call(
+        holder_, busy_,
+        [&](g::Request::Builder b) {
+          auto q = b.initSetxattr();
+          FillTarget(q.initTarget(), server, t.path, t.follow);
+          q.setName(name);
+          q.setFlags(flags);
+        },
+        OkOrError, value);
+    if (rc == -ESTALE) doubt = true;
+    if (doubt && rc == -EEXIST && (flags & XATTR_CREATE)) return 0;
+    return rc;
+  }));
+}
+
+int GoferClient::RemoveXattr(const Target& t, const std::string& name) {
+  DropParked();
+  bool doubt = false;
+  return static_cast<int>(OnTarget(t, [&](uint64_t server) -> long {
+    long rc = Call(
+        holder_, busy_,
+        [&](g::Request::Builder b) {
+          auto q = b.initRemovexattr();
+          FillTarget(q.initTarget(), server, t.path, t.follow);
+          q.setName(name);
+        },
+        OkOrError);
+    if (rc == -ESTALE) doubt = true;
+    if (doubt && rc == -ENODATA) return 0;
+    return rc;
+  }));
+}
+
 // ---------------------------------------------------------------- recovery
+
+void GoferClient::DropParked() {
+  for (auto& [key, p] : parked_) {
+    if (p.epoch == holder_->version()) RawClose(p.server);
+  }
+  parked_.clear();
+}
 
 bool GoferClient::Unpark(const std::string& path, uint32_t flags, Handle* h, struct stat* st) {
   auto it = parked_.find({path, flags});
@@ -179,11 +582,22 @@ int GoferClient::Open(const std::string& path, uint32_t flags, uint32_t mode, ui
       return 0;
     }
   }
+  if (flags & (O_CREAT | O_TRUNC)) DropParked();
+  bool doubt = false;
   for (int i = 0; i < kAttempts; ++i) {
     Handle h;
     h.epoch = holder_->version();
     int rc = RawOpen(path, flags, mode, &h.server, st);
-    if (rc == -ESTALE) continue;
+    if (rc == -ESTALE) {
+      doubt = true;
+      continue;
+    }
+    if (rc == -EEXIST && doubt && (flags & O_EXCL)) {
+      // The dead gofer created it: open what it made.
+      flags &= ~static_cast<uint32_t>(O_CREAT | O_EXCL);
+      rc = RawOpen(path, flags, mode, &h.server, st);
+      if (rc == -ESTALE) continue;
+    }
     if (rc < 0) return rc;
     h.path = path;
     // A re-open must not create, truncate or fail on an existing file.

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 
 #include <cstdint>
 #include <functional>
@@ -36,6 +37,48 @@ class GoferClient {
   int Readlink(const std::string& path, std::string* target);
   int Close(uint64_t handle);
 
+  // The write side. Calls the gofer may have carried out before it died
+  // are retried on its successor with their effect checked, so that none is
+  // applied twice: an append carries the size the file had (the gofer writes
+  // only at that size; a retry that finds the size grown by exactly its
+  // count knows its bytes landed), and a retried mkdir, unlink, rename,
+  // link, symlink or exclusive create that finds its work done reports
+  // success. Every change drops the parked handles (their attributes may be
+  // stale). `offset` < 0: append. *at: where the bytes went; *size: the
+  // file's size after.
+  long Pwrite(uint64_t handle, int64_t offset, std::span<const uint8_t> data, int64_t* at, int64_t* size);
+  int64_t Seek(uint64_t handle, int64_t offset, int whence);
+  int Ftruncate(uint64_t handle, int64_t length);
+  int Truncate(const std::string& path, int64_t length);
+  int Fallocate(uint64_t handle, uint32_t mode, int64_t offset, int64_t length);
+  int Fsync(uint64_t handle, bool data_only);
+  int Mknod(const std::string& path, uint32_t mode, uint64_t dev);
+  int Unlink(const std::string& path, bool directory);
+  int Rename(const std::string& from, const std::string& to, uint32_t flags);
+  int Link(const std::string& from, const std::string& to, bool follow);
+  int Symlink(const std::string& target, const std::string& path);
+  int Access(const std::string& path, uint32_t mode, bool follow);
+  // A file by handle (a client handle, != 0) or by path.
+  struct Target {
+    uint64_t handle = 0;
+    std::string path;
+    bool follow = true;
+  };
+  struct Attr {
+    bool set_mode = false;
+    uint32_t mode = 0;
+    bool set_owner = false;
+    uint32_t uid = UINT32_MAX, gid = UINT32_MAX;
+    bool set_times = false;
+    timespec times[2] = {};
+  };
+  int SetAttr(const Target& t, const Attr& a);
+  int Statfs(const Target& t, struct statfs* out);
+  long GetXattr(const Target& t, const std::string& name, std::span<uint8_t> out);
+  long ListXattr(const Target& t, std::span<uint8_t> out);
+  int SetXattr(const Target& t, const std::string& name, std::span<const uint8_t> value, uint32_t flags);
+  int RemoveXattr(const Target& t, const std::string& name);
+
   // Called with true before each round trip to the gofer and with false
   // after it (the platform's Busy hint: a trap stub stops spinning while the
   // router waits on another service).
@@ -65,6 +108,7 @@ class GoferClient {
     bool refilter = false;
     std::set<std::string> seen;  // directories: names returned so far
     struct stat st {};           // as the open returned it (parking keeps it)
+    int64_t known_size = -1;     // appends: the file's size after the last one (-1: ask)
   };
   static bool Parkable(uint32_t flags) {
     return (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_PATH | O_DIRECTORY | O_CREAT | O_TRUNC | O_EXCL));
@@ -87,6 +131,17 @@ class GoferClient {
   long RawGetdents(uint64_t handle, std::span<uint8_t> out);
   int RawReadlink(const std::string& path, std::string* target);
   int RawClose(uint64_t handle);
+  long RawPwrite(uint64_t server, int64_t offset, bool append, int64_t if_size, std::span<const uint8_t> data,
+                 int64_t* at, int64_t* size, int64_t* size_is);
+  // A call on a target: a client handle becomes the gofer's (re-opened after
+  // a restart); a path goes as it is.
+  template <typename Fn>
+  long OnTarget(const Target& t, Fn&& fn);
+  // Retries `call` on a restarted gofer; after a retry, `done_errno` (say
+  // EEXIST for mkdir) means the first attempt did the work.
+  template <typename Fn>
+  int Mutate(int done_errno, Fn&& call);
+  void DropParked();
 
   service::ChannelHolder* holder_;
   std::function<void(bool)> busy_;

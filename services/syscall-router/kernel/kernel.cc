@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/xattr.h>
 #include <sys/auxv.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -447,6 +448,10 @@ struct Kernel::Impl {
     const std::string parent = path.substr(0, std::max<size_t>(path.rfind('/'), 1));
     if (int64_t rc = StatPath(t, parent, true, &st); rc < 0) return rc;
     return S_ISDIR(st.st_mode) ? -EROFS : -ENOTDIR;
+  }
+  // The sandbox changed a file: its page-cache entries go.
+  void ForgetCached(const struct stat& st) {
+    if (cache_) cache_->Forget(st.st_dev, st.st_ino);
   }
   std::vector<std::shared_ptr<platform::AddressSpace>> dead_as_;
   int next_pid_ = 1;
@@ -2637,21 +2642,15 @@ struct Kernel::Impl {
     std::string rel;
     if (Tmpfs* fs = TmpfsFor(path, &rel)) return OpenTmpfs(t, *fs, rel, path, flags, mode);
     if (IsVirtual(path)) return OpenVirtual(t, path, flags);
-    if (flags & (O_CREAT | O_TRUNC | O_TMPFILE)) {
-      struct stat st;
-      int rc = gofer_.Stat(path, true, &st);
-      if (rc == -ENOENT && (flags & O_CREAT)) return -EROFS;
-      if (rc == 0 && (flags & O_CREAT) && (flags & O_EXCL)) return -EEXIST;
-      if (rc == 0 && (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY && S_ISREG(st.st_mode)) return -EROFS;
-      if ((flags & O_TMPFILE) == O_TMPFILE) return -EROFS;
-    }
-    if ((flags & O_ACCMODE) != O_RDONLY) {
-      struct stat st;
-      if (gofer_.Stat(path, true, &st) == 0 && S_ISREG(st.st_mode)) return -EROFS;  // writes come with issue 5
-    }
     auto f = std::make_shared<File>();
-    int rc = gofer_.Open(path, (flags & ~(O_CLOEXEC | O_CREAT | O_TRUNC | O_APPEND | O_NONBLOCK)) , mode & ~t.proc->umask, &f->handle, &f->st);
+    // The gofer gets what decides which file and how (access mode, create,
+    // exclusive, truncate, directory, nofollow, path, tmpfile); O_APPEND,
+    // O_NONBLOCK and O_CLOEXEC stay here, with the file description.
+    const uint32_t creating = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
+    int rc = gofer_.Open(path, flags & ~(O_CLOEXEC | O_APPEND | O_NONBLOCK | O_ASYNC), creating ? (mode & ~t.proc->umask) : 0,
+                         &f->handle, &f->st);
     if (rc < 0) return rc;
+    if (flags & O_TRUNC) ForgetCached(f->st);
     f->kind = File::Kind::kGofer;
     f->gofer = &gofer_;
     f->path = path;
@@ -3089,7 +3088,7 @@ struct Kernel::Impl {
       case File::Kind::kTimerfd:
         return -EINVAL;
       case File::Kind::kGofer:
-        return -EROFS;
+        return WriteGofer(t, *f, buf, count, -1);
       case File::Kind::kTmpfs:
         return WriteTmpfs(t, *f, buf, count, -1);
       case File::Kind::kEventfd: {
@@ -3186,6 +3185,115 @@ struct Kernel::Impl {
     return n;
   }
 
+  // The xattr calls: files of the root and volumes through the gofer; the
+  // router's own files (tmpfs, /proc, /dev) have none (ENOTSUP, as a file
+  // system without xattr support answers).
+  int64_t Xattr(Task& t, long nr) {
+    auto a = [&](int i) { return t.arg(i); };
+    const bool by_fd = nr == SYS_fgetxattr || nr == SYS_flistxattr || nr == SYS_fsetxattr || nr == SYS_fremovexattr;
+    const bool nofollow = nr == SYS_lgetxattr || nr == SYS_llistxattr || nr == SYS_lsetxattr || nr == SYS_lremovexattr;
+    const bool list = nr == SYS_listxattr || nr == SYS_llistxattr || nr == SYS_flistxattr;
+    const bool get = nr == SYS_getxattr || nr == SYS_lgetxattr || nr == SYS_fgetxattr;
+    const bool set = nr == SYS_setxattr || nr == SYS_lsetxattr || nr == SYS_fsetxattr;
+    GoferClient::Target target;
+    bool on_gofer = false;
+    if (by_fd) {
+      auto f = GetFile(t, static_cast<int>(a(0)));
+      if (!f) return -EBADF;
+      if (f->kind == File::Kind::kGofer) {
+        on_gofer = true;
+        target.handle = f->handle;
+      }
+    } else {
+      std::string path, rel;
+      if (int64_t rc = PathAt(t, AT_FDCWD, a(0), &path); rc < 0) return rc;
+      if (!TmpfsFor(path, &rel) && !IsVirtual(path)) {
+        on_gofer = true;
+        target.path = path;
+        target.follow = !nofollow;
+      } else {
+        struct stat st;
+        if (int64_t rc = StatPath(t, path, !nofollow, &st); rc < 0) return rc;
+      }
+    }
+    std::string name;
+    if (!list) {
+      auto n = t.proc->as->ReadCString(a(1), 256);
+      if (!n) return -EFAULT;
+      if (n->size() > 255) return -ERANGE;
+      if (n->empty()) return -ERANGE;
+      name = std::move(*n);
+    }
+    constexpr uint64_t kMaxValue = 65536;  // XATTR_SIZE_MAX
+    if (list || get) {
+      const uint64_t buf = list ? a(1) : a(2);
+      const uint64_t size = std::min<uint64_t>(list ? a(2) : a(3), kMaxValue);
+      if (!on_gofer) return list ? 0 : -ENODATA;
+      std::vector<uint8_t> tmp(size);
+      long n = list ? gofer_.ListXattr(target, tmp) : gofer_.GetXattr(target, name, tmp);
+      if (n < 0 || size == 0) return n;
+      if (!t.proc->as->CopyOut(buf, tmp.data(), static_cast<size_t>(n))) return -EFAULT;
+      return n;
+    }
+    if (set) {
+      const uint64_t size = a(3);
+      const uint32_t flags = static_cast<uint32_t>(a(4));
+      if (flags & ~static_cast<uint32_t>(XATTR_CREATE | XATTR_REPLACE)) return -EINVAL;
+      if (size > kMaxValue) return -E2BIG;
+      std::vector<uint8_t> value(size);
+      if (size && !t.proc->as->CopyIn(a(2), value.data(), size)) return -EFAULT;
+      if (!on_gofer) return -ENOTSUP;
+      return gofer_.SetXattr(target, name, value, flags);
+    }
+    if (!on_gofer) return -ENODATA;
+    return gofer_.RemoveXattr(target, name);
+  }
+
+  // pwrite and pwritev: files with offsets only.
+  int64_t WriteAt(Task& t, int fd, uint64_t buf, uint64_t count, int64_t offset) {
+    auto f = GetFile(t, fd);
+    if (!f) return -EBADF;
+    if (f->kind != File::Kind::kTmpfs && f->kind != File::Kind::kGofer) {
+      return f->kind == File::Kind::kPipe || f->kind == File::Kind::kHost ? -ESPIPE : Write(t, fd, buf, count);
+    }
+    if ((f->flags & O_ACCMODE) == O_RDONLY) return -EBADF;
+    count = std::min<uint64_t>(count, 0x7ffff000);
+    return f->kind == File::Kind::kTmpfs ? WriteTmpfs(t, *f, buf, count, offset) : WriteGofer(t, *f, buf, count, offset);
+  }
+
+  // A write to a file of the root or a volume: in pieces of at most kChunk
+  // (each one round trip with its bytes in the request's bulk area), at the
+  // file description's offset, at `offset` (pwrite), or at the end
+  // (O_APPEND, which the gofer carries out with the size it finds).
+  int64_t WriteGofer(Task& t, File& f, uint64_t buf, uint64_t count, int64_t offset) {
+    if (S_ISDIR(f.st.st_mode)) return -EISDIR;
+    if (f.flags & O_PATH) return -EBADF;
+    const bool append = offset < 0 && (f.flags & O_APPEND);
+    int64_t pos = offset >= 0 ? offset : f.offset;
+    std::vector<uint8_t> tmp(std::min<uint64_t>(count, kChunk));
+    uint64_t total = 0;
+    while (total < count) {
+      const size_t want = std::min<uint64_t>(kChunk, count - total);
+      ssize_t got = t.proc->as->ReadMemory(buf + total, tmp.data(), want);
+      if (got <= 0) return total ? static_cast<int64_t>(total) : -EFAULT;
+      int64_t at = 0, size = 0;
+      long n = gofer_.Pwrite(f.handle, append ? -1 : pos + static_cast<int64_t>(total),
+                             {tmp.data(), static_cast<size_t>(got)}, &at, &size);
+      if (n == -EFBIG) SignalTask(t, SIGXFSZ);
+      if (n < 0) {
+        if (total == 0) return n;
+        break;
+      }
+      f.st.st_size = size;
+      if (append) pos = at - static_cast<int64_t>(total);  // so that pos + total is the end
+      total += static_cast<uint64_t>(n);
+      if (n < got) break;
+    }
+    if (total) ForgetCached(f.st);
+    if (offset < 0) f.offset = pos + static_cast<int64_t>(total);
+    return static_cast<int64_t>(total);
+  }
+
   // A signal the task's own action caused (SIGPIPE, SIGXFSZ). One deviation
   // from a pid namespace, for parity with the same command run natively: it
   // ends process 1 too when process 1 has no handler (Linux would leave init
@@ -3225,7 +3333,7 @@ struct Kernel::Impl {
       if (v.iov_len == 0) continue;
       if (static_cast<int64_t>(v.iov_len) < 0) return -EINVAL;
       uint64_t base = reinterpret_cast<uint64_t>(v.iov_base);
-      int64_t n = write ? Write(t, fd, base, v.iov_len)
+      int64_t n = write ? (offset >= 0 ? WriteAt(t, fd, base, v.iov_len, offset + total) : Write(t, fd, base, v.iov_len))
                         : Read(t, fd, base, v.iov_len, offset >= 0 ? offset + total : -1);
       if (n == kBlock) {
         if (total > 0) return total;  // what was done so far
@@ -3558,15 +3666,15 @@ struct Kernel::Impl {
       case SYS_pread64: return static_cast<int64_t>(a(3)) < 0 ? -EINVAL : Read(t, ia(0), a(1), a(2), static_cast<int64_t>(a(3)));
       case SYS_write: return Write(t, ia(0), a(1), a(2));
       case SYS_pwrite64: {
-        auto f = GetFile(t, ia(0));
-        if (!f) return -EBADF;
-        if (f->kind == File::Kind::kPipe || f->kind == File::Kind::kHost) return -ESPIPE;
+        if (!GetFile(t, ia(0))) return -EBADF;
         if (static_cast<int64_t>(a(3)) < 0) return -EINVAL;
-        if (f->kind == File::Kind::kTmpfs) {
-          if ((f->flags & O_ACCMODE) == O_RDONLY) return -EBADF;
-          return WriteTmpfs(t, *f, a(1), a(2), static_cast<int64_t>(a(3)));
-        }
-        return Write(t, ia(0), a(1), a(2));
+        return WriteAt(t, ia(0), a(1), a(2), static_cast<int64_t>(a(3)));
+      }
+      case SYS_pwritev:
+      case SYS_pwritev2: {
+        const int64_t off = static_cast<int64_t>(a(3));
+        if (off < -1 || (off == -1 && nr == SYS_pwritev)) return -EINVAL;
+        return Iov(t, ia(0), a(1), a(2), true, off);
       }
       case SYS_readv: return Iov(t, ia(0), a(1), a(2), false);
       case SYS_writev: return Iov(t, ia(0), a(1), a(2), true);
@@ -3599,6 +3707,16 @@ struct Kernel::Impl {
         if (f->kind == File::Kind::kHost || f->kind == File::Kind::kPipe) return -ESPIPE;
         if (f->kind == File::Kind::kNull || f->kind == File::Kind::kZero || f->kind == File::Kind::kRandom) return 0;
         int64_t off = static_cast<int64_t>(a(1)), base;
+        const bool regular_gofer = f->kind == File::Kind::kGofer && !S_ISDIR(f->st.st_mode);
+        if ((ia(2) == SEEK_DATA || ia(2) == SEEK_HOLE) && regular_gofer) {
+          int64_t r = gofer_.Seek(f->handle, off, ia(2));
+          if (r >= 0) f->offset = r;
+          return r;
+        }
+        if (ia(2) == SEEK_END && regular_gofer) {
+          struct stat st;  // other descriptors may have written since
+          if (gofer_.Fstat(f->handle, &st) == 0) f->st.st_size = st.st_size;
+        }
         int64_t size = f->kind == File::Kind::kGofer   ? f->st.st_size
                        : f->kind == File::Kind::kTmpfs ? static_cast<int64_t>(f->tnode->data.size())
                                                        : static_cast<int64_t>(f->data.size());
@@ -3606,6 +3724,12 @@ struct Kernel::Impl {
           case SEEK_SET: base = 0; break;
           case SEEK_CUR: base = f->offset; break;
           case SEEK_END: base = size; break;
+          case SEEK_DATA:
+          case SEEK_HOLE:
+            // Files kept in memory have no holes: data up to the size, one
+            // hole after it.
+            if (off < 0 || off >= size) return -ENXIO;
+            return f->offset = ia(2) == SEEK_DATA ? off : size;
           default: return -EINVAL;
         }
         if ((off > 0 && base > INT64_MAX - off) || base + off < 0) return -EINVAL;
@@ -3665,7 +3789,13 @@ struct Kernel::Impl {
       case SYS_listxattr:
       case SYS_llistxattr:
       case SYS_flistxattr:
-        return -EOPNOTSUPP;
+      case SYS_setxattr:
+      case SYS_lsetxattr:
+      case SYS_fsetxattr:
+      case SYS_removexattr:
+      case SYS_lremovexattr:
+      case SYS_fremovexattr:
+        return Xattr(t, nr);
       case SYS_socket:
       case SYS_socketpair:
         return -EAFNOSUPPORT;  // sockets come with the net-stack
@@ -3675,10 +3805,18 @@ struct Kernel::Impl {
         const bool at = nr != SYS_access;
         const int mode = at ? ia(2) : ia(1);
         if (mode & ~(R_OK | W_OK | X_OK)) return -EINVAL;
+        const uint64_t aflags = nr == SYS_faccessat2 ? a(3) : 0;
+        if (aflags & ~static_cast<uint64_t>(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) return -EINVAL;
         std::string path;
-        if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path); rc < 0) return rc;
+        if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path, aflags & AT_EMPTY_PATH); rc < 0) return rc;
+        {
+          std::string rel;
+          if (!TmpfsFor(path, &rel) && !IsVirtual(path)) {
+            return gofer_.Access(path, static_cast<uint32_t>(mode), !(aflags & AT_SYMLINK_NOFOLLOW));
+          }
+        }
         struct stat st;
-        if (int64_t rc = StatPath(t, path, true, &st); rc < 0) return rc;
+        if (int64_t rc = StatPath(t, path, !(aflags & AT_SYMLINK_NOFOLLOW), &st); rc < 0) return rc;
         if ((mode & X_OK) && !S_ISDIR(st.st_mode) && !(st.st_mode & 0111)) return -EACCES;
         std::string rel;
         if ((mode & W_OK) && !TmpfsFor(path, &rel) && !IsVirtual(path) && !S_ISCHR(st.st_mode)) return -EROFS;
@@ -4139,9 +4277,12 @@ struct Kernel::Impl {
         if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path); rc < 0) return rc;
         const uint32_t mode = static_cast<uint32_t>(at ? a(2) : a(1)) & ~p.umask;
         if (Tmpfs* fs = TmpfsFor(path, &rel)) return fs->Mkdir(rel, mode);
-        struct stat st;
-        if (StatPath(t, path, false, &st) == 0) return -EEXIST;
-        return ReadOnlyRoot(t, path);
+        if (IsVirtual(path)) {
+          struct stat st;
+          if (StatPath(t, path, false, &st) == 0) return -EEXIST;
+          return ReadOnlyRoot(t, path);
+        }
+        return gofer_.Mknod(path, S_IFDIR | (mode & 07777), 0);
       }
       case SYS_rmdir:
       case SYS_unlink:
@@ -4152,11 +4293,18 @@ struct Kernel::Impl {
         std::string path, rel;
         if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path); rc < 0) return rc;
         if (Tmpfs* fs = TmpfsFor(path, &rel)) return dir ? fs->Rmdir(rel) : fs->Unlink(rel);
+        if (IsVirtual(path)) {
+          struct stat st;
+          if (int64_t rc = StatPath(t, path, false, &st); rc < 0) return rc;
+          if (dir && !S_ISDIR(st.st_mode)) return -ENOTDIR;
+          if (!dir && S_ISDIR(st.st_mode)) return -EISDIR;
+          return dir ? -EBUSY : -EPERM;
+        }
         struct stat st;
-        if (int64_t rc = StatPath(t, path, false, &st); rc < 0) return rc;
-        if (dir && !S_ISDIR(st.st_mode)) return -ENOTDIR;
-        if (!dir && S_ISDIR(st.st_mode)) return -EISDIR;
-        return -EROFS;
+        const bool known = !dir && gofer_.Stat(path, false, &st) == 0;
+        int rc = gofer_.Unlink(path, dir);
+        if (rc == 0 && known) ForgetCached(st);
+        return rc;
       }
       case SYS_symlink:
       case SYS_symlinkat: {
@@ -4166,41 +4314,57 @@ struct Kernel::Impl {
         if (!ReadPath(t, a(0), &target, &err)) return err;
         if (int64_t rc = PathAt(t, at ? ia(1) : AT_FDCWD, at ? a(2) : a(1), &path); rc < 0) return rc;
         if (Tmpfs* fs = TmpfsFor(path, &rel)) return fs->Symlink(target, rel);
-        struct stat st;
-        if (StatPath(t, path, false, &st) == 0) return -EEXIST;
-        return ReadOnlyRoot(t, path);
+        if (IsVirtual(path)) {
+          struct stat st;
+          if (StatPath(t, path, false, &st) == 0) return -EEXIST;
+          return ReadOnlyRoot(t, path);
+        }
+        return gofer_.Symlink(target, path);
       }
       case SYS_rename:
       case SYS_renameat:
       case SYS_renameat2: {
         const bool at = nr != SYS_rename;
         const uint64_t flags = nr == SYS_renameat2 ? a(4) : 0;
-        if (flags & ~static_cast<uint64_t>(RENAME_NOREPLACE)) return -EINVAL;  // EXCHANGE, WHITEOUT: not served
+        if (flags & ~static_cast<uint64_t>(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) return -EINVAL;
+        if ((flags & RENAME_EXCHANGE) && (flags & (RENAME_NOREPLACE | RENAME_WHITEOUT))) return -EINVAL;
         std::string from, to, rf, rt;
         if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &from); rc < 0) return rc;
         if (int64_t rc = PathAt(t, at ? ia(2) : AT_FDCWD, at ? a(3) : a(1), &to); rc < 0) return rc;
         Tmpfs* ff = TmpfsFor(from, &rf);
         Tmpfs* ft = TmpfsFor(to, &rt);
-        if (ff && ff == ft) return ff->Rename(rf, rt, flags & RENAME_NOREPLACE);
-        struct stat st;
-        if (int64_t rc = StatPath(t, from, false, &st); rc < 0) return rc;
-        return ff || ft ? -EXDEV : -EROFS;
+        if (ff && ff == ft) {
+          if (flags & ~static_cast<uint64_t>(RENAME_NOREPLACE)) return -EINVAL;  // EXCHANGE, WHITEOUT: not in this tmpfs
+          return ff->Rename(rf, rt, flags & RENAME_NOREPLACE);
+        }
+        const bool vf = !ff && IsVirtual(from), vt = !ft && IsVirtual(to);
+        if (ff || ft || vf || vt) {
+          struct stat st;
+          if (int64_t rc = StatPath(t, from, false, &st); rc < 0) return rc;
+          return -EXDEV;
+        }
+        if (flags & RENAME_WHITEOUT) return -EPERM;  // needs CAP_MKNOD
+        return gofer_.Rename(from, to, static_cast<uint32_t>(flags));
       }
       case SYS_link:
       case SYS_linkat: {
         const bool at = nr == SYS_linkat;
+        if (at && (a(4) & ~static_cast<uint64_t>(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH))) return -EINVAL;
         std::string from, to, rel;
         if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &from); rc < 0) return rc;
         if (int64_t rc = PathAt(t, at ? ia(2) : AT_FDCWD, at ? a(3) : a(1), &to); rc < 0) return rc;
-        if (at && (a(4) & ~static_cast<uint64_t>(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH))) return -EINVAL;
         std::string rf;
         Tmpfs* ff = TmpfsFor(from, &rf);
         Tmpfs* ft = TmpfsFor(to, &rel);
         if (ff && ff == ft) return ff->Link(rf, rel, at && (a(4) & AT_SYMLINK_FOLLOW));
-        struct stat st;
-        if (int64_t rc = StatPath(t, from, false, &st); rc < 0) return rc;
-        if (StatPath(t, to, false, &st) == 0) return -EEXIST;
-        return ff || ft ? -EXDEV : -EROFS;
+        const bool vf = !ff && IsVirtual(from), vt = !ft && IsVirtual(to);
+        if (ff || ft || vf || vt) {
+          struct stat st;
+          if (int64_t rc = StatPath(t, from, false, &st); rc < 0) return rc;
+          if (StatPath(t, to, false, &st) == 0) return -EEXIST;
+          return -EXDEV;
+        }
+        return gofer_.Link(from, to, at && (a(4) & AT_SYMLINK_FOLLOW));
       }
       case SYS_chmod:
       case SYS_fchmodat:
@@ -4210,26 +4374,53 @@ struct Kernel::Impl {
       case SYS_fchownat:
       case SYS_fchown: {
         // Modes in a tmpfs change; owners stay root (one identity inside).
+        // Files of the root and volumes: the gofer changes them.
         Tmpfs::NodePtr node;
         std::string path, rel;
+        GoferClient::Target target;
+        bool on_gofer = false;
+        const bool is_chmod = nr == SYS_chmod || nr == SYS_fchmod || nr == SYS_fchmodat;
+        if (nr == SYS_fchownat && (a(4) & ~static_cast<uint64_t>(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))) return -EINVAL;
         if (nr == SYS_fchmod || nr == SYS_fchown) {
           auto f = GetFile(t, ia(0));
           if (!f) return -EBADF;
           if (f->kind == File::Kind::kTmpfs) node = f->tnode;
-          else if (f->kind == File::Kind::kGofer) return -EROFS;
+          else if (f->kind == File::Kind::kGofer) {
+            on_gofer = true;
+            target.handle = f->handle;
+          }
         } else {
           const bool at = nr == SYS_fchmodat || nr == SYS_fchownat;
           if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path, nr == SYS_fchownat && (a(4) & AT_EMPTY_PATH)); rc < 0) return rc;
           Tmpfs* fs = TmpfsFor(path, &rel);
           const bool follow = nr != SYS_lchown && !(nr == SYS_fchownat && (a(4) & AT_SYMLINK_NOFOLLOW));
           if (!fs) {
-            struct stat st;
-            if (int64_t rc = StatPath(t, path, follow, &st); rc < 0) return rc;
-            return IsVirtual(path) ? -EPERM : -EROFS;
+            if (IsVirtual(path)) {
+              struct stat st;
+              if (int64_t rc = StatPath(t, path, follow, &st); rc < 0) return rc;
+              return -EPERM;
+            }
+            on_gofer = true;
+            target.path = path;
+            target.follow = follow;
+          } else if (int rc = fs->Lookup(rel, follow, &node); rc < 0) {
+            return rc;
           }
-          if (int rc = fs->Lookup(rel, follow, &node); rc < 0) return rc;
         }
-        if (node && (nr == SYS_chmod || nr == SYS_fchmod || nr == SYS_fchmodat)) {
+        if (on_gofer) {
+          GoferClient::Attr attr;
+          if (is_chmod) {
+            attr.set_mode = true;
+            attr.mode = static_cast<uint32_t>(nr == SYS_fchmodat ? a(2) : a(1)) & 07777;
+          } else {
+            attr.set_owner = true;
+            const int uarg = nr == SYS_fchownat ? 2 : 1;
+            attr.uid = static_cast<uint32_t>(a(uarg));
+            attr.gid = static_cast<uint32_t>(a(uarg + 1));
+          }
+          return gofer_.SetAttr(target, attr);
+        }
+        if (node && is_chmod) {
           const uint32_t mode = static_cast<uint32_t>(nr == SYS_fchmodat ? a(2) : a(1));
           node->mode = (node->mode & S_IFMT) | (mode & 07777);
           Tmpfs::Touch(*node, false);
@@ -4242,54 +4433,71 @@ struct Kernel::Impl {
       case SYS_futimesat: {
         Tmpfs::NodePtr node;
         std::string path, rel;
+        GoferClient::Target target;
+        bool on_gofer = false;
+        if (nr == SYS_utimensat && (a(3) & ~static_cast<uint64_t>(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))) return -EINVAL;
         if (nr == SYS_utimensat && a(1) == 0) {  // futimens
           auto f = GetFile(t, ia(0));
           if (!f) return -EBADF;
-          if (f->kind != File::Kind::kTmpfs) return f->kind == File::Kind::kGofer ? -EROFS : 0;
-          node = f->tnode;
+          if (f->kind == File::Kind::kGofer) {
+            on_gofer = true;
+            target.handle = f->handle;
+          } else if (f->kind != File::Kind::kTmpfs) {
+            return 0;
+          } else {
+            node = f->tnode;
+          }
         } else {
           const bool at = nr == SYS_utimensat || nr == SYS_futimesat;
           if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path); rc < 0) return rc;
           Tmpfs* fs = TmpfsFor(path, &rel);
           const bool follow = !(nr == SYS_utimensat && (a(3) & AT_SYMLINK_NOFOLLOW));
           if (!fs) {
-            struct stat st;
-            if (int64_t rc = StatPath(t, path, follow, &st); rc < 0) return rc;
-            return -EROFS;
+            if (IsVirtual(path)) {
+              struct stat st;
+              if (int64_t rc = StatPath(t, path, follow, &st); rc < 0) return rc;
+              return -EPERM;
+            }
+            on_gofer = true;
+            target.path = path;
+            target.follow = follow;
+          } else if (int rc = fs->Lookup(rel, follow, &node); rc < 0) {
+            return rc;
           }
-          if (int rc = fs->Lookup(rel, follow, &node); rc < 0) return rc;
         }
-        timespec now;
-        ::clock_gettime(CLOCK_REALTIME, &now);
-        timespec at = now, mt = now;
+        // In utimensat's terms: UTIME_NOW and UTIME_OMIT marks.
+        timespec ts[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
         const uint64_t times = nr == SYS_utimensat ? a(2) : nr == SYS_futimesat ? a(2) : a(1);
         if (times && nr == SYS_utimensat) {
-          timespec ts[2];
           if (!t.proc->as->CopyIn(times, ts, sizeof ts)) return -EFAULT;
-          auto pick = [&](const timespec& v, timespec* out) -> bool {
-            if (v.tv_nsec == UTIME_NOW) return true;
-            if (v.tv_nsec == UTIME_OMIT) { *out = {-1, -1}; return true; }
-            if (!ValidTs(v)) return false;
-            *out = v;
-            return true;
-          };
-          if (!pick(ts[0], &at) || !pick(ts[1], &mt)) return -EINVAL;
+          for (const timespec& v : ts) {
+            if (v.tv_nsec != UTIME_NOW && v.tv_nsec != UTIME_OMIT && !ValidTs(v)) return -EINVAL;
+          }
         } else if (times && nr == SYS_utime) {
           struct { int64_t actime, modtime; } u;
           if (!In(t, times, &u)) return -EFAULT;
-          at = {u.actime, 0};
-          mt = {u.modtime, 0};
+          ts[0] = {u.actime, 0};
+          ts[1] = {u.modtime, 0};
         } else if (times) {
           timeval tv[2];
           if (!t.proc->as->CopyIn(times, tv, sizeof tv)) return -EFAULT;
           for (const timeval& v : tv) {
             if (v.tv_usec < 0 || v.tv_usec >= 1000000) return -EINVAL;
           }
-          at = {tv[0].tv_sec, tv[0].tv_usec * 1000};
-          mt = {tv[1].tv_sec, tv[1].tv_usec * 1000};
+          ts[0] = {tv[0].tv_sec, tv[0].tv_usec * 1000};
+          ts[1] = {tv[1].tv_sec, tv[1].tv_usec * 1000};
         }
-        if (at.tv_sec != -1 || at.tv_nsec != -1) node->atime = at;
-        if (mt.tv_sec != -1 || mt.tv_nsec != -1) node->mtime = mt;
+        if (on_gofer) {
+          GoferClient::Attr attr;
+          attr.set_times = true;
+          attr.times[0] = ts[0];
+          attr.times[1] = ts[1];
+          return gofer_.SetAttr(target, attr);
+        }
+        timespec now;
+        ::clock_gettime(CLOCK_REALTIME, &now);
+        if (ts[0].tv_nsec != UTIME_OMIT) node->atime = ts[0].tv_nsec == UTIME_NOW ? now : ts[0];
+        if (ts[1].tv_nsec != UTIME_OMIT) node->mtime = ts[1].tv_nsec == UTIME_NOW ? now : ts[1];
         node->ctime = now;
         return 0;
       }
@@ -4299,8 +4507,17 @@ struct Kernel::Impl {
         if (nr == SYS_ftruncate) {
           auto f = GetFile(t, ia(0));
           if (!f) return -EBADF;
-          if (f->kind != File::Kind::kTmpfs) return f->kind == File::Kind::kGofer ? -EROFS : -EINVAL;
+          if (f->kind != File::Kind::kTmpfs && f->kind != File::Kind::kGofer) return -EINVAL;
           if ((f->flags & O_ACCMODE) == O_RDONLY) return -EINVAL;
+          if (f->kind == File::Kind::kGofer) {
+            if (S_ISDIR(f->st.st_mode)) return -EINVAL;
+            int rc = gofer_.Ftruncate(f->handle, static_cast<int64_t>(a(1)));
+            if (rc == 0) {
+              f->st.st_size = static_cast<off_t>(a(1));
+              ForgetCached(f->st);
+            }
+            return rc;
+          }
           return f->tmpfs->Truncate(*f->tnode, a(1));
         }
         std::string path, rel;
@@ -4312,16 +4529,28 @@ struct Kernel::Impl {
           return fs->Truncate(*node, a(1));
         }
         struct stat st;
-        if (int64_t rc = StatPath(t, path, true, &st); rc < 0) return rc;
-        return S_ISDIR(st.st_mode) ? -EISDIR : -EROFS;
+        if (IsVirtual(path)) {
+          if (int64_t rc = StatPath(t, path, true, &st); rc < 0) return rc;
+          return S_ISDIR(st.st_mode) ? -EISDIR : -EACCES;
+        }
+        int rc = gofer_.Truncate(path, static_cast<int64_t>(a(1)));
+        if (rc == 0 && gofer_.Stat(path, true, &st) == 0) ForgetCached(st);
+        return rc;
       }
       case SYS_fallocate: {
         auto f = GetFile(t, ia(0));
         if (!f) return -EBADF;
-        if (f->kind != File::Kind::kTmpfs) return f->kind == File::Kind::kGofer ? -EROFS : -ENODEV;
-        if (ia(1) != 0) return -EOPNOTSUPP;
         const int64_t off = static_cast<int64_t>(a(2)), len = static_cast<int64_t>(a(3));
         if (off < 0 || len <= 0 || off > INT64_MAX - len) return -EINVAL;
+        if (f->kind == File::Kind::kGofer) {
+          if ((f->flags & O_ACCMODE) == O_RDONLY) return -EBADF;
+          if (S_ISDIR(f->st.st_mode)) return -EISDIR;
+          int rc = gofer_.Fallocate(f->handle, static_cast<uint32_t>(a(1)), off, len);
+          if (rc == 0) ForgetCached(f->st);
+          return rc;
+        }
+        if (f->kind != File::Kind::kTmpfs) return -ENODEV;
+        if (ia(1) != 0) return -EOPNOTSUPP;
         const uint64_t end = static_cast<uint64_t>(off + len);
         return end > f->tnode->data.size() ? f->tmpfs->Truncate(*f->tnode, end) : 0;
       }
@@ -4331,23 +4560,38 @@ struct Kernel::Impl {
         std::memset(&sf, 0, sizeof sf);
         std::string path, rel;
         bool tmp = false;
+        GoferClient::Target target;
+        bool on_gofer = false;
         if (nr == SYS_statfs) {
           if (int64_t rc = PathAt(t, AT_FDCWD, a(0), &path); rc < 0) return rc;
-          struct stat st;
-          if (int64_t rc = StatPath(t, path, true, &st); rc < 0) return rc;
           tmp = TmpfsFor(path, &rel) != nullptr;
+          if (!tmp && !IsVirtual(path)) {
+            on_gofer = true;
+            target.path = path;
+          } else {
+            struct stat st;
+            if (int64_t rc = StatPath(t, path, true, &st); rc < 0) return rc;
+          }
         } else {
           auto f = GetFile(t, ia(0));
           if (!f) return -EBADF;
           tmp = f->kind == File::Kind::kTmpfs;
+          if (f->kind == File::Kind::kGofer) {
+            on_gofer = true;
+            target.handle = f->handle;
+          }
         }
-        sf.f_type = tmp ? 0x01021994 /* TMPFS_MAGIC */ : 0xef53 /* EXT4 */;
+        if (on_gofer) {
+          if (int rc = gofer_.Statfs(target, &sf); rc < 0) return rc;
+          return Out(t, a(1), sf) ? 0 : -EFAULT;
+        }
+        sf.f_type = tmp ? 0x01021994 /* TMPFS_MAGIC */ : 0x9fa0 /* PROC_SUPER_MAGIC */;
         sf.f_bsize = 4096;
         sf.f_frsize = 4096;
-        sf.f_blocks = tmp ? (uint64_t{256} << 20) / 4096 : 1u << 24;
+        sf.f_blocks = tmp ? (uint64_t{256} << 20) / 4096 : 0;
         sf.f_bfree = tmp ? sf.f_blocks - tmp_.used() / 4096 : 0;
         sf.f_bavail = sf.f_bfree;
-        sf.f_files = 1u << 20;
+        sf.f_files = tmp ? 1u << 20 : 0;
         sf.f_ffree = tmp ? sf.f_files / 2 : 0;
         sf.f_namelen = 255;
         sf.f_flags = tmp ? 0 : ST_RDONLY;
@@ -4367,9 +4611,17 @@ struct Kernel::Impl {
           }
           return -EPERM;  // device nodes: not in a sandbox
         }
-        struct stat st;
-        if (StatPath(t, path, false, &st) == 0) return -EEXIST;
-        return ReadOnlyRoot(t, path);
+        if (IsVirtual(path)) {
+          struct stat st;
+          if (StatPath(t, path, false, &st) == 0) return -EEXIST;
+          return ReadOnlyRoot(t, path);
+        }
+        const uint32_t type = mode & S_IFMT;
+        if (type != 0 && type != S_IFREG && type != S_IFIFO && type != S_IFSOCK && type != S_IFCHR && type != S_IFBLK) {
+          return -EINVAL;
+        }
+        if (type == S_IFCHR || type == S_IFBLK) return -EPERM;  // device nodes: not in a sandbox
+        return gofer_.Mknod(path, (type ? type : S_IFREG) | (mode & 07777 & ~p.umask), 0);
       }
       case SYS_timer_create: return TimerCreate(t, static_cast<clockid_t>(ia(0)), a(1), a(2));
       case SYS_timer_settime: return TimerSettime(t, ia(0), ia(1), a(2), a(3));
@@ -4556,7 +4808,27 @@ struct Kernel::Impl {
       }
       case SYS_capget: return 0;
       case SYS_capset: return 0;
-      case SYS_sync: case SYS_syncfs: case SYS_fsync: case SYS_fdatasync: return 0;
+      case SYS_sync: return 0;
+      case SYS_syncfs:
+      case SYS_fsync:
+      case SYS_fdatasync:
+      case SYS_sync_file_range: {
+        auto f = GetFile(t, ia(0));
+        if (!f) return -EBADF;
+        if (nr == SYS_sync_file_range) {
+          if (a(3) & ~static_cast<uint64_t>(SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER)) return -EINVAL;
+          if (static_cast<int64_t>(a(1)) < 0 || static_cast<int64_t>(a(2)) < 0) return -EINVAL;
+          if (f->kind == File::Kind::kPipe) return -ESPIPE;
+        }
+        if (f->kind == File::Kind::kGofer && nr != SYS_syncfs) return gofer_.Fsync(f->handle, nr != SYS_fsync);
+        if (nr == SYS_fsync || nr == SYS_fdatasync) {
+          if (f->kind == File::Kind::kPipe || f->kind == File::Kind::kEpoll || f->kind == File::Kind::kEventfd ||
+              f->kind == File::Kind::kTimerfd) {
+            return -EINVAL;
+          }
+        }
+        return 0;
+      }
       case SYS_membarrier: return 0;  // one router serializes every task's system calls
       case SYS_clone: return Clone(t, a(0), a(1), a(2), a(3), a(4));
       case SYS_clone3: {

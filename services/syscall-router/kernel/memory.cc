@@ -868,6 +868,18 @@ void FileCache::Trim() {
   }
 }
 
+void FileCache::Forget(uint64_t dev, uint64_t ino) {
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (it->first.dev == dev && it->first.ino == ino) {
+      filled_ -= std::min(filled_, it->second.filled_bytes);
+      reserved_ -= std::min(reserved_, it->second.chunk->len);
+      it = entries_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 uint64_t MemoryAddressSpace::mapped() const {
   uint64_t n = 0;
   for (const auto& [start, v] : vmas_) n += v.end - start;

@@ -373,6 +373,10 @@ class FileCache {
     Trim();
     return chunk;
   }
+  // The sandbox changed this file: its entries go (mappings keep their
+  // pages), so that the next mapping reads it afresh even when its size and
+  // mtime tick did not change.
+  void Forget(uint64_t dev, uint64_t ino);
   uint64_t hits() const { return hits_; }
   // Runs of windows read from files.
   uint64_t misses() const { return fills_; }

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <mutex>
+#include <span>
 
 #include "ipc/channel.h"
 #include "services/common/channel_holder.h"
@@ -19,15 +20,17 @@ namespace bulkhead::router {
 // answer's bulk bytes, released after). When the peer dies or hangs, waits up
 // to `restart_wait_ms` for the supervisor's replacement channel: -ESTALE if
 // one came (the caller retries there), -EIO if not.
+// `bulk`: bytes for the request's bulk area (data to write).
 template <typename Req, typename Resp, typename Fill, typename Use>
-long PeerCall(service::ChannelHolder* h, uint64_t deadline_ns, int restart_wait_ms, Fill&& fill, Use&& use) {
+long PeerCall(service::ChannelHolder* h, uint64_t deadline_ns, int restart_wait_ms, Fill&& fill, Use&& use,
+              std::span<const uint8_t> bulk = {}) {
   std::unique_lock<std::mutex> l(h->call_mutex());
   uint64_t version = 0;
   auto ch = h->Get(&version);
   if (!ch) return -EIO;
   ipc::ReceivedMessage msg;
   ipc::Decoded<Resp> resp;
-  ipc::Status st = ch->template Call<Req, Resp>(std::forward<Fill>(fill), &msg, &resp, ipc::DeadlineIn(deadline_ns));
+  ipc::Status st = ch->template Call<Req, Resp>(std::forward<Fill>(fill), &msg, &resp, ipc::DeadlineIn(deadline_ns), bulk);
   if (st == ipc::Status::kPeerDead || st == ipc::Status::kClosed || st == ipc::Status::kCorrupt ||
       st == ipc::Status::kTimeout) {
     l.unlock();
