@@ -1,6 +1,7 @@
 #include "services/syscall-router/kernel/gofer_client.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <sys/xattr.h>
 
 #include <algorithm>
@@ -352,6 +353,24 @@ int GoferClient::Unlink(const std::string& path, bool directory) {
 }
 
 int GoferClient::Rename(const std::string& from, const std::string& to, uint32_t flags) {
+  int rc = RawRename(from, to, flags);
+  if (rc == 0) {
+    // Open handles re-open by path after a gofer restart: they follow the
+    // rename (both ways for an exchange).
+    auto moved = [](const std::string& path, const std::string& a, const std::string& b, std::string* out) {
+      if (path.compare(0, a.size(), a) != 0 || (path.size() > a.size() && path[a.size()] != '/')) return false;
+      *out = b + path.substr(a.size());
+      return true;
+    };
+    for (auto& [id, h] : handles_) {
+      std::string p;
+      if (moved(h.path, from, to, &p) || ((flags & RENAME_EXCHANGE) && moved(h.path, to, from, &p))) h.path = p;
+    }
+  }
+  return rc;
+}
+
+int GoferClient::RawRename(const std::string& from, const std::string& to, uint32_t flags) {
   return Mutate(ENOENT, [&] {
     return Call(
         holder_, busy_,

@@ -142,6 +142,7 @@ class GoferClient {
   template <typename Fn>
   int Mutate(int done_errno, Fn&& call);
   void DropParked();
+  int RawRename(const std::string& from, const std::string& to, uint32_t flags);
 
   service::ChannelHolder* holder_;
   std::function<void(bool)> busy_;
