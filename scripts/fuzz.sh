@@ -29,7 +29,7 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then
   echo "usage: $0 [SECONDS]   (a positive number of seconds per target)" >&2
   exit 2
 fi
-targets=(${BULKHEAD_FUZZ_TARGETS:-ring_decoder capnp_decode mem_broker checkpoint elf})
+targets=(${BULKHEAD_FUZZ_TARGETS:-ring_decoder capnp_decode mem_broker checkpoint gofer elf})
 # Where each target lives: its Bazel package and its checked-in seed corpus.
 pkg_of() { case "$1" in elf) echo services/syscall-router/loader ;; *) echo ipc/fuzz ;; esac; }
 
