@@ -62,5 +62,45 @@ TEST(FsEscape, NothingLeavesTheRootAndReadOnlyVolumesStayUnchanged) {
   fs::remove_all(base);
 }
 
+// /proc/self/mounts tells the truth: the overlay root, each volume with its
+// own flag, the router's own file systems.
+TEST(FsMounts, ProcMountsListsTheRootAndVolumes) {
+  const std::string ro = TestDir("mounts-ro"), rw = TestDir("mounts-rw");
+  Result r = Sh(Runfile("runtime/bulkhead") + " --root " + TestDir("mounts-state") + " do -v " + ro + ":/data:ro -v " +
+                rw + ":/srv/rw -- /bin/cat /proc/self/mounts");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("overlay / overlay rw,", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find(ro + " /data "), std::string::npos) << r.out;
+  const size_t at = r.out.find(" /data ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const std::string data_line = r.out.substr(at, r.out.find('\n', at) - at);
+  EXPECT_NE(data_line.find(" ro,"), std::string::npos) << data_line;
+  EXPECT_NE(r.out.find(rw + " /srv/rw "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("proc /proc proc "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tmpfs /tmp tmpfs "), std::string::npos) << r.out;
+  Result ro_root = Sh(Runfile("runtime/bulkhead") + " --root " + TestDir("mounts-state") +
+                      " do --rootfs-mode readonly -- /bin/sh -c 'head -1 /proc/self/mounts; touch /x'");
+  EXPECT_NE(ro_root.out.find(" / "), std::string::npos) << ro_root.out;
+  EXPECT_NE(ro_root.out.find(" ro,"), std::string::npos) << ro_root.out;
+  EXPECT_NE(ro_root.code, 0);
+  EXPECT_NE(ro_root.err.find("Read-only file system"), std::string::npos) << ro_root.err;
+}
+
+TEST(FsMounts, BadVolumeFlagsAreRefusedWithAMessage) {
+  const std::string bh = Runfile("runtime/bulkhead") + " --root " + TestDir("mounts-state2") + " do ";
+  Result r = Sh(bh + "-v relative:/x -- /bin/true");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("absolute"), std::string::npos) << r.err;
+  r = Sh(bh + "-v /tmp:/x:rx -- /bin/true");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("ro or rw"), std::string::npos) << r.err;
+  r = Sh(bh + "--rootfs-mode sideways -- /bin/true");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("overlay, readonly or writable"), std::string::npos) << r.err;
+  r = Sh(bh + "-v /nonexistent-bulkhead-dir:/x -- /bin/true");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("/nonexistent-bulkhead-dir"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace bulkhead::integration

@@ -4,6 +4,7 @@
 #include <linux/mount.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -128,6 +129,45 @@ const char* RootModeName(RootMode m) {
     case RootMode::kWritable: return "writable";
   }
   return "?";
+}
+
+namespace {
+
+// The name /proc/mounts gives a host file system (a volume's source).
+std::string FsTypeOf(const std::string& path) {
+  struct statfs sf;
+  if (::statfs(path.c_str(), &sf) != 0) return "none";
+  switch (static_cast<uint64_t>(sf.f_type)) {
+    case 0xEF53: return "ext4";
+    case 0x01021994: return "tmpfs";
+    case 0x58465342: return "xfs";
+    case 0x9123683E: return "btrfs";
+    case 0x794C7630: return "overlay";
+    case 0x6969: return "nfs";
+    case 0x65735546: return "fuse";
+    default: return "none";
+  }
+}
+
+}  // namespace
+
+std::vector<MountLine> DescribeMounts(const MountTreeOptions& o) {
+  std::vector<MountLine> out;
+  switch (o.mode) {
+    case RootMode::kOverlay:
+      out.push_back({"overlay", "/", "overlay", "rw,relatime,lowerdir=" + o.rootfs + ",redirect_dir=on"});
+      break;
+    case RootMode::kReadOnly:
+      out.push_back({o.rootfs, "/", FsTypeOf(o.rootfs), "ro,relatime"});
+      break;
+    case RootMode::kWritable:
+      out.push_back({o.rootfs, "/", FsTypeOf(o.rootfs), "rw,relatime"});
+      break;
+  }
+  for (const Volume& v : o.volumes) {
+    out.push_back({v.host, v.guest, FsTypeOf(v.host), std::string(v.readonly ? "ro" : "rw") + ",relatime"});
+  }
+  return out;
 }
 
 MountTree MountTree::Build(const MountTreeOptions& o) {

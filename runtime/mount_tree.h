@@ -53,6 +53,13 @@ struct MountTreeOptions {
   uint64_t upper_bytes = 0;  // size limit of the private layer (0: tmpfs's default)
 };
 
+// One line of the sandbox's /proc/mounts for what the tree serves.
+struct MountLine {
+  std::string source, target, fstype, options;
+};
+// The root first, then the volumes: what `o` builds, as /proc/mounts says it.
+std::vector<MountLine> DescribeMounts(const MountTreeOptions& o);
+
 class MountTree {
  public:
   // Throws SysError/runtime_error naming the path or option at fault.

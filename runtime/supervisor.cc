@@ -692,6 +692,18 @@ AppResult Supervisor::RunApp(const std::vector<std::string>& argv, const std::ve
     for (unsigned i = 0; i < env.size(); ++i) e.set(i, env[i]);
     run.setCwd(cwd);
     run.setHostname(o_.sandbox_id);
+    MountTreeOptions mo;
+    mo.rootfs = o_.rootfs;
+    mo.mode = o_.rootfs_mode;
+    mo.volumes = o_.volumes;
+    const auto lines = DescribeMounts(mo);
+    auto m = run.initMounts(static_cast<unsigned>(lines.size()));
+    for (unsigned i = 0; i < lines.size(); ++i) {
+      m[i].setSource(lines[i].source);
+      m[i].setTarget(lines[i].target);
+      m[i].setFstype(lines[i].fstype);
+      m[i].setOptions(lines[i].options);
+    }
   }, ipc::DeadlineIn(1'000'000'000));
   if (st != Status::kOk) {
     res.exit_code = 125;

@@ -30,6 +30,15 @@ struct Run {
   env @1 :List(Text);
   cwd @2 :Text;
   hostname @3 :Text;
+  mounts @4 :List(MountEntry);  # what fs-gofer serves, for /proc/mounts
+}
+
+# One line of /proc/mounts.
+struct MountEntry {
+  source @0 :Text;
+  target @1 :Text;
+  fstype @2 :Text;
+  options @3 :Text;
 }
 
 struct Exited {

@@ -329,6 +329,7 @@ struct Kernel::Impl {
   const uint64_t fast_entry_;  // Platform::fast_entry(): 0 when sites are never patched
   std::unique_ptr<FileCache> cache_;  // read-only file pages (exec), shared by all processes
   std::string hostname_ = "bulkhead";
+  std::vector<RunRequest::Mount> mounts_;  // what fs-gofer serves (root first)
   RunResult* res_ = nullptr;
   // The memory limit (RunRequest::memory_limit) and when it is checked next.
   uint64_t mem_limit_ = 0;
@@ -663,6 +664,7 @@ struct Kernel::Impl {
       return res;
     }
     hostname_ = req.hostname;
+    mounts_ = req.mounts;
     mem_limit_ = mem_ ? req.memory_limit : 0;
     auto proc = std::make_unique<Process>();
     Process* p = proc.get();
@@ -2510,10 +2512,8 @@ struct Kernel::Impl {
       return text(s);
     }
     if (path == "/proc/meminfo") return text(MemInfo());
-    if (path == "/proc/mounts") {
-      return text("none / bulkhead ro 0 0\nproc /proc proc rw 0 0\ntmpfs /tmp tmpfs rw,nosuid,nodev 0 0\n"
-                  "tmpfs /dev/shm tmpfs rw,nosuid,nodev 0 0\n");
-    }
+    if (path == "/proc/mounts") return text(MountTable(false));
+    if (path == "/proc/mountinfo") return text(MountTable(true));
     if (path == "/proc/filesystems") return text("nodev\tproc\nnodev\ttmpfs\n");
     if (path == "/proc/version") return text("Linux version 6.1.0-bulkhead (bulkhead) #1 SMP\n");
     if (path == "/proc/loadavg") return text("0.00 0.00 0.00 1/" + std::to_string(tasks_.size()) + " " + std::to_string(next_pid_ - 1) + "\n");
@@ -2532,7 +2532,7 @@ struct Kernel::Impl {
     if (it == procs_.end() || it->second->zombie) return std::nullopt;
     Process& p = *it->second;
     std::string rest = slash == std::string::npos ? "" : path.substr(slash);
-    if (rest.empty()) return dir({"exe", "cwd", "root", "fd", "status", "stat", "cmdline", "comm", "maps", "environ", "mounts"});
+    if (rest.empty()) return dir({"exe", "cwd", "root", "fd", "status", "stat", "cmdline", "comm", "maps", "environ", "mounts", "mountinfo"});
     if (rest == "/exe" || rest == "/cwd" || rest == "/root") {
       n.mode = S_IFLNK | 0777;
       n.link = rest == "/exe" ? p.exe : rest == "/cwd" ? p.cwd : "/";
@@ -2574,7 +2574,58 @@ struct Kernel::Impl {
     if (rest == "/maps") return text(Mm(p) ? Mm(p)->Maps() : "");
     if (rest == "/environ") return text("");
     if (rest == "/mounts") return Virtual(t, "/proc/mounts", follow);
+    if (rest == "/mountinfo") return Virtual(t, "/proc/mountinfo", follow);
     return std::nullopt;
+  }
+
+  // /proc/mounts (or /proc/PID/mountinfo): fs-gofer's tree as the
+  // supervisor built it (root, volumes), then the router's own file systems.
+  std::string MountTable(bool info) const {
+    struct Line {
+      std::string source, target, fstype, options;
+    };
+    std::vector<Line> lines;
+    for (const auto& m : mounts_) lines.push_back({m.source, m.target, m.fstype, m.options});
+    if (lines.empty()) lines.push_back({"none", "/", "bulkhead", "ro"});
+    lines.push_back({"proc", "/proc", "proc", "rw,nosuid,nodev,noexec,relatime"});
+    lines.push_back({"sysfs", "/sys", "sysfs", "ro,nosuid,nodev,noexec,relatime"});
+    lines.push_back({"tmpfs", "/dev", "tmpfs", "rw,nosuid,mode=755"});
+    lines.push_back({"tmpfs", "/dev/shm", "tmpfs", "rw,nosuid,nodev"});
+    lines.push_back({"tmpfs", "/tmp", "tmpfs", "rw,nosuid,nodev"});
+    // Spaces, tabs, newlines and backslashes as Linux escapes them (\040 ...).
+    auto esc = [](const std::string& v) {
+      std::string o;
+      for (char c : v) {
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\\') {
+          char b[8];
+          std::snprintf(b, sizeof b, "\\%03o", static_cast<unsigned char>(c));
+          o += b;
+        } else {
+          o += c;
+        }
+      }
+      return o;
+    };
+    std::string out;
+    for (size_t i = 0; i < lines.size(); ++i) {
+      const Line& l = lines[i];
+      if (!info) {
+        out += esc(l.source) + " " + esc(l.target) + " " + l.fstype + " " + l.options + " 0 0\n";
+        continue;
+      }
+      // The parent: the latest earlier mount whose target holds this one.
+      size_t parent = 0;
+      for (size_t j = 0; j < i; ++j) {
+        const std::string& pt = lines[j].target;
+        if (pt == "/" || (l.target.compare(0, pt.size(), pt) == 0 && l.target.size() > pt.size() && l.target[pt.size()] == '/')) {
+          parent = j;
+        }
+      }
+      const std::string comma = l.options.find(',') == std::string::npos ? l.options : l.options.substr(0, l.options.find(','));
+      out += std::to_string(20 + i) + " " + std::to_string(i == 0 ? 19 : 20 + parent) + " 0:" + std::to_string(30 + i) + " / " +
+             esc(l.target) + " " + comma + " - " + l.fstype + " " + esc(l.source) + " " + l.options + "\n";
+    }
+    return out;
   }
 
   static void FillVirtualStat(const VNode& n, struct stat* st) {

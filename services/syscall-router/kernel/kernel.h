@@ -33,6 +33,11 @@ struct RunRequest {
   std::vector<std::string> envp;
   std::string cwd = "/";
   std::string hostname = "bulkhead";
+  // The file systems fs-gofer serves (root first), for /proc/mounts.
+  struct Mount {
+    std::string source, target, fstype, options;
+  };
+  std::vector<Mount> mounts;
   // The sandbox's memory limit in bytes (0: none). Above it, a single
   // private writable mapping (mmap, brk, mremap growth) larger than the limit
   // fails with ENOMEM, as Linux's overcommit heuristic refuses a request
