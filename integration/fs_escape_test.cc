@@ -102,5 +102,49 @@ TEST(FsMounts, BadVolumeFlagsAreRefusedWithAMessage) {
   EXPECT_NE(r.err.find("/nonexistent-bulkhead-dir"), std::string::npos) << r.err;
 }
 
+// MAP_SHARED of a file of the root: stores reach the file (msync, munmap),
+// write() reaches the mapping, a forked child's stores reach the parent,
+// and a read-only descriptor cannot map it writable. Same output natively.
+TEST(FsSharedMaps, SharedFileMappingsMatchLinux) {
+  const std::string dir = "/var/tmp/bulkhead-shmap-" + std::to_string(getpid());
+  fs::create_directories(dir);
+  const std::string script = dir + "/mm.py";
+  std::ofstream(script) << R"(import mmap, os, sys
+p = sys.argv[1] + "/mm"
+with open(p, "wb") as f: f.write(b"a" * 8192)
+fd = os.open(p, os.O_RDWR)
+m = mmap.mmap(fd, 8192, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+m[0:5] = b"hello"
+print("read before msync:", os.pread(fd, 5, 0))
+m.flush()
+os.pwrite(fd, b"WORLD", 10)
+print("map sees write:", m[10:15])
+pid = os.fork()
+if pid == 0:
+    m[100:103] = b"kid"
+    os._exit(0)
+os.waitpid(pid, 0)
+print("parent sees child:", m[100:103])
+m[8000:8003] = b"end"
+m.close()
+os.close(fd)
+data = open(p, "rb").read()
+print("file:", data[:16], data[100:103], data[8000:8003], len(data))
+ro = os.open(p, os.O_RDONLY)
+try:
+    mmap.mmap(ro, 4096, mmap.MAP_SHARED, mmap.PROT_WRITE | mmap.PROT_READ)
+except OSError as e:
+    print("read-only fd:", e.errno)
+)";
+  Result native = Sh("/usr/bin/python3 " + script + " " + dir);
+  Result sandboxed = Sh(Runfile("runtime/bulkhead") + " --root " + TestDir("shmap-state") + " do -- /usr/bin/python3 " +
+                        script + " " + dir);
+  fs::remove_all(dir);
+  ASSERT_EQ(native.code, 0) << native.err;
+  EXPECT_EQ(sandboxed.code, 0) << sandboxed.err;
+  EXPECT_EQ(sandboxed.out, native.out);
+  EXPECT_NE(native.out.find("parent sees child: b'kid'"), std::string::npos) << native.out;
+}
+
 }  // namespace
 }  // namespace bulkhead::integration

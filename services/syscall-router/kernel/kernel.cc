@@ -330,6 +330,18 @@ struct Kernel::Impl {
   std::unique_ptr<FileCache> cache_;  // read-only file pages (exec), shared by all processes
   std::string hostname_ = "bulkhead";
   std::vector<RunRequest::Mount> mounts_;  // what fs-gofer serves (root first)
+  // Shared mappings of files of the root and volumes: one range of the
+  // memory file per file (device, inode) that every MAP_SHARED mapping of it
+  // maps, so that processes sharing it see each other's stores; written back
+  // to the file on msync, fsync, and once no mapping uses it. write() and
+  // read() of the file stay coherent with it (writes go to both; a read
+  // first writes back).
+  struct SharedFile {
+    std::shared_ptr<Chunk> chunk;
+    uint64_t handle = 0;  // a gofer handle opened read-write (0: read-only mappings only)
+    std::string path;
+  };
+  std::map<std::pair<uint64_t, uint64_t>, SharedFile> shared_files_;
   RunResult* res_ = nullptr;
   // The memory limit (RunRequest::memory_limit) and when it is checked next.
   uint64_t mem_limit_ = 0;
@@ -716,7 +728,84 @@ struct Kernel::Impl {
     graveyard_.clear();
     dead_as_.clear();
     procs_.clear();
+    SweepSharedFiles(true);
     return res;
+  }
+
+  // Writes a shared file mapping's pages back to the file (up to its size).
+  void FlushSharedFile(SharedFile& sf) {
+    if (sf.handle == 0 || !mem_) return;
+    struct stat st;
+    if (gofer_.Fstat(sf.handle, &st) != 0) return;
+    const uint64_t end = std::min<uint64_t>(static_cast<uint64_t>(st.st_size), sf.chunk->len);
+    for (uint64_t off = 0; off < end;) {
+      const size_t n = std::min<uint64_t>(kChunk, end - off);
+      int64_t at = 0, size = 0;
+      if (gofer_.Pwrite(sf.handle, static_cast<int64_t>(off), {mem_->at(sf.chunk->offset + off), n}, &at, &size) <= 0) break;
+      off += n;
+    }
+    ForgetCached(st);
+  }
+  // Files no mapping uses any more (or all, at the end) are written back
+  // and let go.
+  void SweepSharedFiles(bool all) {
+    for (auto it = shared_files_.begin(); it != shared_files_.end();) {
+      if (all || it->second.chunk.use_count() == 1) {
+        FlushSharedFile(it->second);
+        if (it->second.handle) gofer_.Close(it->second.handle);
+        it = shared_files_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  SharedFile* SharedFileOf(const File& f) {
+    auto it = shared_files_.find({f.st.st_dev, f.st.st_ino});
+    return it == shared_files_.end() ? nullptr : &it->second;
+  }
+
+  // mmap(MAP_SHARED) of a file of the root or a volume.
+  int64_t MapSharedFile(Process& p, File& f, uint64_t addr, uint64_t len, int prot, uint64_t off) {
+    auto* mm = Mm(p);
+    if (!mm || !mem_) return -ENODEV;
+    if (S_ISDIR(f.st.st_mode)) return -ENODEV;
+    struct stat st;
+    if (int rc = gofer_.Fstat(f.handle, &st); rc < 0) return rc;
+    const std::pair<uint64_t, uint64_t> key{st.st_dev, st.st_ino};
+    auto it = shared_files_.find(key);
+    const uint64_t need = PageUp(std::max<uint64_t>(off + len, static_cast<uint64_t>(st.st_size)));
+    if (it != shared_files_.end() && it->second.chunk->len < need) {
+      // Grown past its range: write back, start a new one (older mappings
+      // keep theirs).
+      SweepSharedFiles(false);
+      it = shared_files_.find(key);
+      if (it != shared_files_.end()) {
+        FlushSharedFile(it->second);
+        if (it->second.handle) gofer_.Close(it->second.handle);
+        shared_files_.erase(it);
+        it = shared_files_.end();
+      }
+    }
+    if (it == shared_files_.end()) {
+      SharedFile sf;
+      sf.path = f.path;
+      sf.chunk = AllocateChunk(*mem_, need, MemKind::kFile);
+      if (!sf.chunk) return -ENOMEM;
+      for (uint64_t done = 0; done < static_cast<uint64_t>(st.st_size);) {
+        const size_t want = std::min<uint64_t>(kChunk, static_cast<uint64_t>(st.st_size) - done);
+        long n = gofer_.Pread(f.handle, static_cast<int64_t>(done), {mem_->at(sf.chunk->offset + done), want});
+        if (n < 0) return n;
+        if (n == 0) break;
+        done += static_cast<uint64_t>(n);
+      }
+      it = shared_files_.emplace(key, std::move(sf)).first;
+    }
+    SharedFile& sf = it->second;
+    if ((prot & PROT_WRITE) && sf.handle == 0) {
+      struct stat wst;
+      if (int rc = gofer_.Open(sf.path, O_RDWR, 0, &sf.handle, &wst); rc < 0) return rc;
+    }
+    return mm->MapShared(addr, len, prot, sf.chunk, off, f.path);
   }
 
   void Loop() {
@@ -798,6 +887,7 @@ struct Kernel::Impl {
       // Freed memory goes back to the host a slice per turn, between
       // events, never in one long stall; the loop turns again at once while
       // some is left.
+      if (!shared_files_.empty()) SweepSharedFiles(false);
       if (mem_ != nullptr && mem_->pending_release() > 0) {
         mem_->ReleasePending(MemoryFile::kReleaseSlice);
         if (mem_->pending_release() > 0) timeout = 0;
@@ -3099,6 +3189,7 @@ struct Kernel::Impl {
       }
       case File::Kind::kGofer: {
         if (S_ISDIR(f->st.st_mode)) return -EISDIR;
+        if (SharedFile* sf = SharedFileOf(*f); sf && sf->handle) FlushSharedFile(*sf);  // read() sees the mappings' stores
         tmp.resize(std::min<uint64_t>(count, kChunk));
         int64_t pos = offset >= 0 ? offset : f->offset;
         uint64_t total = 0;
@@ -3336,6 +3427,11 @@ struct Kernel::Impl {
         break;
       }
       f.st.st_size = size;
+      if (SharedFile* sf = SharedFileOf(f); sf && mem_ && at >= 0 && static_cast<uint64_t>(at) < sf->chunk->len) {
+        // Shared mappings see what write() wrote.
+        std::memcpy(mem_->at(sf->chunk->offset + static_cast<uint64_t>(at)), tmp.data(),
+                    std::min<uint64_t>(static_cast<uint64_t>(n), sf->chunk->len - static_cast<uint64_t>(at)));
+      }
       if (append) pos = at - static_cast<int64_t>(total);  // so that pos + total is the end
       total += static_cast<uint64_t>(n);
       if (n < got) break;
@@ -3643,8 +3739,8 @@ struct Kernel::Impl {
           if ((prot & PROT_WRITE) && (f->flags & O_ACCMODE) != O_RDWR) return -EACCES;
           if ((prot & PROT_WRITE) && (f->tnode->seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE))) return -EPERM;
           shared_tmpfs = true;
-        } else if (type != MAP_PRIVATE && (prot & PROT_WRITE)) {
-          return -EACCES;  // host files are read-only for now
+        } else if (type != MAP_PRIVATE && (prot & PROT_WRITE) && (f->flags & O_ACCMODE) != O_RDWR) {
+          return -EACCES;
         }
       }
     }
@@ -3669,6 +3765,7 @@ struct Kernel::Impl {
       if (!chunk) return -ENOMEM;
       return mm->MapShared(addr, len, prot, std::move(chunk), off, f->path);
     }
+    if (f && type != MAP_PRIVATE && f->kind == File::Kind::kGofer) return MapSharedFile(p, *f, addr, len, prot, off);
     if (f && type == MAP_PRIVATE && !(prot & PROT_WRITE)) {
       // Text and read-only data of libraries: the page cache's pages.
       if (int64_t r = MapCached(p, *f, addr, len, prot, off); r != -ENOTSUP) return r;
@@ -4126,7 +4223,12 @@ struct Kernel::Impl {
         if (r >= 0) p.mmap_next = to;
         return r;
       }
-      case SYS_msync:
+      case SYS_msync: {
+        if ((a(0) & (kPage - 1)) || (a(2) & ~static_cast<uint64_t>(MS_ASYNC | MS_SYNC | MS_INVALIDATE))) return -EINVAL;
+        if ((a(2) & MS_ASYNC) && (a(2) & MS_SYNC)) return -EINVAL;
+        for (auto& [key, sf] : shared_files_) FlushSharedFile(sf);
+        return 0;
+      }
       case SYS_mlock:
       case SYS_munlock:
       case SYS_mlockall:
@@ -4871,7 +4973,10 @@ struct Kernel::Impl {
           if (static_cast<int64_t>(a(1)) < 0 || static_cast<int64_t>(a(2)) < 0) return -EINVAL;
           if (f->kind == File::Kind::kPipe) return -ESPIPE;
         }
-        if (f->kind == File::Kind::kGofer && nr != SYS_syncfs) return gofer_.Fsync(f->handle, nr != SYS_fsync);
+        if (f->kind == File::Kind::kGofer) {
+          if (SharedFile* sf = SharedFileOf(*f)) FlushSharedFile(*sf);
+          if (nr != SYS_syncfs) return gofer_.Fsync(f->handle, nr != SYS_fsync);
+        }
         if (nr == SYS_fsync || nr == SYS_fdatasync) {
           if (f->kind == File::Kind::kPipe || f->kind == File::Kind::kEpoll || f->kind == File::Kind::kEventfd ||
               f->kind == File::Kind::kTimerfd) {
