@@ -1,4 +1,4 @@
-/* Runs inside `bulkhead do` (fs_escape_test.cc): every way a program might
+/* Runs inside `bulkhead do` (fs_test.cc): every way a program might
  * write outside its root, or into a read-only volume, and the answer Linux
  * gives when the sandbox confines it. The test prepares:
  *   /abs    -> OUTSIDE/secret (an absolute host path)

@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/xattr.h>
 #include <sys/auxv.h>
 #include <sys/epoll.h>
@@ -44,6 +45,7 @@
 
 #include "harden/seccomp_policy.h"
 #include "ipc/stats.h"
+#include "services/syscall-router/kernel/locks.h"
 #include "services/syscall-router/kernel/tmpfs.h"
 #include "services/syscall-router/loader/exec.h"
 #include "services/syscall-router/platform/ptrace_platform.h"
@@ -342,6 +344,7 @@ struct Kernel::Impl {
     std::string path;
   };
   std::map<std::pair<uint64_t, uint64_t>, SharedFile> shared_files_;
+  LockTable locks_;  // fcntl record and OFD locks, flock
   RunResult* res_ = nullptr;
   // The memory limit (RunRequest::memory_limit) and when it is checked next.
   uint64_t mem_limit_ = 0;
@@ -1750,6 +1753,7 @@ struct Kernel::Impl {
   // ------------------------------------------------------------ processes
 
   void ExitProcess(Process& p, int code_or_sig, bool normal) {
+    locks_.ExitedProcess(p.pid);
     if (p.zombie) return;
     const int status = normal ? ((code_or_sig & 0xff) << 8) : (code_or_sig & 0x7f);
     std::vector<Task*> tasks = p.tasks;
@@ -3391,6 +3395,81 @@ struct Kernel::Impl {
     return gofer_.RemoveXattr(target, name);
   }
 
+  // The identity locks are kept under: a file of the root or a volume, or
+  // a tmpfs node. Other descriptors (pipes, devices) take no locks.
+  static bool LockKey(const File& f, LockTable::Key* k) {
+    if (f.kind == File::Kind::kGofer) {
+      *k = {f.st.st_dev, f.st.st_ino};
+      return true;
+    }
+    if (f.kind == File::Kind::kTmpfs && f.tnode) {
+      *k = {UINT64_MAX, reinterpret_cast<uint64_t>(f.tnode.get())};
+      return true;
+    }
+    return false;
+  }
+
+  // fcntl F_SETLK(W), F_GETLK and their OFD forms.
+  int64_t RecordLock(Task& t, const std::shared_ptr<File>& f, int cmd, uint64_t arg) {
+    struct flock fl;
+    if (!In(t, arg, &fl)) return -EFAULT;
+    const bool ofd = cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW || cmd == F_OFD_GETLK;
+    const bool get = cmd == F_GETLK || cmd == F_OFD_GETLK;
+    if (ofd && fl.l_pid != 0) return -EINVAL;
+    if (fl.l_type != F_RDLCK && fl.l_type != F_WRLCK && fl.l_type != F_UNLCK) return -EINVAL;
+    if (get && fl.l_type == F_UNLCK) return -EINVAL;
+    LockTable::Key key;
+    if (!LockKey(*f, &key)) {
+      if (!get) return 0;
+      fl.l_type = F_UNLCK;
+      return Out(t, arg, fl) ? 0 : -EFAULT;
+    }
+    int64_t base = 0;
+    switch (fl.l_whence) {
+      case SEEK_SET: break;
+      case SEEK_CUR: base = f->offset; break;
+      case SEEK_END: {
+        if (f->kind == File::Kind::kTmpfs) {
+          base = static_cast<int64_t>(f->tnode->data.size());
+        } else {
+          struct stat st;
+          if (int rc = gofer_.Fstat(f->handle, &st); rc < 0) return rc;
+          base = st.st_size;
+        }
+        break;
+      }
+      default: return -EINVAL;
+    }
+    int64_t start = 0, end = LockTable::kToEnd;
+    if (__builtin_add_overflow(base, static_cast<int64_t>(fl.l_start), &start)) return -EOVERFLOW;
+    if (fl.l_len > 0) {
+      if (__builtin_add_overflow(start, static_cast<int64_t>(fl.l_len), &end)) end = LockTable::kToEnd;
+    } else if (fl.l_len < 0) {
+      end = start;
+      start += fl.l_len;
+    }
+    if (start < 0) return -EINVAL;
+    const LockTable::Owner who = ofd ? LockTable::Owner{t.proc->pid, f, f.get()} : LockTable::Owner{t.proc->pid, {}, nullptr};
+    if (get) {
+      const LockTable::Lock* c = locks_.Conflict(key, who, fl.l_type, start, end);
+      if (c == nullptr) {
+        fl.l_type = F_UNLCK;
+      } else {
+        fl.l_type = c->type;
+        fl.l_whence = SEEK_SET;
+        fl.l_start = c->start;
+        fl.l_len = c->end == LockTable::kToEnd ? 0 : c->end - c->start;
+        fl.l_pid = c->owner.ofd_id ? -1 : c->owner.pid;
+      }
+      return Out(t, arg, fl) ? 0 : -EFAULT;
+    }
+    const uint32_t acc = f->flags & O_ACCMODE;
+    if ((fl.l_type == F_RDLCK && acc == O_WRONLY) || (fl.l_type == F_WRLCK && acc == O_RDONLY)) return -EBADF;
+    const int rc = locks_.Set(key, who, fl.l_type, start, end);
+    if (rc == -EAGAIN && (cmd == F_SETLKW || cmd == F_OFD_SETLKW)) return kBlock;
+    return rc;
+  }
+
   // pwrite and pwritev: files with offsets only.
   int64_t WriteAt(Task& t, int fd, uint64_t buf, uint64_t count, int64_t offset) {
     auto f = GetFile(t, fd);
@@ -3832,6 +3911,10 @@ struct Kernel::Impl {
       case SYS_openat: return OpenAt(t, ia(0), a(1), static_cast<uint32_t>(a(2)), static_cast<uint32_t>(a(3)));
       case SYS_creat: return OpenAt(t, AT_FDCWD, a(0), O_CREAT | O_WRONLY | O_TRUNC, static_cast<uint32_t>(a(1)));
       case SYS_close: {
+        if (auto f = GetFile(t, ia(0))) {
+          LockTable::Key key;
+          if (LockKey(*f, &key)) locks_.ClosedBy(key, p.pid);  // POSIX: any close drops the process's locks
+        }
         if (!p.fds->erase(ia(0))) return -EBADF;
         return 0;
       }
@@ -4089,18 +4172,22 @@ struct Kernel::Impl {
           case F_SETLKW:
           case F_OFD_SETLK:
           case F_OFD_SETLKW:
-            return 0;  // one sandbox, read-only files: nobody to conflict with
           case F_GETLK:
-          case F_OFD_GETLK: {
-            struct flock fl;
-            if (!In(t, a(2), &fl)) return -EFAULT;
-            fl.l_type = F_UNLCK;
-            return Out(t, a(2), fl) ? 0 : -EFAULT;
-          }
+          case F_OFD_GETLK:
+            return RecordLock(t, f, ia(1), a(2));
           default: return -EINVAL;
         }
       }
-      case SYS_flock: return GetFile(t, ia(0)) ? 0 : -EBADF;
+      case SYS_flock: {
+        auto f = GetFile(t, ia(0));
+        if (!f) return -EBADF;
+        const int op = ia(1), kind = op & ~LOCK_NB;
+        if (kind != LOCK_SH && kind != LOCK_EX && kind != LOCK_UN) return -EINVAL;
+        LockTable::Key key;
+        if (!LockKey(*f, &key)) return 0;
+        const int rc = locks_.Flock(key, LockTable::Owner{p.pid, f, f.get()}, op);
+        return rc == -EWOULDBLOCK && !(op & LOCK_NB) ? kBlock : rc;
+      }
       case SYS_ioctl: return Ioctl(t, ia(0), static_cast<unsigned long>(a(1)), a(2));
       case SYS_pipe:
       case SYS_pipe2: {

@@ -1,4 +1,4 @@
-// Escape tests for the file system (issue 5): a program in the sandbox tries
+// The sandbox's file system end to end (issue 5). Escapes: a program in the sandbox tries
 // every way out of its root and into a read-only volume (integration/
 // fsescape.c prints any answer that differs from Linux's confined one), and
 // the host side is checked afterwards: the file outside the root, the image
@@ -144,6 +144,25 @@ except OSError as e:
   EXPECT_EQ(sandboxed.code, 0) << sandboxed.err;
   EXPECT_EQ(sandboxed.out, native.out);
   EXPECT_NE(native.out.find("parent sees child: b'kid'"), std::string::npos) << native.out;
+}
+
+// Record locks, OFD semantics and flock between processes of the sandbox
+// (the router's lock table): conflicts, F_GETLK's report, a blocked
+// F_SETLKW woken by the unlock, flock released by close. Same output as
+// native.
+TEST(FsLocks, LocksBetweenProcessesMatchLinux) {
+  const std::string dir = "/var/tmp/bulkhead-locks-" + std::to_string(getpid());
+  fs::create_directories(dir);
+  fs::copy_file(Runfile("integration/fslocks.py"), dir + "/fslocks.py");
+  Result native = Sh("/usr/bin/python3 " + dir + "/fslocks.py " + dir);
+  fs::remove(dir + "/lockf");
+  Result sandboxed = Sh(Runfile("runtime/bulkhead") + " --root " + TestDir("locks-state") + " do -- /usr/bin/python3 " +
+                        dir + "/fslocks.py " + dir);
+  fs::remove_all(dir);
+  ASSERT_EQ(native.code, 0) << native.err;
+  EXPECT_EQ(sandboxed.code, 0) << sandboxed.err;
+  EXPECT_EQ(sandboxed.out, native.out);
+  EXPECT_NE(native.out.find("child: waited for unlock True"), std::string::npos) << native.out;
 }
 
 }  // namespace
