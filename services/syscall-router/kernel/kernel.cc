@@ -1584,6 +1584,7 @@ struct Kernel::Impl {
       case SYS_pwrite64: case SYS_wait4: case SYS_waitid: case SYS_futex: case SYS_ioctl:
       case SYS_fcntl: case SYS_open: case SYS_openat: case SYS_accept: case SYS_accept4:
       case SYS_connect: case SYS_recvfrom: case SYS_sendto: case SYS_recvmsg: case SYS_sendmsg:
+      case SYS_flock: case SYS_sendfile: case SYS_splice: case SYS_tee: case SYS_copy_file_range:
         return true;
       default:
         return false;
@@ -3470,6 +3471,225 @@ struct Kernel::Impl {
     return rc;
   }
 
+  // ------------------------------------------------------------ sendfile, splice, tee, copy_file_range
+  // Moved through a router buffer, in pieces of kChunk: from a file at an
+  // offset or from a pipe, to a file at an offset, a pipe, or a host
+  // descriptor (stdout). Nothing reaches the host kernel but the final
+  // write to a host descriptor that is the sandbox's own stdio.
+
+  static bool Regular(const File& f) {
+    if (f.kind == File::Kind::kGofer) return S_ISREG(f.st.st_mode);
+    if (f.kind == File::Kind::kTmpfs) return f.tnode && S_ISREG(f.tnode->mode);
+    return false;
+  }
+
+  // Up to n bytes of a regular file at `off`, or of a pipe (consumed unless
+  // `peek`). Count, 0 at the end, -errno, or kBlock (an empty pipe).
+  int64_t SourceRead(File& f, std::vector<uint8_t>* out, size_t n, int64_t off, bool peek) {
+    out->resize(n);
+    if (f.kind == File::Kind::kPipe) {
+      Pipe& p = *f.pipe;
+      if (p.buf.empty()) return p.writers == 0 ? 0 : (f.flags & O_NONBLOCK) ? -EAGAIN : kBlock;
+      const size_t k = std::min(n, p.buf.size());
+      std::copy(p.buf.begin(), p.buf.begin() + static_cast<long>(k), out->begin());
+      if (!peek) p.buf.erase(p.buf.begin(), p.buf.begin() + static_cast<long>(k));
+      out->resize(k);
+      return static_cast<int64_t>(k);
+    }
+    if (f.kind == File::Kind::kTmpfs) {
+      long r = f.tmpfs->Read(*f.tnode, static_cast<uint64_t>(off), out->data(), n);
+      out->resize(r > 0 ? static_cast<size_t>(r) : 0);
+      return r;
+    }
+    if (SharedFile* sf = SharedFileOf(f); sf && sf->handle) FlushSharedFile(*sf);
+    long r = gofer_.Pread(f.handle, off, {out->data(), n});
+    out->resize(r > 0 ? static_cast<size_t>(r) : 0);
+    return r;
+  }
+
+  // Writes `data` to a regular file at `off` (-1: its position or end for
+  // O_APPEND, moved), a pipe (what fits now), the null device or a host
+  // descriptor. Count, -errno or kBlock (nothing fits yet).
+  int64_t SinkWrite(Task& t, File& f, const std::vector<uint8_t>& data, int64_t off) {
+    switch (f.kind) {
+      case File::Kind::kNull:
+        return static_cast<int64_t>(data.size());
+      case File::Kind::kPipe: {
+        Pipe& p = *f.pipe;
+        if (p.readers == 0) {
+          SignalTask(t, SIGPIPE);
+          return -EPIPE;
+        }
+        const size_t space = kPipeCapacity - std::min(kPipeCapacity, p.buf.size());
+        if (space == 0) return (f.flags & O_NONBLOCK) ? -EAGAIN : kBlock;
+        const size_t k = std::min(space, data.size());
+        p.buf.insert(p.buf.end(), data.begin(), data.begin() + static_cast<long>(k));
+        return static_cast<int64_t>(k);
+      }
+      case File::Kind::kHost: {
+        pollfd pf{f.host_fd, POLLOUT, 0};
+        if (::poll(&pf, 1, 0) == 0) {
+          if (f.flags & O_NONBLOCK) return -EAGAIN;
+          t.host_waits = {pf};
+          return kBlock;
+        }
+        ssize_t n = ::write(f.host_fd, data.data(), std::min<size_t>(data.size(), PIPE_BUF));
+        if (n < 0 && errno == EPIPE) SignalTask(t, SIGPIPE);
+        return n < 0 ? -errno : n;
+      }
+      case File::Kind::kTmpfs:
+      case File::Kind::kGofer: {
+        if (!Regular(f)) return -EINVAL;
+        if ((f.flags & O_ACCMODE) == O_RDONLY) return -EBADF;
+        if (f.kind == File::Kind::kTmpfs) {
+          const int64_t pos = off >= 0 ? off : (f.flags & O_APPEND) ? static_cast<int64_t>(f.tnode->data.size()) : f.offset;
+          long n = f.tmpfs->Write(*f.tnode, static_cast<uint64_t>(pos), data.data(), data.size());
+          if (n > 0 && off < 0) f.offset = pos + n;
+          return n;
+        }
+        const bool append = off < 0 && (f.flags & O_APPEND);
+        int64_t at = 0, size = 0;
+        long n = gofer_.Pwrite(f.handle, append ? -1 : (off >= 0 ? off : f.offset), data, &at, &size);
+        if (n > 0) {
+          f.st.st_size = size;
+          ForgetCached(f.st);
+          if (off < 0) f.offset = at + n;
+        }
+        return n;
+      }
+      default:
+        return -EINVAL;
+    }
+  }
+
+  // The loop all four calls share: from `in` (at *in_off, or its position
+  // when in_off is null; a pipe has neither) to `out` (likewise), at most
+  // `count` bytes. What was moved, or the first piece's error or kBlock.
+  int64_t Transfer(Task& t, File& in, int64_t* in_off, File& out, int64_t* out_off, uint64_t count, bool peek) {
+    std::vector<uint8_t> buf;
+    uint64_t total = 0;
+    const bool in_pipe = in.kind == File::Kind::kPipe;
+    while (total < count) {
+      const size_t want = std::min<uint64_t>(kChunk, count - total);
+      const int64_t at = in_pipe ? -1 : in_off ? *in_off : in.offset;
+      int64_t n = SourceRead(in, &buf, want, at, peek);
+      if (n == kBlock || n < 0) return total ? static_cast<int64_t>(total) : n;
+      if (n == 0) break;
+      int64_t w = SinkWrite(t, out, buf, out_off ? *out_off : -1);
+      if (w == kBlock || w < 0) {
+        if (in_pipe && !peek) {  // give back what was taken and not written
+          in.pipe->buf.insert(in.pipe->buf.begin(), buf.begin(), buf.end());
+        }
+        return total ? static_cast<int64_t>(total) : w;
+      }
+      if (in_pipe && !peek && w < n) in.pipe->buf.insert(in.pipe->buf.begin(), buf.begin() + w, buf.end());
+      if (!in_pipe) {
+        if (in_off) *in_off += w;
+        else in.offset += w;
+      }
+      if (out_off) *out_off += w;
+      total += static_cast<uint64_t>(w);
+      if (w < n || in_pipe) break;  // a pipe: what it held now
+    }
+    return static_cast<int64_t>(total);
+  }
+
+  // An optional loff_t argument: read it (null pointer: none).
+  bool OffsetArg(Task& t, uint64_t addr, int64_t* v, int64_t** p, int64_t* err) {
+    *p = nullptr;
+    if (addr == 0) return true;
+    if (!In(t, addr, v)) {
+      *err = -EFAULT;
+      return false;
+    }
+    if (*v < 0) {
+      *err = -EINVAL;
+      return false;
+    }
+    *p = v;
+    return true;
+  }
+
+  int64_t Sendfile(Task& t, int out_fd, int in_fd, uint64_t off_addr, uint64_t count) {
+    auto in = GetFile(t, in_fd), out = GetFile(t, out_fd);
+    if (!in || !out) return -EBADF;
+    if ((in->flags & O_ACCMODE) == O_WRONLY || (out->flags & O_ACCMODE) == O_RDONLY) return -EBADF;
+    if (!Regular(*in)) return -EINVAL;
+    if ((out->flags & O_APPEND) && out->kind != File::Kind::kHost) return -EINVAL;
+    int64_t off = 0, *offp = nullptr, err = 0;
+    if (!OffsetArg(t, off_addr, &off, &offp, &err)) return err;
+    count = std::min<uint64_t>(count, 0x7ffff000);
+    int64_t r = Transfer(t, *in, offp, *out, nullptr, count, false);
+    if (offp && r > 0 && !Out(t, off_addr, off)) return -EFAULT;
+    return r;
+  }
+
+  int64_t CopyFileRange(Task& t, int in_fd, uint64_t in_addr, int out_fd, uint64_t out_addr, uint64_t len, uint64_t flags) {
+    if (flags != 0) return -EINVAL;
+    auto in = GetFile(t, in_fd), out = GetFile(t, out_fd);
+    if (!in || !out) return -EBADF;
+    if ((in->flags & O_ACCMODE) == O_WRONLY || (out->flags & O_ACCMODE) == O_RDONLY || (out->flags & O_APPEND)) return -EBADF;
+    const bool in_dir = in->kind == File::Kind::kGofer ? S_ISDIR(in->st.st_mode) : in->kind == File::Kind::kTmpfs && S_ISDIR(in->tnode->mode);
+    const bool out_dir = out->kind == File::Kind::kGofer ? S_ISDIR(out->st.st_mode) : out->kind == File::Kind::kTmpfs && S_ISDIR(out->tnode->mode);
+    if (in_dir || out_dir) return -EISDIR;
+    if (!Regular(*in) || !Regular(*out)) return -EINVAL;
+    int64_t ioff = 0, ooff = 0, *ip = nullptr, *op = nullptr, err = 0;
+    if (!OffsetArg(t, in_addr, &ioff, &ip, &err) || !OffsetArg(t, out_addr, &ooff, &op, &err)) return err;
+    LockTable::Key a, b;
+    if (LockKey(*in, &a) && LockKey(*out, &b) && a == b) {
+      const int64_t is = ip ? ioff : in->offset, os = op ? ooff : out->offset;
+      const int64_t l = static_cast<int64_t>(std::min<uint64_t>(len, INT64_MAX));
+      if (is < os + l && os < is + l) return -EINVAL;  // overlapping ranges of one file
+    }
+    len = std::min<uint64_t>(len, 0x7ffff000);
+    int64_t r = Transfer(t, *in, ip, *out, op, len, false);
+    if (r > 0 && ((ip && !Out(t, in_addr, ioff)) || (op && !Out(t, out_addr, ooff)))) return -EFAULT;
+    return r;
+  }
+
+  int64_t Splice(Task& t, int in_fd, uint64_t in_addr, int out_fd, uint64_t out_addr, uint64_t len, uint64_t flags) {
+    if (flags & ~static_cast<uint64_t>(SPLICE_F_MOVE | SPLICE_F_NONBLOCK | SPLICE_F_MORE | SPLICE_F_GIFT)) return -EINVAL;
+    auto in = GetFile(t, in_fd), out = GetFile(t, out_fd);
+    if (!in || !out) return -EBADF;
+    if ((in->flags & O_ACCMODE) == O_WRONLY || (out->flags & O_ACCMODE) == O_RDONLY) return -EBADF;
+    const bool ip_pipe = in->kind == File::Kind::kPipe, op_pipe = out->kind == File::Kind::kPipe;
+    if (!ip_pipe && !op_pipe) return -EINVAL;
+    if ((ip_pipe && in_addr) || (op_pipe && out_addr)) return -ESPIPE;
+    if (ip_pipe && op_pipe && in->pipe == out->pipe) return -EINVAL;
+    if (!ip_pipe && !Regular(*in)) return -EINVAL;
+    if (!op_pipe && out->kind != File::Kind::kHost && out->kind != File::Kind::kNull && !Regular(*out)) return -EINVAL;
+    if (!op_pipe && (out->flags & O_APPEND) && out->kind != File::Kind::kHost) return -EINVAL;
+    int64_t ioff = 0, ooff = 0, *ip = nullptr, *op = nullptr, err = 0;
+    if (!OffsetArg(t, in_addr, &ioff, &ip, &err) || !OffsetArg(t, out_addr, &ooff, &op, &err)) return err;
+    const uint32_t saved_in = in->flags, saved_out = out->flags;
+    if (flags & SPLICE_F_NONBLOCK) {  // the pipes' side only, this call only
+      if (ip_pipe) in->flags |= O_NONBLOCK;
+      if (op_pipe) out->flags |= O_NONBLOCK;
+    }
+    int64_t r = Transfer(t, *in, ip, *out, op, std::min<uint64_t>(len, 0x7ffff000), false);
+    in->flags = saved_in;
+    out->flags = saved_out;
+    if (r > 0 && ((ip && !Out(t, in_addr, ioff)) || (op && !Out(t, out_addr, ooff)))) return -EFAULT;
+    return r;
+  }
+
+  int64_t Tee(Task& t, int in_fd, int out_fd, uint64_t len, uint64_t flags) {
+    if (flags & ~static_cast<uint64_t>(SPLICE_F_MOVE | SPLICE_F_NONBLOCK | SPLICE_F_MORE | SPLICE_F_GIFT)) return -EINVAL;
+    auto in = GetFile(t, in_fd), out = GetFile(t, out_fd);
+    if (!in || !out) return -EBADF;
+    if (in->kind != File::Kind::kPipe || out->kind != File::Kind::kPipe || in->pipe == out->pipe) return -EINVAL;
+    if ((in->flags & O_ACCMODE) == O_WRONLY || (out->flags & O_ACCMODE) == O_RDONLY) return -EBADF;
+    const uint32_t saved_in = in->flags, saved_out = out->flags;
+    if (flags & SPLICE_F_NONBLOCK) {
+      in->flags |= O_NONBLOCK;
+      out->flags |= O_NONBLOCK;
+    }
+    int64_t r = Transfer(t, *in, nullptr, *out, nullptr, std::min<uint64_t>(len, kPipeCapacity), true);
+    in->flags = saved_in;
+    out->flags = saved_out;
+    return r;
+  }
+
   // pwrite and pwritev: files with offsets only.
   int64_t WriteAt(Task& t, int fd, uint64_t buf, uint64_t count, int64_t offset) {
     auto f = GetFile(t, fd);
@@ -3903,6 +4123,10 @@ struct Kernel::Impl {
         if (off < -1 || (off == -1 && nr == SYS_pwritev)) return -EINVAL;
         return Iov(t, ia(0), a(1), a(2), true, off);
       }
+      case SYS_sendfile: return Sendfile(t, ia(0), ia(1), a(2), a(3));
+      case SYS_copy_file_range: return CopyFileRange(t, ia(0), a(1), ia(2), a(3), a(4), a(5));
+      case SYS_splice: return Splice(t, ia(0), a(1), ia(2), a(3), a(4), a(5));
+      case SYS_tee: return Tee(t, ia(0), ia(1), a(2), a(3));
       case SYS_readv: return Iov(t, ia(0), a(1), a(2), false);
       case SYS_writev: return Iov(t, ia(0), a(1), a(2), true);
       case SYS_preadv:
