@@ -176,5 +176,11 @@ TEST(FsLocks, LocksBetweenProcessesMatchLinux) { SameAsNative("fslocks.py"); }
 // and without offsets, and their refusals.
 TEST(FsCopy, SendfileSpliceTeeAndCopyFileRangeMatchLinux) { SameAsNative("fscopy.py"); }
 
+// inotify of changes made inside the sandbox: create, open, write, close,
+// chmod, truncate, rename (cookies, the watch follows the file), mkdir,
+// rmdir, symlink, unlink of a watched file (IN_DELETE_SELF, IN_IGNORED),
+// and the calls' refusals.
+TEST(FsNotify, InotifyEventsMatchLinux) { SameAsNative("fsnotify.py"); }
+
 }  // namespace
 }  // namespace bulkhead::integration

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/xattr.h>
 #include <sys/auxv.h>
 #include <sys/epoll.h>
@@ -45,6 +46,7 @@
 
 #include "harden/seccomp_policy.h"
 #include "ipc/stats.h"
+#include "services/syscall-router/kernel/inotify.h"
 #include "services/syscall-router/kernel/locks.h"
 #include "services/syscall-router/kernel/tmpfs.h"
 #include "services/syscall-router/loader/exec.h"
@@ -186,7 +188,7 @@ struct Pipe {
 }  // namespace
 
 struct File {
-  enum class Kind { kHost, kGofer, kNull, kZero, kFull, kRandom, kPipe, kEventfd, kEpoll, kMem, kDir, kTimerfd, kTmpfs };
+  enum class Kind { kHost, kGofer, kNull, kZero, kFull, kRandom, kPipe, kEventfd, kEpoll, kMem, kDir, kTimerfd, kTmpfs, kInotify };
   Kind kind = Kind::kNull;
   uint32_t flags = 0;  // O_ACCMODE | O_APPEND | O_NONBLOCK ... as the application set them
   GoferClient* gofer = nullptr;
@@ -205,6 +207,7 @@ struct File {
   std::string data;  // kMem: the contents; kDir, kTmpfs directories: dirents already encoded
   Tmpfs* tmpfs = nullptr;                  // kTmpfs
   std::shared_ptr<Tmpfs::Node> tnode;      // kTmpfs
+  std::shared_ptr<Inotify> inotify;        // kInotify
   struct EpollItem {
     std::weak_ptr<File> file;
     uint32_t events = 0;
@@ -345,6 +348,29 @@ struct Kernel::Impl {
   };
   std::map<std::pair<uint64_t, uint64_t>, SharedFile> shared_files_;
   LockTable locks_;  // fcntl record and OFD locks, flock
+  InotifyHub inotify_;
+  // unlink, rmdir: the directory hears IN_DELETE; a watch of the object
+  // itself IN_ATTRIB (its link count) and IN_DELETE_SELF, then it ends.
+  void NotifyRemoved(const std::string& path, bool dir) {
+    if (!inotify_.any()) return;
+    if (!dir) inotify_.Event(path, IN_ATTRIB, false, 0, true);
+    Notify(path, IN_DELETE_SELF, dir);
+    Notify(path, IN_DELETE, dir);
+  }
+  void NotifyRenamed(Task& t, const std::string& from, const std::string& to) {
+    if (!inotify_.any()) return;
+    struct stat st;
+    const bool dir = StatPath(t, to, false, &st) == 0 && S_ISDIR(st.st_mode);
+    const uint32_t cookie = inotify_.NextCookie();
+    Notify(from, IN_MOVED_FROM, dir, cookie);
+    Notify(to, IN_MOVED_TO, dir, cookie);
+    Notify(from, IN_MOVE_SELF, dir);
+    inotify_.Moved(from, to);
+  }
+  // Reports a change the sandbox made (inotify), when anyone watches.
+  void Notify(const std::string& path, uint32_t mask, bool is_dir = false, uint32_t cookie = 0) {
+    if (inotify_.any()) inotify_.Event(path, mask, is_dir, cookie);
+  }
   RunResult* res_ = nullptr;
   // The memory limit (RunRequest::memory_limit) and when it is checked next.
   uint64_t mem_limit_ = 0;
@@ -2785,6 +2811,18 @@ struct Kernel::Impl {
   }
 
   int64_t OpenPath(Task& t, const std::string& path, uint32_t flags, uint32_t mode) {
+    if (!inotify_.any()) return OpenPathRaw(t, path, flags, mode);
+    struct stat st;
+    const bool existed = StatPath(t, path, true, &st) == 0;
+    const int64_t fd = OpenPathRaw(t, path, flags, mode);
+    if (fd < 0) return fd;
+    if (!existed && (flags & O_CREAT)) Notify(path, IN_CREATE);
+    if (existed && (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) Notify(path, IN_MODIFY);
+    Notify(path, IN_OPEN, existed && S_ISDIR(st.st_mode));
+    return fd;
+  }
+
+  int64_t OpenPathRaw(Task& t, const std::string& path, uint32_t flags, uint32_t mode) {
     std::string rel;
     if (Tmpfs* fs = TmpfsFor(path, &rel)) return OpenTmpfs(t, *fs, rel, path, flags, mode);
     if (IsVirtual(path)) return OpenVirtual(t, path, flags);
@@ -3085,6 +3123,8 @@ struct Kernel::Impl {
       case File::Kind::kTimerfd:
         TickTimerfd(f);
         return f.counter > 0 ? POLLIN : 0;
+      case File::Kind::kInotify:
+        return f.inotify->empty() ? 0 : POLLIN;
       case File::Kind::kEpoll: {
         for (auto& [fd, item] : f.epoll) {
           auto target = item.file.lock();
@@ -3171,6 +3211,13 @@ struct Kernel::Impl {
       }
       case File::Kind::kEpoll:
         return -EINVAL;
+      case File::Kind::kInotify: {
+        std::string events;
+        long n = f->inotify->Read(&events, count);
+        if (n == 0) return nonblock ? -EAGAIN : kBlock;
+        if (n < 0) return n;
+        return copy_out(events.data(), events.size());
+      }
       case File::Kind::kTimerfd: {
         if (count < 8) return -EINVAL;
         TickTimerfd(*f);
@@ -3233,6 +3280,7 @@ struct Kernel::Impl {
       case File::Kind::kEpoll:
         return -EBADF;
       case File::Kind::kTimerfd:
+      case File::Kind::kInotify:
         return -EINVAL;
       case File::Kind::kGofer:
         return WriteGofer(t, *f, buf, count, -1);
@@ -3328,6 +3376,7 @@ struct Kernel::Impl {
     long n = f.tmpfs->Write(*f.tnode, static_cast<uint64_t>(pos), tmp.data(), static_cast<uint64_t>(got));
     if (n == -EFBIG) SignalTask(t, SIGXFSZ);
     if (n < 0) return n;
+    if (n > 0) Notify(f.path, IN_MODIFY);
     if (offset < 0) f.offset = pos + n;
     return n;
   }
@@ -3735,7 +3784,10 @@ struct Kernel::Impl {
       total += static_cast<uint64_t>(n);
       if (n < got) break;
     }
-    if (total) ForgetCached(f.st);
+    if (total) {
+      ForgetCached(f.st);
+      Notify(f.path, IN_MODIFY);
+    }
     if (offset < 0) f.offset = pos + static_cast<int64_t>(total);
     return static_cast<int64_t>(total);
   }
@@ -4123,6 +4175,35 @@ struct Kernel::Impl {
         if (off < -1 || (off == -1 && nr == SYS_pwritev)) return -EINVAL;
         return Iov(t, ia(0), a(1), a(2), true, off);
       }
+      case SYS_inotify_init:
+      case SYS_inotify_init1: {
+        const uint64_t flags = nr == SYS_inotify_init1 ? a(0) : 0;
+        if (flags & ~static_cast<uint64_t>(IN_NONBLOCK | IN_CLOEXEC)) return -EINVAL;
+        auto f = std::make_shared<File>();
+        f->kind = File::Kind::kInotify;
+        f->inotify = inotify_.Create();
+        f->path = "anon_inode:inotify";
+        f->flags = O_RDONLY | ((flags & IN_NONBLOCK) ? O_NONBLOCK : 0);
+        return NewFd(t, f, 0, flags & IN_CLOEXEC);
+      }
+      case SYS_inotify_add_watch: {
+        auto f = GetFile(t, ia(0));
+        if (!f) return -EBADF;
+        if (f->kind != File::Kind::kInotify) return -EINVAL;
+        const uint32_t mask = static_cast<uint32_t>(a(2));
+        std::string path;
+        if (int64_t rc = PathAt(t, AT_FDCWD, a(1), &path); rc < 0) return rc;
+        struct stat st;
+        if (int64_t rc = StatPath(t, path, !(mask & IN_DONT_FOLLOW), &st); rc < 0) return rc;
+        if ((mask & IN_ONLYDIR) && !S_ISDIR(st.st_mode)) return -ENOTDIR;
+        return f->inotify->AddWatch(path, mask);
+      }
+      case SYS_inotify_rm_watch: {
+        auto f = GetFile(t, ia(0));
+        if (!f) return -EBADF;
+        if (f->kind != File::Kind::kInotify) return -EINVAL;
+        return f->inotify->RemoveWatch(ia(1));
+      }
       case SYS_sendfile: return Sendfile(t, ia(0), ia(1), a(2), a(3));
       case SYS_copy_file_range: return CopyFileRange(t, ia(0), a(1), ia(2), a(3), a(4), a(5));
       case SYS_splice: return Splice(t, ia(0), a(1), ia(2), a(3), a(4), a(5));
@@ -4138,6 +4219,9 @@ struct Kernel::Impl {
         if (auto f = GetFile(t, ia(0))) {
           LockTable::Key key;
           if (LockKey(*f, &key)) locks_.ClosedBy(key, p.pid);  // POSIX: any close drops the process's locks
+          if (inotify_.any() && f.use_count() == 2 && (f->kind == File::Kind::kGofer || f->kind == File::Kind::kTmpfs)) {
+            Notify(f->path, (f->flags & O_ACCMODE) == O_RDONLY ? IN_CLOSE_NOWRITE : IN_CLOSE_WRITE);
+          }
         }
         if (!p.fds->erase(ia(0))) return -EBADF;
         return 0;
@@ -4740,13 +4824,15 @@ struct Kernel::Impl {
         std::string path, rel;
         if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path); rc < 0) return rc;
         const uint32_t mode = static_cast<uint32_t>(at ? a(2) : a(1)) & ~p.umask;
-        if (Tmpfs* fs = TmpfsFor(path, &rel)) return fs->Mkdir(rel, mode);
-        if (IsVirtual(path)) {
+        if (IsVirtual(path) && !TmpfsFor(path, &rel)) {
           struct stat st;
           if (StatPath(t, path, false, &st) == 0) return -EEXIST;
           return ReadOnlyRoot(t, path);
         }
-        return gofer_.Mknod(path, S_IFDIR | (mode & 07777), 0);
+        Tmpfs* fs = TmpfsFor(path, &rel);
+        const int rc = fs ? fs->Mkdir(rel, mode) : gofer_.Mknod(path, S_IFDIR | (mode & 07777), 0);
+        if (rc == 0) Notify(path, IN_CREATE, true);
+        return rc;
       }
       case SYS_rmdir:
       case SYS_unlink:
@@ -4756,7 +4842,11 @@ struct Kernel::Impl {
         const bool dir = nr == SYS_rmdir || (at && (a(2) & AT_REMOVEDIR));
         std::string path, rel;
         if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path); rc < 0) return rc;
-        if (Tmpfs* fs = TmpfsFor(path, &rel)) return dir ? fs->Rmdir(rel) : fs->Unlink(rel);
+        if (Tmpfs* fs = TmpfsFor(path, &rel)) {
+          const int rc = dir ? fs->Rmdir(rel) : fs->Unlink(rel);
+          if (rc == 0) NotifyRemoved(path, dir);
+          return rc;
+        }
         if (IsVirtual(path)) {
           struct stat st;
           if (int64_t rc = StatPath(t, path, false, &st); rc < 0) return rc;
@@ -4768,6 +4858,7 @@ struct Kernel::Impl {
         const bool known = !dir && gofer_.Stat(path, false, &st) == 0;
         int rc = gofer_.Unlink(path, dir);
         if (rc == 0 && known) ForgetCached(st);
+        if (rc == 0) NotifyRemoved(path, dir);
         return rc;
       }
       case SYS_symlink:
@@ -4777,13 +4868,15 @@ struct Kernel::Impl {
         int64_t err = 0;
         if (!ReadPath(t, a(0), &target, &err)) return err;
         if (int64_t rc = PathAt(t, at ? ia(1) : AT_FDCWD, at ? a(2) : a(1), &path); rc < 0) return rc;
-        if (Tmpfs* fs = TmpfsFor(path, &rel)) return fs->Symlink(target, rel);
-        if (IsVirtual(path)) {
+        if (IsVirtual(path) && !TmpfsFor(path, &rel)) {
           struct stat st;
           if (StatPath(t, path, false, &st) == 0) return -EEXIST;
           return ReadOnlyRoot(t, path);
         }
-        return gofer_.Symlink(target, path);
+        Tmpfs* fs = TmpfsFor(path, &rel);
+        const int rc = fs ? fs->Symlink(target, rel) : gofer_.Symlink(target, path);
+        if (rc == 0) Notify(path, IN_CREATE);
+        return rc;
       }
       case SYS_rename:
       case SYS_renameat:
@@ -4799,7 +4892,9 @@ struct Kernel::Impl {
         Tmpfs* ft = TmpfsFor(to, &rt);
         if (ff && ff == ft) {
           if (flags & ~static_cast<uint64_t>(RENAME_NOREPLACE)) return -EINVAL;  // EXCHANGE, WHITEOUT: not in this tmpfs
-          return ff->Rename(rf, rt, flags & RENAME_NOREPLACE);
+          const int rc = ff->Rename(rf, rt, flags & RENAME_NOREPLACE);
+          if (rc == 0) NotifyRenamed(t, from, to);
+          return rc;
         }
         const bool vf = !ff && IsVirtual(from), vt = !ft && IsVirtual(to);
         if (ff || ft || vf || vt) {
@@ -4808,7 +4903,9 @@ struct Kernel::Impl {
           return -EXDEV;
         }
         if (flags & RENAME_WHITEOUT) return -EPERM;  // needs CAP_MKNOD
-        return gofer_.Rename(from, to, static_cast<uint32_t>(flags));
+        const int rc = gofer_.Rename(from, to, static_cast<uint32_t>(flags));
+        if (rc == 0) NotifyRenamed(t, from, to);
+        return rc;
       }
       case SYS_link:
       case SYS_linkat: {
@@ -4820,7 +4917,11 @@ struct Kernel::Impl {
         std::string rf;
         Tmpfs* ff = TmpfsFor(from, &rf);
         Tmpfs* ft = TmpfsFor(to, &rel);
-        if (ff && ff == ft) return ff->Link(rf, rel, at && (a(4) & AT_SYMLINK_FOLLOW));
+        if (ff && ff == ft) {
+          const int rc = ff->Link(rf, rel, at && (a(4) & AT_SYMLINK_FOLLOW));
+          if (rc == 0) Notify(to, IN_CREATE);
+          return rc;
+        }
         const bool vf = !ff && IsVirtual(from), vt = !ft && IsVirtual(to);
         if (ff || ft || vf || vt) {
           struct stat st;
@@ -4828,7 +4929,12 @@ struct Kernel::Impl {
           if (StatPath(t, to, false, &st) == 0) return -EEXIST;
           return -EXDEV;
         }
-        return gofer_.Link(from, to, at && (a(4) & AT_SYMLINK_FOLLOW));
+        const int rc = gofer_.Link(from, to, at && (a(4) & AT_SYMLINK_FOLLOW));
+        if (rc == 0) {
+          Notify(to, IN_CREATE);
+          Notify(from, IN_ATTRIB);
+        }
+        return rc;
       }
       case SYS_chmod:
       case SYS_fchmodat:
@@ -4882,13 +4988,16 @@ struct Kernel::Impl {
             attr.uid = static_cast<uint32_t>(a(uarg));
             attr.gid = static_cast<uint32_t>(a(uarg + 1));
           }
-          return gofer_.SetAttr(target, attr);
+          const int rc = gofer_.SetAttr(target, attr);
+          if (rc == 0 && !path.empty()) Notify(path, IN_ATTRIB);
+          return rc;
         }
         if (node && is_chmod) {
           const uint32_t mode = static_cast<uint32_t>(nr == SYS_fchmodat ? a(2) : a(1));
           node->mode = (node->mode & S_IFMT) | (mode & 07777);
           Tmpfs::Touch(*node, false);
         }
+        if (!path.empty()) Notify(path, IN_ATTRIB);
         return 0;
       }
       case SYS_utimensat:
@@ -4956,13 +5065,16 @@ struct Kernel::Impl {
           attr.set_times = true;
           attr.times[0] = ts[0];
           attr.times[1] = ts[1];
-          return gofer_.SetAttr(target, attr);
+          const int rc = gofer_.SetAttr(target, attr);
+          if (rc == 0 && !path.empty()) Notify(path, IN_ATTRIB);
+          return rc;
         }
         timespec now;
         ::clock_gettime(CLOCK_REALTIME, &now);
         if (ts[0].tv_nsec != UTIME_OMIT) node->atime = ts[0].tv_nsec == UTIME_NOW ? now : ts[0];
         if (ts[1].tv_nsec != UTIME_OMIT) node->mtime = ts[1].tv_nsec == UTIME_NOW ? now : ts[1];
         node->ctime = now;
+        if (!path.empty()) Notify(path, IN_ATTRIB);
         return 0;
       }
       case SYS_truncate:
@@ -4979,6 +5091,7 @@ struct Kernel::Impl {
             if (rc == 0) {
               f->st.st_size = static_cast<off_t>(a(1));
               ForgetCached(f->st);
+              Notify(f->path, IN_MODIFY);
             }
             return rc;
           }
@@ -4999,6 +5112,7 @@ struct Kernel::Impl {
         }
         int rc = gofer_.Truncate(path, static_cast<int64_t>(a(1)));
         if (rc == 0 && gofer_.Stat(path, true, &st) == 0) ForgetCached(st);
+        if (rc == 0) Notify(path, IN_MODIFY);
         return rc;
       }
       case SYS_fallocate: {
@@ -5085,7 +5199,9 @@ struct Kernel::Impl {
           return -EINVAL;
         }
         if (type == S_IFCHR || type == S_IFBLK) return -EPERM;  // device nodes: not in a sandbox
-        return gofer_.Mknod(path, (type ? type : S_IFREG) | (mode & 07777 & ~p.umask), 0);
+        const int rc = gofer_.Mknod(path, (type ? type : S_IFREG) | (mode & 07777 & ~p.umask), 0);
+        if (rc == 0) Notify(path, IN_CREATE);
+        return rc;
       }
       case SYS_timer_create: return TimerCreate(t, static_cast<clockid_t>(ia(0)), a(1), a(2));
       case SYS_timer_settime: return TimerSettime(t, ia(0), ia(1), a(2), a(3));
@@ -5371,8 +5487,9 @@ struct Kernel::Impl {
       case FIONREAD: {
         int n = 0;
         if (f->kind == File::Kind::kPipe) n = static_cast<int>(f->pipe->buf.size());
+        else if (f->kind == File::Kind::kInotify) n = static_cast<int>(f->inotify->queued_bytes());
         else if (f->kind == File::Kind::kHost && ::ioctl(f->host_fd, FIONREAD, &n) < 0) return -errno;
-        else if (f->kind != File::Kind::kPipe && f->kind != File::Kind::kHost) return -ENOTTY;
+        else if (f->kind != File::Kind::kPipe && f->kind != File::Kind::kHost && f->kind != File::Kind::kInotify) return -ENOTTY;
         return Out(t, arg, n) ? 0 : -EFAULT;
       }
       default:
