@@ -77,6 +77,16 @@ void ClearCapabilitySets() {
   CheckSys(::syscall(SYS_capset, &header, data), "capset", "effective=permitted=inheritable=0");
 }
 
+void KeepOnlyCapabilities(uint64_t mask) {
+  __user_cap_header_struct header{};
+  header.version = _LINUX_CAPABILITY_VERSION_3;
+  header.pid = 0;
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  data[0].effective = data[0].permitted = static_cast<uint32_t>(mask);
+  data[1].effective = data[1].permitted = static_cast<uint32_t>(mask >> 32);
+  CheckSys(::syscall(SYS_capset, &header, data), "capset", "keep only the requested capabilities");
+}
+
 void DropAllCapabilities() {
   DropBoundingAndAmbientCapabilities();
   ClearCapabilitySets();

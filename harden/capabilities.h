@@ -1,6 +1,8 @@
 // Capabilities and no_new_privs, without libcap: raw prctl/capset.
 #pragma once
 
+#include <cstdint>
+
 namespace bulkhead::harden {
 
 // Removes every capability from the calling thread for good:
@@ -21,6 +23,13 @@ void DropBoundingAndAmbientCapabilities();
 
 // capset with all three sets empty (step 3).
 void ClearCapabilitySets();
+
+// Step 3 keeping `mask` (bits 1 << CAP_x) in effective and permitted, none
+// inheritable: for a process in a user namespace of its own, whose
+// capabilities count only there (fs-gofer's file-permission ones, over
+// inodes whose owner is mapped into it). The bounding set is dropped first
+// as for DropAllCapabilities, so no execve can ever regain anything.
+void KeepOnlyCapabilities(uint64_t mask);
 
 // PR_SET_NO_NEW_PRIVS = 1 (then checked with PR_GET_NO_NEW_PRIVS): execve can
 // no longer grant privileges (setuid bits, file capabilities), and an

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <ctime>
 #include <stdexcept>
 #include <string>
@@ -68,7 +69,13 @@ std::string HardenReport::Summary() const {
     }
   }
   s += empty_root ? " root=empty" : " root=host";
-  s += capabilities_dropped ? " caps=none" : " caps=kept";
+  if (capabilities_dropped && capabilities_kept) {
+    char b[48];
+    std::snprintf(b, sizeof b, " caps=userns-only:%#llx", static_cast<unsigned long long>(capabilities_kept));
+    s += b;
+  } else {
+    s += capabilities_dropped ? " caps=none" : " caps=kept";
+  }
   s += no_new_privs ? " nnp=yes" : " nnp=no";
   s += " seccomp=" + (seccomp ? policy_name : std::string("off"));
   return s;
@@ -114,6 +121,10 @@ HardenReport HardenProcess(const HardenOptions& o) {
     SwitchIdsOnHost(o.outside_uid, o.outside_gid);
     r.ids_switched_on_host = true;
     ClearCapabilitySets();
+  } else if (r.user_namespace && o.keep_capabilities != 0) {
+    DropBoundingAndAmbientCapabilities();
+    KeepOnlyCapabilities(o.keep_capabilities);
+    r.capabilities_kept = o.keep_capabilities;
   } else {
     DropAllCapabilities();
   }

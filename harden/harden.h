@@ -30,6 +30,10 @@ struct HardenOptions {
   gid_t outside_gid = 65534;
   bool empty_root = true;       // EnterEmptyMountRoot
   int extra_unshare_flags = 0;  // CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET
+  // Capabilities (bits 1 << CAP_x) kept in effective and permitted, and only
+  // when the process got a user namespace of its own (they count there only);
+  // without one everything is dropped.
+  uint64_t keep_capabilities = 0;
   const SyscallPolicy* policy = nullptr;               // required
   std::atomic<int32_t>* fatal_syscall_slot = nullptr;  // may be null
 };
@@ -42,6 +46,7 @@ struct HardenReport {
   int unshared_flags = 0;          // private namespaces entered
   bool empty_root = false;
   bool capabilities_dropped = false;
+  uint64_t capabilities_kept = 0;  // what keep_capabilities left, in the user namespace
   bool no_new_privs = false;
   bool seccomp = false;
   std::string policy_name;

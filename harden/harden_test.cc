@@ -1,5 +1,7 @@
 #include "harden/harden.h"
 
+#include <linux/capability.h>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -100,6 +102,35 @@ TEST(HardenProcess, FullHardeningInUserNamespace) {
   EXPECT_TRUE(KilledBySigsys(status)) << DescribeWaitStatus(status);
   EXPECT_FALSE(WCOREDUMP(status));
   EXPECT_EQ(slot.load(), SYS_socket) << SyscallName(slot.load());
+}
+
+// fs-gofer's case: file-permission capabilities kept inside its own user
+// namespace, nothing in the bounding set, nothing inheritable or ambient.
+TEST(HardenProcess, KeepsOnlyTheRequestedCapabilitiesInsideTheUserNamespace) {
+  const SyscallPolicy policy = TestPolicy();
+  const uint64_t keep = (1ull << CAP_DAC_OVERRIDE) | (1ull << CAP_FOWNER);
+  int status = RunInChild(
+      [&](ChildSync& sync) {
+        HardenOptions o;
+        o.outside_uid = 0;
+        o.outside_gid = 0;
+        o.keep_capabilities = keep;
+        o.policy = &policy;
+        HardenReport r = HardenProcess(o);
+        CHILD_CHECK(r.user_namespace && r.capabilities_dropped && r.capabilities_kept == keep);
+        CHILD_CHECK(sync.ReadyAndWait());
+        return 0;
+      },
+      [&](pid_t pid) {
+        std::string st = ReadSmallFile("/proc/" + std::to_string(pid) + "/status");
+        char want[32];
+        std::snprintf(want, sizeof want, "%016llx", static_cast<unsigned long long>(keep));
+        EXPECT_EQ(StatusField(st, "CapEff"), want);
+        EXPECT_EQ(StatusField(st, "CapPrm"), want);
+        for (const char* key : {"CapInh", "CapBnd", "CapAmb"}) EXPECT_EQ(StatusField(st, key), kNoCaps) << key;
+        EXPECT_EQ(StatusField(st, "NoNewPrivs"), "1");
+      });
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << DescribeWaitStatus(status);
 }
 
 TEST(HardenProcess, WithoutUserNamespaceSwitchesIdsOnHost) {

@@ -68,7 +68,9 @@ TEST(Shells, DebianProgramsAgreeWithNative) {
                                       "trap 'echo got USR1' USR1; kill -USR1 $$; echo after"));
   // /dev, /proc, /sys and /tmp are the sandbox's own: their entries differ, and
   // the host's /proc link count sets the width of that column.
-  ExpectSame("/bin/sh -c " + Quote("ls -la / | grep -v -e ' dev$' -e ' proc$' -e ' sys$' -e ' tmp$' | tr -s ' '"));
+  // (Not -a: "." is the overlay's merged root, whose size and link count
+  // are its private layer's, as in any overlay-rooted container.)
+  ExpectSame("/bin/sh -c " + Quote("ls -l / | grep -v -e ' dev$' -e ' proc$' -e ' sys$' -e ' tmp$' | tr -s ' '"));
   ExpectSame("/bin/cat /etc/os-release");
   ExpectSame("/bin/sh -c " + Quote("tr ' ' '\\n' < /etc/os-release | sort | uniq -c | sort -rn | head -5"));
   ExpectSame("/usr/bin/sha256sum /etc/os-release");
@@ -114,8 +116,16 @@ TEST(Shells, TmpIsWritable) {
   ExpectSame("/bin/bash -c " + Quote(
       "d=$(mktemp -d) && printf '#!/bin/sh\\necho script $1\\n' > $d/s.sh && chmod +x $d/s.sh && $d/s.sh arg && "
       "cp /bin/echo $d/e && $d/e copied && rm -r $d"));
-  // Writes to the root itself are refused: read-only.
-  Result r = Sh(Bulkhead() + "/bin/sh -c 'echo x > /etc/bulkhead-test; echo $?; mkdir /newdir; echo $?'");
+  // Writes to the root land in the sandbox's own layer: seen inside, never
+  // on the host. With --rootfs-mode readonly they are refused.
+  const std::string name = "/etc/bulkhead-test-" + std::to_string(getpid());
+  Result r = Sh(Bulkhead() + "/bin/sh -c 'echo x > " + name + "; echo $?; cat " + name + "; mkdir /newdir-" +
+                std::to_string(getpid()) + "; echo $?'");
+  EXPECT_EQ(r.out, "0\nx\n0\n") << r.err;
+  EXPECT_NE(access(name.c_str(), F_OK), 0);
+  EXPECT_NE(access(("/newdir-" + std::to_string(getpid())).c_str(), F_OK), 0);
+  r = Sh(Runfile("runtime/bulkhead") + " --root " + TestDir("ro-state") +
+         " do --rootfs-mode readonly -- /bin/sh -c 'echo x > /etc/bulkhead-test; echo $?; mkdir /newdir; echo $?'");
   EXPECT_EQ(r.out, "2\n1\n") << r.err;
   EXPECT_NE(r.err.find("Read-only file system"), std::string::npos) << r.err;
 }

@@ -198,6 +198,8 @@ MountTree MountTree::Build(const MountTreeOptions& o) {
     CheckSys(::fstat(image.get(), &st), "fstat", o.rootfs);
     CheckSys(::fchmodat(t.upper_.get(), "upper", st.st_mode & 07777, 0), "fchmodat", "upper");
     CheckSys(::fchownat(t.upper_.get(), "upper", st.st_uid, st.st_gid, 0), "fchownat", "upper");
+    const timespec times[2] = {st.st_atim, st.st_mtim};
+    CheckSys(::utimensat(t.upper_.get(), "upper", times, 0), "utimensat", "upper");
 
     UniqueFd ovl(FsOpen("overlay"));
     if (!ovl) throw SysError(errno, "fsopen", "overlay (is the overlay module available?)");

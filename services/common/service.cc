@@ -674,6 +674,7 @@ int Service::Run() {
   harden::HardenOptions ho;
   ho.outside_uid = spec_.outside_uid;
   ho.outside_gid = spec_.outside_gid;
+  ho.keep_capabilities = spec_.keep_capabilities;
   // Attaching a replacement channel checks the segment's seals.
   harden::SyscallPolicy policy = spec_.policy;
   policy.Append(context_.extra_policy);

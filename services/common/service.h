@@ -69,6 +69,8 @@ struct ServiceSpec {
   // Namespaces of its own besides user and mount: no IPC objects, hostname or
   // network interfaces shared with the host.
   int unshare_flags = CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET;
+  // Capabilities kept inside its own user namespace (harden::HardenOptions).
+  uint64_t keep_capabilities = 0;
   // Runs after the bootstrap and before hardening: open what the subsystem
   // needs from the host here, it cannot later.
   std::function<void(ServiceContext&)> setup;

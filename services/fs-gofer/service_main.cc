@@ -1,4 +1,5 @@
 // fs-gofer: a bulkhead service process (see services/common/service.h).
+#include <linux/capability.h>
 #include <sys/stat.h>
 
 #include <memory>
@@ -19,6 +20,13 @@ int bulkhead::service::FsGoferMain(int argc, char** argv) {
   // descriptor: the sandbox's mount tree, whose writable layer is private.
   spec.outside_uid = 0;
   spec.outside_gid = 0;
+  // The application is root inside, and root's file access ignores
+  // permission bits: the gofer keeps the file-permission capabilities, which
+  // count in its own user namespace only, so over files owned by root (the
+  // one id mapped there) and over nothing else of the host's. (A chmod 0 of
+  // "/" must not lock the sandbox out of its own root.)
+  spec.keep_capabilities = (1ull << CAP_CHOWN) | (1ull << CAP_DAC_OVERRIDE) | (1ull << CAP_DAC_READ_SEARCH) |
+                           (1ull << CAP_FOWNER) | (1ull << CAP_FSETID);
   spec.setup = [&](bulkhead::service::ServiceContext& ctx) {
     if (!ctx.rootfs) throw std::runtime_error("no sandbox root was handed over");
     files = std::make_unique<bulkhead::gofer::FileServer>(std::move(ctx.rootfs));
