@@ -182,5 +182,10 @@ TEST(FsCopy, SendfileSpliceTeeAndCopyFileRangeMatchLinux) { SameAsNative("fscopy
 // and the calls' refusals.
 TEST(FsNotify, InotifyEventsMatchLinux) { SameAsNative("fsnotify.py"); }
 
+// The router's caches (parked handles, attributes and misses, page cache)
+// after every kind of change the sandbox makes: no stale size, contents,
+// mode or name.
+TEST(FsCaches, NoStaleAnswerAfterTheSandboxChangesAFile) { SameAsNative("fscache.py"); }
+
 }  // namespace
 }  // namespace bulkhead::integration

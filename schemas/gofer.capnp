@@ -23,7 +23,7 @@ struct Request {
     fallocate @12 :Fallocate;
     fsync @13 :Fsync;
     mknod @14 :Mknod;         # mkdir, mknod (FIFO, socket, regular)
-    unlink @15 :Unlink;
+    unlink @15 :Unlink;       # answered with the stat of what was removed
     rename @16 :Rename;
     link @17 :Link;
     symlink @18 :Symlink;

@@ -296,7 +296,8 @@ int FileServer::Mknod(std::string_view path, uint32_t mode, uint64_t dev) {
   return ::mknodat(dir.get(), name.c_str(), type | (mode & 07777), static_cast<dev_t>(dev)) < 0 ? -errno : 0;
 }
 
-int FileServer::Unlink(std::string_view path, bool directory) {
+int FileServer::Unlink(std::string_view path, bool directory, struct stat* removed) {
+  if (removed) std::memset(removed, 0, sizeof(*removed));
   UniqueFd dir;
   std::string name;
   bool slash = false;
@@ -309,6 +310,7 @@ int FileServer::Unlink(std::string_view path, bool directory) {
     if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) return -errno;
     return S_ISDIR(st.st_mode) ? -EISDIR : -ENOTDIR;
   }
+  if (removed && ::fstatat(dir.get(), name.c_str(), removed, AT_SYMLINK_NOFOLLOW) < 0) std::memset(removed, 0, sizeof(*removed));
   return ::unlinkat(dir.get(), name.c_str(), directory ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
 }
 

@@ -89,7 +89,8 @@ class FileServer {
   int Fsync(uint64_t handle, bool data_only);
   // mkdir (S_IFDIR), mknod of a FIFO, socket or regular file.
   int Mknod(std::string_view path, uint32_t mode, uint64_t dev);
-  int Unlink(std::string_view path, bool directory);
+  // *removed (when given): what the name named, as it was (zeroed if unknown).
+  int Unlink(std::string_view path, bool directory, struct stat* removed = nullptr);
   int Rename(std::string_view from, std::string_view to, uint32_t flags);
   int Link(std::string_view from, std::string_view to, bool follow);
   int Symlink(std::string_view target, std::string_view path);

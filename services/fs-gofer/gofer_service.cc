@@ -168,8 +168,14 @@ void HandleFileRequest(FileServer& fs, ipc::Channel& ch, uint64_t id, g::Request
       auto req = r.getMknod();
       return SendResult(ch, id, fs.Mknod(View(req.getPath()), req.getMode(), req.getDev()));
     }
-    case g::Request::UNLINK:
-      return SendResult(ch, id, fs.Unlink(View(r.getUnlink().getPath()), r.getUnlink().getDirectory()));
+    case g::Request::UNLINK: {
+      // Answered with what was removed: the router drops its cached pages.
+      struct stat st;
+      int rc = fs.Unlink(View(r.getUnlink().getPath()), r.getUnlink().getDirectory(), &st);
+      if (rc < 0) return SendError(ch, id, -rc);
+      ch.Send<g::Response>(id, [&](g::Response::Builder b) { FillStat(b.initStat(), st); });
+      return;
+    }
     case g::Request::RENAME: {
       auto req = r.getRename();
       return SendResult(ch, id, fs.Rename(View(req.getFrom()), View(req.getTo()), req.getFlags()));

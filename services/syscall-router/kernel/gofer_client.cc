@@ -339,7 +339,8 @@ int GoferClient::Mknod(const std::string& path, uint32_t mode, uint64_t dev) {
   });
 }
 
-int GoferClient::Unlink(const std::string& path, bool directory) {
+int GoferClient::Unlink(const std::string& path, bool directory, struct stat* removed) {
+  std::memset(removed, 0, sizeof(*removed));
   return Mutate(ENOENT, [&] {
     return Call(
         holder_, busy_,
@@ -348,7 +349,10 @@ int GoferClient::Unlink(const std::string& path, bool directory) {
           q.setPath(path);
           q.setDirectory(directory);
         },
-        OkOrError);
+        [&](g::Response::Reader r, const ipc::ReceivedMessage&) -> long {
+          if (r.isStat()) ToStat(r.getStat(), removed);
+          return r.isStat() || r.isOk() ? 0 : -EIO;
+        });
   });
 }
 
@@ -553,10 +557,24 @@ int GoferClient::RemoveXattr(const Target& t, const std::string& name) {
 // ---------------------------------------------------------------- recovery
 
 void GoferClient::DropParked() {
+  ++generation_;
+  stats_.clear();
   for (auto& [key, p] : parked_) {
-    if (p.epoch == holder_->version()) RawClose(p.server);
+    if (p.epoch == holder_->version()) RawCloseAsync(p.server);
   }
   parked_.clear();
+}
+
+void GoferClient::RawCloseAsync(uint64_t server) {
+  // No answer awaited: the gofer serves its ring in order, so a later call
+  // finds the handle closed; the answer is dropped as a stale one. Lost with
+  // the gofer if it dies, and so is the handle.
+  std::unique_lock<std::mutex> l(holder_->call_mutex());
+  uint64_t version = 0;
+  auto ch = holder_->Get(&version);
+  if (!ch) return;
+  ch->template Send<g::Request>(ch->NextId(), [&](g::Request::Builder b) { b.initClose().setHandle(server); },
+                                ipc::DeadlineIn(kGoferDeadlineNs));
 }
 
 bool GoferClient::Unpark(const std::string& path, uint32_t flags, Handle* h, struct stat* st) {
@@ -578,7 +596,7 @@ bool GoferClient::Unpark(const std::string& path, uint32_t flags, Handle* h, str
 void GoferClient::Park(Handle h) {
   const std::pair<std::string, uint32_t> key{h.path, h.flags};
   auto close_raw = [&](const Parked& p) {
-    if (p.epoch == holder_->version()) RawClose(p.server);
+    if (p.epoch == holder_->version()) RawCloseAsync(p.server);
   };
   if (auto it = parked_.find(key); it != parked_.end()) {
     close_raw(it->second);  // one per path and flags: the newer stays
@@ -695,9 +713,20 @@ long GoferClient::Getdents(uint64_t handle, std::span<uint8_t> out) {
 }
 
 int GoferClient::Stat(const std::string& path, bool follow, struct stat* st) {
+  const std::pair<std::string, bool> key{path, follow};
+  if (auto it = stats_.find(key); it != stats_.end()) {
+    ++stat_hits_;
+    if (it->second.rc == 0) *st = it->second.st;
+    return it->second.rc;
+  }
   for (int i = 0; i < kAttempts; ++i) {
     int rc = RawStat(path, follow, st);
-    if (rc != -ESTALE) return rc;
+    if (rc == -ESTALE) continue;
+    if (rc == 0 || rc == -ENOENT || rc == -ENOTDIR) {
+      if (stats_.size() >= kMaxStats) stats_.clear();
+      stats_[key] = CachedStat{rc, rc == 0 ? *st : (struct stat){}};
+    }
+    return rc;
   }
   return -EIO;
 }
@@ -721,8 +750,8 @@ int GoferClient::Close(uint64_t handle) {
     Park(std::move(h));
     return 0;
   }
-  int rc = RawClose(h.server);
-  return rc == -ESTALE ? 0 : rc;
+  RawCloseAsync(h.server);
+  return 0;
 }
 
 }  // namespace bulkhead::router

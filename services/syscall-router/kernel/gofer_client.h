@@ -53,7 +53,8 @@ class GoferClient {
   int Fallocate(uint64_t handle, uint32_t mode, int64_t offset, int64_t length);
   int Fsync(uint64_t handle, bool data_only);
   int Mknod(const std::string& path, uint32_t mode, uint64_t dev);
-  int Unlink(const std::string& path, bool directory);
+  // *removed: what was removed (device and inode zero when unknown).
+  int Unlink(const std::string& path, bool directory, struct stat* removed);
   int Rename(const std::string& from, const std::string& to, uint32_t flags);
   int Link(const std::string& from, const std::string& to, bool follow);
   int Symlink(const std::string& target, const std::string& path);
@@ -95,6 +96,15 @@ class GoferClient {
   // changes a file under a running sandbox (the issue's "paths only the
   // sandbox changes"); fstat still asks the gofer.
   static constexpr size_t kMaxParked = 64;
+  // Attributes and misses (ENOENT, ENOTDIR) of paths, under the same rule:
+  // every change the sandbox makes drops them all (with the parked handles),
+  // so only the host changing a file under a running sandbox can make one
+  // stale. Bounded: cleared when full.
+  static constexpr size_t kMaxStats = 4096;
+  uint64_t stat_hits() const { return stat_hits_; }
+  // Bumped by every change the sandbox makes through this client: a reader
+  // that saw another value re-reads attributes it keeps (its size).
+  uint64_t generation() const { return generation_; }
   uint64_t parked_hits() const { return parked_hits_; }
   size_t parked() const { return parked_.size(); }
 
@@ -142,6 +152,13 @@ class GoferClient {
   template <typename Fn>
   int Mutate(int done_errno, Fn&& call);
   void DropParked();
+  void RawCloseAsync(uint64_t server);
+  struct CachedStat {
+    int rc = 0;
+    struct stat st {};
+  };
+  std::map<std::pair<std::string, bool>, CachedStat> stats_;
+  uint64_t stat_hits_ = 0, generation_ = 0;
   int RawRename(const std::string& from, const std::string& to, uint32_t flags);
 
   service::ChannelHolder* holder_;

@@ -208,6 +208,7 @@ struct File {
   Tmpfs* tmpfs = nullptr;                  // kTmpfs
   std::shared_ptr<Tmpfs::Node> tnode;      // kTmpfs
   std::shared_ptr<Inotify> inotify;        // kInotify
+  uint64_t generation = 0;                 // kGofer: the gofer client's generation when st was read
   struct EpollItem {
     std::weak_ptr<File> file;
     uint32_t events = 0;
@@ -1884,6 +1885,7 @@ struct Kernel::Impl {
             rc = gofer_.Open(f->path, O_RDONLY, 0, &f->handle, &f->st);
             if (rc == 0) {
               f->kind = File::Kind::kGofer;
+              f->generation = gofer_.generation();
               f->gofer = &gofer_;
             }
           }
@@ -2836,6 +2838,7 @@ struct Kernel::Impl {
     if (rc < 0) return rc;
     if (flags & O_TRUNC) ForgetCached(f->st);
     f->kind = File::Kind::kGofer;
+    f->generation = gofer_.generation();
     f->gofer = &gofer_;
     f->path = path;
     f->flags = flags & (O_ACCMODE | O_APPEND | O_NONBLOCK);
@@ -3242,8 +3245,12 @@ struct Kernel::Impl {
       case File::Kind::kGofer: {
         if (S_ISDIR(f->st.st_mode)) return -EISDIR;
         if (SharedFile* sf = SharedFileOf(*f); sf && sf->handle) FlushSharedFile(*sf);  // read() sees the mappings' stores
-        tmp.resize(std::min<uint64_t>(count, kChunk));
         int64_t pos = offset >= 0 ? offset : f->offset;
+        if (int64_t r = ReadCached(t, *f, buf, count, pos); r != -ENOTSUP) {
+          if (r > 0 && offset < 0) f->offset += r;
+          return r;
+        }
+        tmp.resize(std::min<uint64_t>(count, kChunk));
         uint64_t total = 0;
         while (total < count) {
           size_t want = std::min<uint64_t>(kChunk, count - total);
@@ -4036,6 +4043,37 @@ struct Kernel::Impl {
     }, err);
   }
 
+  // A gofer file's attributes as the router keeps them, re-read once the
+  // sandbox has changed any file since they were read.
+  const struct stat& FreshStat(File& f) {
+    if (f.kind == File::Kind::kGofer && f.generation != gofer_.generation()) {
+      struct stat st;
+      if (gofer_.Fstat(f.handle, &st) == 0) {
+        f.st = st;
+        f.generation = gofer_.generation();
+      }
+    }
+    return f.st;
+  }
+
+  // read() of a file opened read-only: from the page cache's pages (filled
+  // in 64 KiB windows, one gofer round trip each), copied straight from the
+  // memory file to the application. -ENOTSUP: read it from the gofer.
+  int64_t ReadCached(Task& t, File& f, uint64_t buf, uint64_t count, int64_t pos) {
+    if (!cache_ || !mem_ || (f.flags & O_ACCMODE) != O_RDONLY || !S_ISREG(f.st.st_mode)) return -ENOTSUP;
+    const struct stat& st = FreshStat(f);
+    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    if (size == 0 || size > FileCache::kMaxFile) return -ENOTSUP;
+    if (pos < 0) return -EINVAL;
+    if (static_cast<uint64_t>(pos) >= size || count == 0) return 0;
+    const uint64_t n = std::min<uint64_t>(count, size - static_cast<uint64_t>(pos));
+    long err = 0;
+    auto chunk = CachedPages(f, st, static_cast<uint64_t>(pos), n, &err);
+    if (!chunk) return err == -ENOMEM || err == -EFBIG ? -ENOTSUP : err;
+    if (!t.proc->as->CopyOut(buf, mem_->at(chunk->offset + static_cast<uint64_t>(pos)), n)) return -EFAULT;
+    return static_cast<int64_t>(n);
+  }
+
   // A private read-only mapping of a host file from the page cache
   // (copy-on-write pages shared by every mapping of the file); pages past
   // the file's last one are fresh zeros. -ENOTSUP: not cacheable here, the
@@ -4043,10 +4081,11 @@ struct Kernel::Impl {
   int64_t MapCached(Process& p, File& f, uint64_t addr, uint64_t len, int prot, uint64_t off) {
     auto* mm = Mm(p);
     if (!mm || !cache_ || f.kind != File::Kind::kGofer) return -ENOTSUP;
-    // The file as it was opened: the page cache's rule, like the gofer
-    // client's parked handles, is that only the sandbox changes its files
-    // (no round trip per mapping; ld.so maps each library four times).
-    const struct stat& st = f.st;
+    // The file as it was opened, or as it is since the sandbox last changed
+    // a file: the page cache's rule, like the gofer client's parked handles,
+    // is that only the sandbox changes its files (no round trip per mapping;
+    // ld.so maps each library four times).
+    const struct stat& st = FreshStat(f);
     const uint64_t size = static_cast<uint64_t>(st.st_size);
     if (size == 0 || off >= size || size > FileCache::kMaxFile) return -ENOTSUP;
     const uint64_t in_file = std::min(len, PageUp(size) - off);
@@ -4855,9 +4894,8 @@ struct Kernel::Impl {
           return dir ? -EBUSY : -EPERM;
         }
         struct stat st;
-        const bool known = !dir && gofer_.Stat(path, false, &st) == 0;
-        int rc = gofer_.Unlink(path, dir);
-        if (rc == 0 && known) ForgetCached(st);
+        int rc = gofer_.Unlink(path, dir, &st);
+        if (rc == 0 && st.st_ino != 0) ForgetCached(st);
         if (rc == 0) NotifyRemoved(path, dir);
         return rc;
       }
