@@ -48,3 +48,11 @@ show("through new symlink", lambda: open(d + "/ln").read())
 os.replace(d + "/sub/x", p)
 show("replaced file", lambda: open(p).read())
 show("replaced stat", lambda: os.stat(p).st_size)
+# An O_TMPFILE file gets its name with linkat(fd, "", ..., AT_EMPTY_PATH).
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+t = os.open(d, os.O_TMPFILE | os.O_RDWR, 0o600)
+os.write(t, b"anon")
+show("tmpfile unnamed", lambda: "named" in os.listdir(d))
+show("linkat tmpfile", lambda: libc.linkat(t, b"", -100, (d + "/named").encode(), 0x1000))
+show("tmpfile named", lambda: open(d + "/named").read())

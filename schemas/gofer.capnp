@@ -153,6 +153,7 @@ struct Link {
   from @0 :Text;
   to @1 :Text;
   follow @2 :Bool;          # AT_SYMLINK_FOLLOW
+  fromHandle @3 :UInt64;    # != 0: link this open file (linkat AT_EMPTY_PATH; an O_TMPFILE)
 }
 
 struct Symlink {

@@ -357,6 +357,17 @@ int FileServer::Link(std::string_view from, std::string_view to, bool follow) {
   return ::linkat(fdir.get(), fname.c_str(), tdir.get(), tname.c_str(), 0) < 0 ? -errno : 0;
 }
 
+int FileServer::LinkHandle(uint64_t handle, std::string_view to) {
+  auto it = files_.find(handle);
+  if (it == files_.end()) return -EBADF;
+  UniqueFd tdir;
+  std::string tname;
+  bool tslash = false;
+  if (int rc = ResolveParent(to, &tdir, &tname, &tslash); rc < 0) return rc;
+  if (tname.empty() || tname == "." || tname == "..") return -EEXIST;
+  return ::linkat(it->second.get(), "", tdir.get(), tname.c_str(), AT_EMPTY_PATH) < 0 ? -errno : 0;
+}
+
 int FileServer::Symlink(std::string_view target, std::string_view path) {
   if (target.empty()) return -ENOENT;
   if (target.size() >= PATH_MAX) return -ENAMETOOLONG;

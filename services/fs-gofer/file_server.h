@@ -93,6 +93,9 @@ class FileServer {
   int Unlink(std::string_view path, bool directory, struct stat* removed = nullptr);
   int Rename(std::string_view from, std::string_view to, uint32_t flags);
   int Link(std::string_view from, std::string_view to, bool follow);
+  // linkat(fd, "", ..., AT_EMPTY_PATH) of an open handle: gives an
+  // O_TMPFILE file its name.
+  int LinkHandle(uint64_t handle, std::string_view to);
   int Symlink(std::string_view target, std::string_view path);
   int SetAttr(const Target& t, const AttrChange& c);
   int Statfs(const Target& t, struct statfs* out);

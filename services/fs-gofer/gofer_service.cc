@@ -182,6 +182,7 @@ void HandleFileRequest(FileServer& fs, ipc::Channel& ch, uint64_t id, g::Request
     }
     case g::Request::LINK: {
       auto req = r.getLink();
+      if (req.getFromHandle() != 0) return SendResult(ch, id, fs.LinkHandle(req.getFromHandle(), View(req.getTo())));
       return SendResult(ch, id, fs.Link(View(req.getFrom()), View(req.getTo()), req.getFollow()));
     }
     case g::Request::SYMLINK: {

@@ -402,6 +402,28 @@ int GoferClient::Link(const std::string& from, const std::string& to, bool follo
   });
 }
 
+int GoferClient::LinkHandle(uint64_t handle, const std::string& to) {
+  DropParked();
+  bool doubt = false;
+  return static_cast<int>(WithHandle(handle, [&](Handle& h) -> long {
+    long rc = Call(
+        holder_, busy_,
+        [&](g::Request::Builder b) {
+          auto q = b.initLink();
+          q.setTo(to);
+          q.setFromHandle(h.server);
+        },
+        OkOrError);
+    if (rc == -ESTALE) doubt = true;
+    if (doubt && rc == -EEXIST) return 0;
+    if (rc == 0) {
+      h.path = to;  // re-opens by its name from now on
+      h.flags &= ~static_cast<uint32_t>(O_TMPFILE);
+    }
+    return rc;
+  }));
+}
+
 int GoferClient::Symlink(const std::string& target, const std::string& path) {
   return Mutate(EEXIST, [&] {
     return Call(

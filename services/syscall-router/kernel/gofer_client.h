@@ -57,6 +57,8 @@ class GoferClient {
   int Unlink(const std::string& path, bool directory, struct stat* removed);
   int Rename(const std::string& from, const std::string& to, uint32_t flags);
   int Link(const std::string& from, const std::string& to, bool follow);
+  // An open file (client handle) gets the name `to` (O_TMPFILE's linkat).
+  int LinkHandle(uint64_t handle, const std::string& to);
   int Symlink(const std::string& target, const std::string& path);
   int Access(const std::string& path, uint32_t mode, bool follow);
   // A file by handle (a client handle, != 0) or by path.

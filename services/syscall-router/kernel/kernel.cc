@@ -4950,6 +4950,24 @@ struct Kernel::Impl {
         const bool at = nr == SYS_linkat;
         if (at && (a(4) & ~static_cast<uint64_t>(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH))) return -EINVAL;
         std::string from, to, rel;
+        std::string src;
+        int64_t src_err = 0;
+        const bool has_src = ReadPath(t, a(1), &src, &src_err);
+        if (!has_src && src_err != -ENOENT) return src_err;
+        if (at && (a(4) & AT_EMPTY_PATH) && src.empty()) {
+          // linkat(fd, "", ...): the open file itself (an O_TMPFILE gets its name).
+          auto f = GetFile(t, ia(0));
+          if (!f) return -EBADF;
+          if (int64_t rc = PathAt(t, ia(2), a(3), &to); rc < 0) return rc;
+          if (f->kind != File::Kind::kGofer) return f->kind == File::Kind::kTmpfs ? -EXDEV : -ENOENT;
+          if (TmpfsFor(to, &rel) || IsVirtual(to)) return -EXDEV;
+          const int rc = gofer_.LinkHandle(f->handle, to);
+          if (rc == 0) {
+            f->path = to;
+            Notify(to, IN_CREATE);
+          }
+          return rc;
+        }
         if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &from); rc < 0) return rc;
         if (int64_t rc = PathAt(t, at ? ia(2) : AT_FDCWD, at ? a(3) : a(1), &to); rc < 0) return rc;
         std::string rf;
