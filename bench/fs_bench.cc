@@ -9,8 +9,17 @@
 //            [--contenders native,runsc,bulkhead] [--only CONTENDER]
 // TSV lines are `location.figure<TAB>contender<TAB>median<TAB>unit`; ratio
 // lines use `A/B` as the contender and `x` as the unit; a figure the probe
-// could not measure in a contender is `...<TAB>NA<TAB>unit<TAB>why`. runsc
+// could not measure in a contender is `...<TAB>NA<TAB>unit<TAB>why`;
+// `other_work<TAB>contender<TAB>cores<TAB>cores` is how busy the machine was
+// with other work while that contender's probe ran (median of rounds). runsc
 // needs root; a contender that fails is reported and left out, never fatal.
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -56,6 +65,41 @@ int Usage(FILE* to, int rc) {
       to);
   return rc;
 }
+
+double Seconds(const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; }
+
+// How busy the machine was with work other than ours while a probe ran (as
+// ring_bench's LoadMonitor): /proc/stat's busy time of all CPUs minus the
+// CPU time of this process and its reaped children, in cores.
+class LoadMonitor {
+ public:
+  LoadMonitor() { Sample(&busy0_, &ours0_, &wall0_); }
+  double OtherCores() const {
+    double busy, ours, wall;
+    Sample(&busy, &ours, &wall);
+    return std::max(0.0, (busy - busy0_) - (ours - ours0_)) / std::max(wall - wall0_, 1e-9);
+  }
+
+ private:
+  static void Sample(double* busy, double* ours, double* wall) {
+    *busy = 0;
+    if (FILE* f = std::fopen("/proc/stat", "r")) {
+      unsigned long long v[8] = {};
+      if (std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                      &v[6], &v[7]) == 8)
+        *busy = static_cast<double>(v[0] + v[1] + v[2] + v[5] + v[6]) / static_cast<double>(sysconf(_SC_CLK_TCK));
+      std::fclose(f);
+    }
+    rusage self, kids;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &kids);
+    *ours = Seconds(self.ru_utime) + Seconds(self.ru_stime) + Seconds(kids.ru_utime) + Seconds(kids.ru_stime);
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    *wall = static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;
+  }
+  double busy0_, ours0_, wall0_;
+};
 
 bool IsNumber(const std::string& s, double* v) {
   char* end = nullptr;
@@ -115,7 +159,8 @@ int main(int argc, char** argv) {
 
   // Rounds, contenders interleaved (as RunProbeRounds, but the probe's NA
   // lines and statfs notes are kept, and each contender gets its own tmpfs).
-  Results results;                                       // contender -> figure -> µs
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  Results results;  // contender -> figure -> µs
   std::map<std::string, std::map<std::string, std::string>> na;  // contender -> figure -> why
   std::map<std::string, std::set<std::string>> fstypes;          // contender -> "# ..." lines
   std::map<std::string, bool> broken;
@@ -124,8 +169,14 @@ int main(int argc, char** argv) {
     for (const Place& c : places) {
       if (broken[c.name]) continue;
       std::string out;
+      LoadMonitor load;
       const bool ok = Run(c.prefix + probe + " " + std::to_string(iterations) + " tmpfs=" + c.tmpfs + " root=/var/tmp",
                           &out);
+      // A contender's daemons come back to us (subreaper): reap them, so that
+      // their CPU time counts as ours.
+      while (waitpid(-1, nullptr, WNOHANG) > 0) {
+      }
+      results[c.name]["other_work"].push_back(load.OtherCores());
       std::istringstream lines(out);
       std::string line;
       while (std::getline(lines, line)) {
@@ -179,6 +230,9 @@ int main(int argc, char** argv) {
           if (double x = ratio(q, key); x > 0) std::printf("%s\t%s/%s\t%.3f\tx\n", key.c_str(), q.num.c_str(), q.den.c_str(), x);
       }
     }
+    for (auto& c : places)
+      if (!results[c.name]["other_work"].empty())
+        std::printf("other_work\t%s\t%.2f\tcores\n", c.name.c_str(), med(c.name, "other_work"));
     return 0;
   }
   std::printf("%-24s", "benchmark");
@@ -223,6 +277,12 @@ int main(int argc, char** argv) {
       any_na = true;
       std::printf("  %-24s %-9s %s\n", key.c_str(), c.name.c_str(), w.c_str());
     }
+  std::printf("\nother work on the machine while each contender's probe ran (cores; median, max of rounds):\n ");
+  for (auto& c : places) {
+    auto& w = results[c.name]["other_work"];
+    if (!w.empty()) std::printf(" %s %.2f, %.2f;", c.name.c_str(), Median(w), *std::max_element(w.begin(), w.end()));
+  }
+  std::printf("\n");
   std::printf("\nfile systems (statfs f_type of each parent):\n");
   for (auto& c : places)
     for (auto& t : fstypes[c.name]) std::printf("  %-9s %s\n", c.name.c_str(), t.c_str());
