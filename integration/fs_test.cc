@@ -86,6 +86,19 @@ TEST(FsMounts, ProcMountsListsTheRootAndVolumes) {
   EXPECT_NE(ro_root.err.find("Read-only file system"), std::string::npos) << ro_root.err;
 }
 
+// --tmpfs PATH[:SIZE]: a tmpfs of the router at PATH, in /proc/mounts, with
+// its size as its limit, its mount point listed in its parent, gone with the
+// sandbox.
+TEST(FsMounts, ExtraTmpfsMounts) {
+  Result r = Sh(Runfile("runtime/bulkhead") + " --root " + TestDir("tmpfs-state") +
+                " do --tmpfs /scratch:1M -- /bin/sh -c 'echo hi > /scratch/f && cat /scratch/f; "
+                "grep \" /scratch \" /proc/mounts; ls / | grep -c scratch; "
+                "dd if=/dev/zero of=/scratch/big bs=64k count=32 2>&1 | grep -c \"No space\"'");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "hi\ntmpfs /scratch tmpfs rw,nosuid,nodev,size=1024k 0 0\n1\n1\n") << r.err;
+  EXPECT_NE(access("/scratch", F_OK), 0);
+}
+
 TEST(FsMounts, BadVolumeFlagsAreRefusedWithAMessage) {
   const std::string bh = Runfile("runtime/bulkhead") + " --root " + TestDir("mounts-state2") + " do ";
   Result r = Sh(bh + "-v relative:/x -- /bin/true");
@@ -94,6 +107,9 @@ TEST(FsMounts, BadVolumeFlagsAreRefusedWithAMessage) {
   r = Sh(bh + "-v /tmp:/x:rx -- /bin/true");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("ro or rw"), std::string::npos) << r.err;
+  r = Sh(bh + "--tmpfs /proc/x -- /bin/true");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("below /proc"), std::string::npos) << r.err;
   r = Sh(bh + "--rootfs-mode sideways -- /bin/true");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("overlay, readonly or writable"), std::string::npos) << r.err;

@@ -32,7 +32,7 @@ hardened services (syscall-router, fs-gofer, net-stack, mem-broker).
 usage: bulkhead [global flags] COMMAND [flags] [args]
 
 commands:
-  do [--rootfs DIR] [--rootfs-mode MODE] [-v HOST:GUEST[:ro]]... [--cwd DIR]
+  do [--rootfs DIR] [--rootfs-mode MODE] [-v HOST:GUEST[:ro]]... [--tmpfs PATH[:SIZE]]... [--cwd DIR]
      [--env K=V]... [--stats] -- CMD [ARG...]
                                 run CMD in a fresh sandbox: every system call it makes is
                                 served by bulkhead (processes, threads, signals, pipes, a
@@ -43,6 +43,7 @@ commands:
                                   writable (writes change DIR itself)
                                 -v, --volume HOST:GUEST[:ro]: bind a host directory or
                                   file at GUEST (ro: every write gets EROFS)
+                                --tmpfs PATH[:SIZE]: a tmpfs at PATH (default 256M)
   selftest [--id ID]            start a sandbox's supervisor and four services, exchange
                                 messages over every ring, kill and restart a service, print
                                 stats and ring latency, stop cleanly
@@ -243,6 +244,7 @@ int CmdDo(const Global& g, std::vector<std::string> args) {
   std::string rootfs = "/", cwd = "/";
   RootMode rootfs_mode = RootMode::kOverlay;
   std::vector<Volume> volumes;
+  std::vector<TmpfsSpec> tmpfs;
   std::vector<std::string> env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
                                   "TERM=" + std::string(std::getenv("TERM") ? std::getenv("TERM") : "xterm")};
   bool stats = false;
@@ -261,6 +263,10 @@ int CmdDo(const Global& g, std::vector<std::string> args) {
     else if (a == "--rootfs-mode") {
       std::string m = value();
       if (!ParseRootMode(m, &rootfs_mode)) UsageError("do: --rootfs-mode is overlay, readonly or writable, not " + m);
+    } else if (a == "--tmpfs") {
+      TmpfsSpec t;
+      if (std::string err = ParseTmpfs(value(), &t); !err.empty()) UsageError("do: " + err);
+      tmpfs.push_back(t);
     } else if (a == "-v" || a == "--volume") {
       Volume v;
       if (std::string err = ParseVolume(value(), &v); !err.empty()) UsageError("do: " + err);
@@ -281,6 +287,7 @@ int CmdDo(const Global& g, std::vector<std::string> args) {
   o.rootfs = rootfs;
   o.rootfs_mode = rootfs_mode;
   o.volumes = volumes;
+  o.tmpfs = tmpfs;
   o.pass_stdio = true;
   o.forward_terminal_signals = true;
   if (!g.debug) {

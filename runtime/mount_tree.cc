@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 
 #include "base/error.h"
@@ -111,6 +113,44 @@ std::string ParseVolume(std::string_view spec, Volume* out) {
     pos = next + 1;
   }
   if (out->guest.size() >= 4096 || out->host.size() >= 4096) return "volume path too long";
+  return "";
+}
+
+std::string ParseTmpfs(std::string_view spec, TmpfsSpec* out) {
+  const size_t colon = spec.find(':');
+  out->path = std::string(spec.substr(0, colon));
+  out->size = 0;
+  if (out->path.empty() || out->path[0] != '/') return "a tmpfs path must be absolute: \"" + out->path + "\"";
+  while (out->path.size() > 1 && out->path.back() == '/') out->path.pop_back();
+  if (out->path == "/") return "a tmpfs cannot replace the sandbox root";
+  for (size_t pos = 1; pos <= out->path.size();) {
+    size_t next = out->path.find('/', pos);
+    if (next == std::string::npos) next = out->path.size();
+    const std::string part = out->path.substr(pos, next - pos);
+    if (part.empty() || part == "." || part == "..") return "a tmpfs path must be normalized: " + out->path;
+    pos = next + 1;
+  }
+  for (const char* v : {"/proc", "/sys", "/dev"}) {
+    const size_t n = std::strlen(v);
+    if (out->path.compare(0, n, v) == 0 && (out->path.size() == n || out->path[n] == '/')) {
+      return std::string("a tmpfs cannot go below ") + v + " (the router's own)";
+    }
+  }
+  if (colon != std::string_view::npos) {
+    const std::string sz(spec.substr(colon + 1));
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long v = std::strtoull(sz.c_str(), &end, 10);
+    if (sz.empty() || end == sz.c_str() || errno != 0) return "bad tmpfs size \"" + sz + "\"";
+    unsigned shift = 0;
+    if (*end == 'k' || *end == 'K') shift = 10;
+    else if (*end == 'm' || *end == 'M') shift = 20;
+    else if (*end == 'g' || *end == 'G') shift = 30;
+    else if (*end != 0) return "bad tmpfs size \"" + sz + "\" (a number with K, M or G)";
+    if (shift && end[1] != 0) return "bad tmpfs size \"" + sz + "\"";
+    if (v == 0 || v > (uint64_t{1} << (40 - shift))) return "tmpfs size out of range: " + sz;
+    out->size = static_cast<uint64_t>(v) << shift;
+  }
   return "";
 }
 
@@ -235,6 +275,10 @@ MountTree MountTree::Build(const MountTreeOptions& o) {
     if (::syscall(SYS_move_mount, src.get(), "", at.get(), "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
       throw SysError(errno, "move_mount", "volume " + v.host + " at " + v.guest + " (volumes need Linux 6.15 or later)");
     }
+  }
+
+  for (const std::string& p : o.mount_points) {
+    if (o.mode == RootMode::kOverlay) MountPoint(t.root_.get(), p, true);
   }
 
   if (o.mode == RootMode::kReadOnly) {

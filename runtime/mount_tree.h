@@ -37,6 +37,14 @@ struct Volume {
 // Parses "HOST:GUEST[:ro|:rw]". Returns an empty string or what is wrong.
 std::string ParseVolume(std::string_view spec, Volume* out);
 
+// An extra tmpfs mount of the sandbox, served by the router.
+struct TmpfsSpec {
+  std::string path;   // absolute, normalized
+  uint64_t size = 0;  // bytes; 0: 256 MiB
+};
+// Parses "PATH[:SIZE]" (SIZE like 64M, 1G, or bytes).
+std::string ParseTmpfs(std::string_view spec, TmpfsSpec* out);
+
 enum class RootMode {
   kOverlay,   // image read-only below a private writable layer (default)
   kReadOnly,  // image read-only, writes get EROFS
@@ -50,6 +58,9 @@ struct MountTreeOptions {
   std::string rootfs = "/";
   RootMode mode = RootMode::kOverlay;
   std::vector<Volume> volumes;
+  // Where the router's extra tmpfs mounts go: their directories are made in
+  // the tree (overlay mode), so that listings of their parents show them.
+  std::vector<std::string> mount_points;
   uint64_t upper_bytes = 0;  // size limit of the private layer (0: tmpfs's default)
 };
 

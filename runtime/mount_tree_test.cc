@@ -110,6 +110,27 @@ TEST_F(MountTreeTest, AVolumeMountPointStaysInsideAHostileImage) {
   EXPECT_EQ(access((base_ + "/escape").c_str(), F_OK), -1);
 }
 
+TEST(ParseTmpfs, AcceptsAndRefuses) {
+  TmpfsSpec t;
+  EXPECT_EQ(ParseTmpfs("/scratch", &t), "");
+  EXPECT_EQ(t.path, "/scratch");
+  EXPECT_EQ(t.size, 0u);
+  EXPECT_EQ(ParseTmpfs("/a/b/:64M", &t), "");
+  EXPECT_EQ(t.path, "/a/b");
+  EXPECT_EQ(t.size, uint64_t{64} << 20);
+  EXPECT_EQ(ParseTmpfs("/c:4096", &t), "");
+  EXPECT_EQ(t.size, 4096u);
+  EXPECT_NE(ParseTmpfs("rel", &t), "");
+  EXPECT_NE(ParseTmpfs("/", &t), "");
+  EXPECT_NE(ParseTmpfs("/a/../b", &t), "");
+  EXPECT_NE(ParseTmpfs("/proc/x", &t), "");
+  EXPECT_NE(ParseTmpfs("/dev", &t), "");
+  EXPECT_NE(ParseTmpfs("/a:", &t), "");
+  EXPECT_NE(ParseTmpfs("/a:12Q", &t), "");
+  EXPECT_NE(ParseTmpfs("/a:0", &t), "");
+  EXPECT_NE(ParseTmpfs("/a:99999999999G", &t), "");
+}
+
 TEST(ParseVolume, AcceptsAndRefuses) {
   Volume v;
   EXPECT_EQ(ParseVolume("/a:/b", &v), "");

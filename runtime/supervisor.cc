@@ -406,6 +406,7 @@ void Supervisor::Start() {
       mo.rootfs = o_.rootfs;
       mo.mode = o_.rootfs_mode;
       mo.volumes = o_.volumes;
+      for (const auto& t : o_.tmpfs) mo.mount_points.push_back(t.path);
       mo.upper_bytes = o_.memory_limit;
       mounts_ = std::make_unique<MountTree>(MountTree::Build(mo));
     }
@@ -697,6 +698,11 @@ AppResult Supervisor::RunApp(const std::vector<std::string>& argv, const std::ve
     mo.mode = o_.rootfs_mode;
     mo.volumes = o_.volumes;
     const auto lines = DescribeMounts(mo);
+    auto tm = run.initTmpfs(static_cast<unsigned>(o_.tmpfs.size()));
+    for (unsigned i = 0; i < o_.tmpfs.size(); ++i) {
+      tm[i].setPath(o_.tmpfs[i].path);
+      tm[i].setSizeBytes(o_.tmpfs[i].size);
+    }
     auto m = run.initMounts(static_cast<unsigned>(lines.size()));
     for (unsigned i = 0; i < lines.size(); ++i) {
       m[i].setSource(lines[i].source);

@@ -39,6 +39,7 @@ struct SupervisorOptions {
   std::string rootfs = "/";                // the sandbox's image (runtime/mount_tree.h)
   RootMode rootfs_mode = RootMode::kOverlay;
   std::vector<Volume> volumes;
+  std::vector<TmpfsSpec> tmpfs;            // extra tmpfs mounts (the router's)
   LogFormat log_format = LogFormat::kText;
   spdlog::level::level_enum service_log_level = spdlog::level::info;
   std::string debug_log_dir;               // per-service logs <dir>/<service>.log; empty: stderr

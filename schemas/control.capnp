@@ -31,6 +31,12 @@ struct Run {
   cwd @2 :Text;
   hostname @3 :Text;
   mounts @4 :List(MountEntry);  # what fs-gofer serves, for /proc/mounts
+  tmpfs @5 :List(TmpfsMount);   # extra tmpfs mounts the router serves
+}
+
+struct TmpfsMount {
+  path @0 :Text;                # absolute, normalized
+  sizeBytes @1 :UInt64;         # 0: the default (256 MiB)
 }
 
 # One line of /proc/mounts.

@@ -114,6 +114,7 @@ int bulkhead::service::SyscallRouterMain(int argc, char** argv) {
     for (auto e : r.getEnv()) req.envp.emplace_back(e.cStr(), e.size());
     if (r.hasCwd()) req.cwd = r.getCwd().cStr();
     if (r.hasHostname()) req.hostname = r.getHostname().cStr();
+    for (auto m : r.getTmpfs()) req.tmpfs.push_back({m.getPath().cStr(), m.getSizeBytes()});
     for (auto m : r.getMounts()) {
       req.mounts.push_back({m.getSource().cStr(), m.getTarget().cStr(), m.getFstype().cStr(), m.getOptions().cStr()});
     }

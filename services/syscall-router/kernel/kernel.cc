@@ -399,6 +399,7 @@ struct Kernel::Impl {
   // read-only root through the fs-gofer).
   Tmpfs tmp_{uint64_t{256} << 20, makedev(0, 0x2a)};
   Tmpfs shm_{uint64_t{256} << 20, makedev(0, 0x2b)};
+  std::vector<std::pair<std::string, std::unique_ptr<Tmpfs>>> extra_tmpfs_;  // deepest path first
 
   // System V shared memory (shmget, shmat, shmdt, shmctl): the sandbox's
   // own IPC namespace. A segment's pages are one memory-file chunk; every
@@ -430,9 +431,20 @@ struct Kernel::Impl {
 
   // The tmpfs `path` lies in (and the path below its mount point), or null.
   Tmpfs* TmpfsFor(const std::string& path, std::string* rel) {
+    auto under = [&](const std::string& prefix) {
+      const size_t n = prefix.size();
+      return path.compare(0, n, prefix) == 0 && (path.size() == n || path[n] == '/');
+    };
+    // Extra mounts first, deepest first (one may lie inside /tmp).
+    for (auto& [prefix, fs] : extra_tmpfs_) {
+      if (under(prefix)) {
+        *rel = path.size() == prefix.size() ? "" : path.substr(prefix.size() + 1);
+        return fs.get();
+      }
+    }
     for (auto [prefix, fs] : {std::pair<const char*, Tmpfs*>{"/tmp", &tmp_}, {"/dev/shm", &shm_}}) {
-      const size_t n = std::strlen(prefix);
-      if (path.compare(0, n, prefix) == 0 && (path.size() == n || path[n] == '/')) {
+      if (under(prefix)) {
+        const size_t n = std::strlen(prefix);
         *rel = path.size() == n ? "" : path.substr(n + 1);
         return fs;
       }
@@ -707,6 +719,15 @@ struct Kernel::Impl {
     }
     hostname_ = req.hostname;
     mounts_ = req.mounts;
+    extra_tmpfs_.clear();
+    for (size_t i = 0; i < req.tmpfs.size() && i < 64; ++i) {
+      const auto& m = req.tmpfs[i];
+      if (m.path.size() < 2 || m.path[0] != '/' || Normalize(m.path) != m.path || IsVirtual(m.path)) continue;
+      auto fs = std::make_unique<Tmpfs>(m.size ? m.size : uint64_t{256} << 20, makedev(0, 0x40 + static_cast<unsigned>(i)));
+      fs->SetMemoryFile(mem_);
+      extra_tmpfs_.emplace_back(m.path, std::move(fs));
+    }
+    std::sort(extra_tmpfs_.begin(), extra_tmpfs_.end(), [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
     mem_limit_ = mem_ ? req.memory_limit : 0;
     auto proc = std::make_unique<Process>();
     Process* p = proc.get();
@@ -2715,6 +2736,9 @@ struct Kernel::Impl {
     lines.push_back({"tmpfs", "/dev", "tmpfs", "rw,nosuid,mode=755"});
     lines.push_back({"tmpfs", "/dev/shm", "tmpfs", "rw,nosuid,nodev"});
     lines.push_back({"tmpfs", "/tmp", "tmpfs", "rw,nosuid,nodev"});
+    for (auto it = extra_tmpfs_.rbegin(); it != extra_tmpfs_.rend(); ++it) {
+      lines.push_back({"tmpfs", it->first, "tmpfs", "rw,nosuid,nodev,size=" + std::to_string(it->second->max_bytes() >> 10) + "k"});
+    }
     // Spaces, tabs, newlines and backslashes as Linux escapes them (\040 ...).
     auto esc = [](const std::string& v) {
       std::string o;
@@ -5194,11 +5218,13 @@ struct Kernel::Impl {
         std::memset(&sf, 0, sizeof sf);
         std::string path, rel;
         bool tmp = false;
+        Tmpfs* tfs = nullptr;
         GoferClient::Target target;
         bool on_gofer = false;
         if (nr == SYS_statfs) {
           if (int64_t rc = PathAt(t, AT_FDCWD, a(0), &path); rc < 0) return rc;
-          tmp = TmpfsFor(path, &rel) != nullptr;
+          tfs = TmpfsFor(path, &rel);
+          tmp = tfs != nullptr;
           if (!tmp && !IsVirtual(path)) {
             on_gofer = true;
             target.path = path;
@@ -5210,6 +5236,7 @@ struct Kernel::Impl {
           auto f = GetFile(t, ia(0));
           if (!f) return -EBADF;
           tmp = f->kind == File::Kind::kTmpfs;
+          tfs = tmp ? f->tmpfs : nullptr;
           if (f->kind == File::Kind::kGofer) {
             on_gofer = true;
             target.handle = f->handle;
@@ -5222,8 +5249,8 @@ struct Kernel::Impl {
         sf.f_type = tmp ? 0x01021994 /* TMPFS_MAGIC */ : 0x9fa0 /* PROC_SUPER_MAGIC */;
         sf.f_bsize = 4096;
         sf.f_frsize = 4096;
-        sf.f_blocks = tmp ? (uint64_t{256} << 20) / 4096 : 0;
-        sf.f_bfree = tmp ? sf.f_blocks - tmp_.used() / 4096 : 0;
+        sf.f_blocks = tfs ? tfs->max_bytes() / 4096 : 0;
+        sf.f_bfree = tfs ? sf.f_blocks - std::min<uint64_t>(sf.f_blocks, tfs->used() / 4096) : 0;
         sf.f_bavail = sf.f_bfree;
         sf.f_files = tmp ? 1u << 20 : 0;
         sf.f_ffree = tmp ? sf.f_files / 2 : 0;

@@ -38,6 +38,13 @@ struct RunRequest {
     std::string source, target, fstype, options;
   };
   std::vector<Mount> mounts;
+  // Extra tmpfs mounts (bulkhead do --tmpfs PATH[:SIZE]), served by the
+  // router like /tmp.
+  struct TmpfsMount {
+    std::string path;
+    uint64_t size = 0;
+  };
+  std::vector<TmpfsMount> tmpfs;
   // The sandbox's memory limit in bytes (0: none). Above it, a single
   // private writable mapping (mmap, brk, mremap growth) larger than the limit
   // fails with ENOMEM, as Linux's overcommit heuristic refuses a request

@@ -113,6 +113,7 @@ class Tmpfs {
   static void Touch(Node& n, bool modified);
 
   uint64_t used() const { return *used_; }
+  uint64_t max_bytes() const { return max_bytes_; }
   // Where MAP_SHARED file data goes (none: such mappings are refused).
   void SetMemoryFile(MemoryFile* mem) { mem_ = mem; }
   MemoryFile* memory_file() const { return mem_; }
