@@ -591,7 +591,8 @@ struct Kernel::Impl {
   // memory, file pages, System V segments, tmpfs files mapped shared) plus
   // tmpfs file data still in the router (counted twice only for tmpfs files
   // that are also mapped shared: an overestimate, never an under-).
-  uint64_t MemoryUsed() const { return (mem_ ? mem_->resident() : 0) + tmp_.used() + shm_.used(); }
+  // tmpfs data lives in the memory file when there is one (resident counts it).
+  uint64_t MemoryUsed() const { return mem_ ? mem_->resident() : tmp_.used() + shm_.used(); }
 
   long MemAvailPages() const {
     if (mem_limit_ == 0) return Facts().avail_pages;

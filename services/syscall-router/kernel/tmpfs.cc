@@ -321,6 +321,11 @@ bool FileData::Move(MemoryFile& mem, uint64_t capacity) {
 }
 
 bool FileData::Resize(uint64_t n, MemoryFile* mem) {
+  if (!chunk_ && mem != nullptr && n > 0) {
+    // With a memory file the data lives there from its first byte: accounted
+    // as tmpfs pages by the mem-broker, bounded by the sandbox's memory limit.
+    if (!Move(*mem, std::max<uint64_t>(n, 4096))) return false;
+  }
   if (!chunk_) {
     heap_.resize(n);
     size_ = n;

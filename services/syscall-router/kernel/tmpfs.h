@@ -4,9 +4,9 @@
 // kernel, not to the file server: nothing of it ever touches a host file.
 //
 // Directories, regular files and symlinks; sizes, modes, times, link counts;
-// a byte budget per mount (ENOSPC). File data lives on the router's heap for
-// now; the memory file is its place once the mem-broker accounts for it
-// (issue 6).
+// a byte budget per mount (ENOSPC). File data lives in the sandbox's memory
+// file (tmpfs chunks of the mem-broker) from a file's first byte, on the
+// router's heap only where there is no memory file (unit tests).
 #pragma once
 
 #include <sys/stat.h>
@@ -26,9 +26,9 @@
 
 namespace bulkhead::router {
 
-// A tmpfs file's bytes: on the router's heap, or — once the file is mapped
-// MAP_SHARED — in a chunk of the memory file that the mappings share, so that
-// stores through a mapping and write() see each other.
+// A tmpfs file's bytes: in a chunk of the memory file (which MAP_SHARED
+// mappings share, so that stores through a mapping and write() see each
+// other), or on the router's heap when there is no memory file.
 class FileData {
  public:
   uint64_t size() const { return size_; }
