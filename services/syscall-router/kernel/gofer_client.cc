@@ -718,13 +718,14 @@ long GoferClient::Getdents(uint64_t handle, std::span<uint8_t> out) {
         uint16_t rl;
         std::memcpy(&rl, out.data() + pos + 16, 2);
         if (rl < 20 || pos + rl > static_cast<size_t>(n)) break;
-        std::string name(reinterpret_cast<const char*>(out.data() + pos + 19),
-                         strnlen(reinterpret_cast<const char*>(out.data() + pos + 19), rl - 19));
-        const bool dup = h.refilter && h.seen.count(name);
+        const std::string_view name(reinterpret_cast<const char*>(out.data() + pos + 19),
+                                    strnlen(reinterpret_cast<const char*>(out.data() + pos + 19), rl - 19));
+        const uint64_t key = std::hash<std::string_view>{}(name);
+        const bool dup = h.refilter && h.seen.count(key);
         if (!dup) {
           if (w != pos) std::memmove(out.data() + w, out.data() + pos, rl);
           w += rl;
-          h.seen.insert(std::move(name));
+          h.seen.insert(key);
         }
         pos += rl;
       }

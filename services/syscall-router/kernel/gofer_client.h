@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <unordered_set>
 #include <span>
 #include <string>
 
@@ -118,7 +119,9 @@ class GoferClient {
     uint64_t epoch = 0;   // channel version it was opened on
     bool directory = false;
     bool refilter = false;
-    std::set<std::string> seen;  // directories: names returned so far
+    // Directories: hashes of the names returned so far (64-bit: a collision
+    // could hide a name only in a listing restarted by a gofer crash).
+    std::unordered_set<uint64_t> seen;
     struct stat st {};           // as the open returned it (parking keeps it)
     int64_t known_size = -1;     // appends: the file's size after the last one (-1: ask)
   };

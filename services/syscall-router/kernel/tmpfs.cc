@@ -310,6 +310,9 @@ int Tmpfs::Truncate(Node& n, uint64_t len) {
 }
 
 bool FileData::Move(MemoryFile& mem, uint64_t capacity) {
+  // Room to grow (the pages are not touched until written: the memory file
+  // is sparse), so that a file written in pieces moves rarely.
+  capacity = std::max<uint64_t>({capacity, chunk_ ? chunk_->len * 2 : 0, kMinCapacity});
   capacity = (capacity + 4095) & ~uint64_t{4095};
   auto chunk = AllocateChunk(mem, capacity, MemKind::kTmpfs);
   if (!chunk) return false;
@@ -324,7 +327,7 @@ bool FileData::Resize(uint64_t n, MemoryFile* mem) {
   if (!chunk_ && mem != nullptr && n > 0) {
     // With a memory file the data lives there from its first byte: accounted
     // as tmpfs pages by the mem-broker, bounded by the sandbox's memory limit.
-    if (!Move(*mem, std::max<uint64_t>(n, 4096))) return false;
+    if (!Move(*mem, n)) return false;
   }
   if (!chunk_) {
     heap_.resize(n);
@@ -332,7 +335,27 @@ bool FileData::Resize(uint64_t n, MemoryFile* mem) {
     return true;
   }
   if (n > chunk_->len) {
-    if (!mem || !Move(*mem, std::max(n, chunk_->len * 2))) return false;
+    if (!mem || !Move(*mem, n)) return false;
+  }
+  // Shrunk to nothing (O_TRUNC) or to a quarter: the pages go back, unless
+  // a shared mapping still holds them (then they are zeroed in place) or
+  // the range is at most kKeepOnTruncate (zeroed and kept for the rewrite
+  // that usually follows: a fresh range costs a host page fault per page).
+  if (n < size_ && n < chunk_->len / 4 && chunk_.use_count() == 1 && mem != nullptr &&
+      !(n == 0 && chunk_->len <= kKeepOnTruncate)) {
+    if (n == 0) {
+      chunk_.reset();
+      size_ = 0;
+      return true;
+    }
+    const uint64_t keep = std::min(n, size_);
+    auto small = AllocateChunk(*mem, (std::max<uint64_t>(n, 4096) + 4095) & ~uint64_t{4095}, MemKind::kTmpfs);
+    if (small) {
+      std::memcpy(mem->at(small->offset), ptr(), keep);
+      chunk_ = std::move(small);
+      size_ = n;
+      return true;
+    }
   }
   if (n < size_) std::memset(ptr() + n, 0, size_ - n);  // regrowth reads zeros
   size_ = n;

@@ -45,6 +45,8 @@ class FileData {
   // that has to grow is replaced: mappings made before keep the old pages.
   std::shared_ptr<Chunk> Share(MemoryFile& mem, uint64_t need);
   bool shared() const { return chunk_ != nullptr; }
+  static constexpr uint64_t kMinCapacity = 64 << 10;
+  static constexpr uint64_t kKeepOnTruncate = 1 << 20;
 
  private:
   uint8_t* ptr() const { return chunk_ ? chunk_->file.at(chunk_->offset) : const_cast<uint8_t*>(heap_.data()); }

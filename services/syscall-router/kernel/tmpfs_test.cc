@@ -184,3 +184,41 @@ TEST(Tmpfs, BudgetGivesEnospc) {
 
 }  // namespace
 }  // namespace bulkhead::router
+
+namespace bulkhead::router {
+namespace {
+
+// With a memory file, data lives there; truncating a big file to nothing
+// gives its range back, a small one is zeroed and kept for the rewrite, and
+// growing again reads zeros.
+TEST(FileData, LivesInTheMemoryFileAndTruncateGivesItBack) {
+  MemoryFile mem(uint64_t{64} << 20);
+  FileData small, big;
+  ASSERT_TRUE(small.Resize(100, &mem));
+  EXPECT_TRUE(small.shared());  // in the memory file from the first byte
+  const uint8_t x[4] = {'a', 'b', 'c', 'd'};
+  small.Put(0, x, 4);
+  ASSERT_TRUE(small.Resize(0, &mem));
+  EXPECT_TRUE(small.shared());  // kept: at most kKeepOnTruncate
+  ASSERT_TRUE(small.Resize(4, &mem));
+  uint8_t got[4] = {1, 1, 1, 1};
+  small.Get(0, got, 4);
+  EXPECT_EQ(std::memcmp(got, "\0\0\0\0", 4), 0);  // regrowth reads zeros
+
+  ASSERT_TRUE(big.Resize(uint64_t{4} << 20, &mem));
+  big.Put((uint64_t{4} << 20) - 4, x, 4);
+  ASSERT_TRUE(big.Resize(0, &mem));
+  EXPECT_FALSE(big.shared());  // the range went back
+  ASSERT_TRUE(big.Resize(uint64_t{4} << 20, &mem));
+  big.Get((uint64_t{4} << 20) - 4, got, 4);
+  EXPECT_EQ(std::memcmp(got, "\0\0\0\0", 4), 0);
+  // A shrink to under a quarter moves to a smaller range, keeping the head.
+  big.Put(0, x, 4);
+  ASSERT_TRUE(big.Resize(8, &mem));
+  big.Get(0, got, 4);
+  EXPECT_EQ(std::memcmp(got, x, 4), 0);
+  EXPECT_EQ(big.size(), 8u);
+}
+
+}  // namespace
+}  // namespace bulkhead::router
