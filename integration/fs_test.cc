@@ -203,5 +203,29 @@ TEST(FsNotify, InotifyEventsMatchLinux) { SameAsNative("fsnotify.py"); }
 // mode or name.
 TEST(FsCaches, NoStaleAnswerAfterTheSandboxChangesAFile) { SameAsNative("fscache.py"); }
 
+// The file API case by case (fsapi.py, about 150 checks: open flags, the
+// read/write family, holes, truncate/fallocate/sync, the stat family,
+// directories, FIFOs and socket nodes, unlink/rename/renameat2/link/symlink,
+// "." and ".." as last components, attributes and times, access, xattrs,
+// bad input) on the root: the overlay through the fs-gofer.
+TEST(FsApi, OnTheRootMatchesLinux) { SameAsNative("fsapi.py"); }
+
+// The same cases on the router's tmpfs (/tmp inside; natively /dev/shm).
+TEST(FsApi, OnTmpfsMatchesLinux) {
+  const std::string base = "/var/tmp/bulkhead-fsapi-tmpfs-" + std::to_string(getpid());
+  const std::string native_dir = "/dev/shm/bulkhead-fsapi-" + std::to_string(getpid());
+  fs::create_directories(base);
+  fs::create_directories(native_dir);
+  fs::copy_file(Runfile("integration/fsapi.py"), base + "/fsapi.py");
+  Result native = Sh("/usr/bin/python3 " + base + "/fsapi.py " + native_dir);
+  Result sandboxed = Sh(Runfile("runtime/bulkhead") + " --root " + TestDir("fsapi-tmpfs-state") +
+                        " do -- /bin/sh -c 'mkdir /tmp/t && exec /usr/bin/python3 " + base + "/fsapi.py /tmp/t'");
+  fs::remove_all(base);
+  fs::remove_all(native_dir);
+  ASSERT_EQ(native.code, 0) << native.err;
+  EXPECT_EQ(sandboxed.code, 0) << sandboxed.err;
+  EXPECT_EQ(sandboxed.out, native.out);
+}
+
 }  // namespace
 }  // namespace bulkhead::integration

@@ -455,15 +455,22 @@ struct Kernel::Impl {
   int64_t OpenTmpfs(Task& t, Tmpfs& fs, const std::string& rel, const std::string& path, uint32_t flags, uint32_t mode) {
     if ((flags & O_TMPFILE) == O_TMPFILE) return -EOPNOTSUPP;
     Tmpfs::NodePtr node;
-    if (int rc = fs.Open(rel, static_cast<int>(flags), mode & ~t.proc->umask, &node); rc < 0) return rc;
-    if (S_ISFIFO(node->mode)) return OpenFifo(t, *node, path, flags);
+    if ((flags & O_PATH) && (flags & O_NOFOLLOW)) {
+      // O_PATH | O_NOFOLLOW names a symlink itself.
+      if (int rc = fs.Lookup(rel, false, &node); rc == 0 && S_ISLNK(node->mode)) flags &= ~static_cast<uint32_t>(O_ACCMODE);
+      else node.reset();
+    }
+    if (!node) {
+      if (int rc = fs.Open(rel, static_cast<int>(flags), mode & ~t.proc->umask, &node); rc < 0) return rc;
+    }
+    if (S_ISFIFO(node->mode) && !(flags & O_PATH)) return OpenFifo(t, *node, path, flags);
     auto f = std::make_shared<File>();
     f->kind = File::Kind::kTmpfs;
     f->tmpfs = &fs;
     f->tnode = node;
     f->path = path;
     fs.Stat(*node, &f->st);
-    f->flags = flags & (O_ACCMODE | O_APPEND | O_NONBLOCK);
+    f->flags = flags & (O_ACCMODE | O_APPEND | O_NONBLOCK | O_PATH);
     return NewFd(t, f, 0, flags & O_CLOEXEC);
   }
 
@@ -624,6 +631,25 @@ struct Kernel::Impl {
     }
     *out = std::move(*s);
     return true;
+  }
+
+  // The last component of a path as the application wrote it ("." and ".."
+  // vanish in a normalized path, but mkdir, rmdir, unlink, rename and link
+  // answer them with errnos of their own).
+  static std::string LastComponent(const std::string& raw) {
+    size_t end = raw.size();
+    while (end > 1 && raw[end - 1] == '/') --end;
+    const size_t cut = raw.rfind('/', end - 1);
+    return raw.substr(cut == std::string::npos ? 0 : cut + 1, end - (cut == std::string::npos ? 0 : cut + 1));
+  }
+  // -errno for a path whose last component is "." or ".." in a call that
+  // creates or removes a name; 0 otherwise.
+  int64_t DotLast(Task& t, uint64_t addr, int64_t if_dot, int64_t if_dotdot) {
+    std::string raw;
+    int64_t err = 0;
+    if (!ReadPath(t, addr, &raw, &err)) return 0;  // PathAt reports it
+    const std::string last = LastComponent(raw);
+    return last == "." ? if_dot : last == ".." ? if_dotdot : 0;
   }
 
   // Resolves (dirfd, path) to an absolute normalized path.
@@ -2866,7 +2892,7 @@ struct Kernel::Impl {
     f->generation = gofer_.generation();
     f->gofer = &gofer_;
     f->path = path;
-    f->flags = flags & (O_ACCMODE | O_APPEND | O_NONBLOCK);
+    f->flags = flags & (O_ACCMODE | O_APPEND | O_NONBLOCK | O_PATH);
     return NewFd(t, f, 0, flags & O_CLOEXEC);
   }
 
@@ -3168,7 +3194,7 @@ struct Kernel::Impl {
   int64_t Read(Task& t, int fd, uint64_t buf, uint64_t count, int64_t offset) {
     auto f = GetFile(t, fd);
     if (!f) return -EBADF;
-    if ((f->flags & O_ACCMODE) == O_WRONLY) return -EBADF;
+    if ((f->flags & O_ACCMODE) == O_WRONLY || (f->flags & O_PATH)) return -EBADF;
     if (count > 0x7ffff000) count = 0x7ffff000;
     const bool nonblock = f->flags & O_NONBLOCK;
     std::vector<uint8_t> tmp;
@@ -3404,13 +3430,61 @@ struct Kernel::Impl {
     std::vector<uint8_t> tmp(std::min<uint64_t>(count, uint64_t{16} << 20));
     ssize_t got = tmp.empty() ? 0 : t.proc->as->ReadMemory(buf, tmp.data(), tmp.size());
     if (got < 0) return -EFAULT;
-    const int64_t pos = offset >= 0 ? offset : (f.flags & O_APPEND) ? static_cast<int64_t>(f.tnode->data.size()) : f.offset;
+    // As Linux: with O_APPEND even pwrite writes at the end.
+    const int64_t pos = (f.flags & O_APPEND) ? static_cast<int64_t>(f.tnode->data.size()) : offset >= 0 ? offset : f.offset;
     long n = f.tmpfs->Write(*f.tnode, static_cast<uint64_t>(pos), tmp.data(), static_cast<uint64_t>(got));
     if (n == -EFBIG) SignalTask(t, SIGXFSZ);
     if (n < 0) return n;
     if (n > 0) Notify(f.path, IN_MODIFY);
     if (offset < 0) f.offset = pos + n;
     return n;
+  }
+
+  // Extended attributes of a tmpfs node: trusted., security. and user.
+  // names (user. only on regular files and directories, as Linux).
+  int64_t TmpfsXattr(Task& t, Tmpfs::Node& n, const std::string& path, bool list, bool get, bool set,
+                     const std::string& name) {
+    auto a = [&](int i) { return t.arg(i); };
+    constexpr uint64_t kMaxValue = 65536;
+    auto known = [](const std::string& nm) {
+      return nm.rfind("user.", 0) == 0 || nm.rfind("trusted.", 0) == 0 || nm.rfind("security.", 0) == 0;
+    };
+    if (list) {
+      std::string out;
+      for (const auto& [k, v] : n.xattrs) out += k + '\0';
+      const uint64_t size = a(2);
+      if (size == 0) return static_cast<int64_t>(out.size());
+      if (out.size() > size) return -ERANGE;
+      if (!out.empty() && !t.proc->as->CopyOut(a(1), out.data(), out.size())) return -EFAULT;
+      return static_cast<int64_t>(out.size());
+    }
+    if (!known(name)) return -EOPNOTSUPP;
+    if (name.rfind("user.", 0) == 0 && !S_ISREG(n.mode) && !S_ISDIR(n.mode)) return set ? -EPERM : -ENODATA;
+    auto it = n.xattrs.find(name);
+    if (get) {
+      if (it == n.xattrs.end()) return -ENODATA;
+      const uint64_t size = a(3);
+      if (size == 0) return static_cast<int64_t>(it->second.size());
+      if (it->second.size() > size) return -ERANGE;
+      if (!it->second.empty() && !t.proc->as->CopyOut(a(2), it->second.data(), it->second.size())) return -EFAULT;
+      return static_cast<int64_t>(it->second.size());
+    }
+    if (set) {
+      const uint64_t size = a(3);
+      const uint32_t flags = static_cast<uint32_t>(a(4));
+      if (size > kMaxValue) return -E2BIG;
+      if ((flags & XATTR_CREATE) && it != n.xattrs.end()) return -EEXIST;
+      if ((flags & XATTR_REPLACE) && it == n.xattrs.end()) return -ENODATA;
+      std::string value(size, '\0');
+      if (size && !t.proc->as->CopyIn(a(2), value.data(), size)) return -EFAULT;
+      n.xattrs[name] = std::move(value);
+    } else {
+      if (it == n.xattrs.end()) return -ENODATA;
+      n.xattrs.erase(it);
+    }
+    Tmpfs::Touch(n, false);
+    if (!path.empty()) Notify(path, IN_ATTRIB);
+    return 0;
   }
 
   // The xattr calls: files of the root and volumes through the gofer; the
@@ -3425,17 +3499,25 @@ struct Kernel::Impl {
     const bool set = nr == SYS_setxattr || nr == SYS_lsetxattr || nr == SYS_fsetxattr;
     GoferClient::Target target;
     bool on_gofer = false;
+    Tmpfs::NodePtr node;  // a tmpfs file: its attributes are the router's
+    std::string path;
     if (by_fd) {
       auto f = GetFile(t, static_cast<int>(a(0)));
       if (!f) return -EBADF;
+      if (f->flags & O_PATH) return -EBADF;
       if (f->kind == File::Kind::kGofer) {
         on_gofer = true;
         target.handle = f->handle;
+      } else if (f->kind == File::Kind::kTmpfs) {
+        node = f->tnode;
+        path = f->path;
       }
     } else {
-      std::string path, rel;
+      std::string rel;
       if (int64_t rc = PathAt(t, AT_FDCWD, a(0), &path); rc < 0) return rc;
-      if (!TmpfsFor(path, &rel) && !IsVirtual(path)) {
+      if (Tmpfs* fs = TmpfsFor(path, &rel)) {
+        if (int rc = fs->Lookup(rel, !nofollow, &node); rc < 0) return rc;
+      } else if (!IsVirtual(path)) {
         on_gofer = true;
         target.path = path;
         target.follow = !nofollow;
@@ -3447,12 +3529,16 @@ struct Kernel::Impl {
     std::string name;
     if (!list) {
       auto n = t.proc->as->ReadCString(a(1), 256);
-      if (!n) return -EFAULT;
+      if (!n) {
+        char probe;
+        return t.proc->as->CopyIn(a(1), &probe, 1) ? -ERANGE : -EFAULT;
+      }
       if (n->size() > 255) return -ERANGE;
       if (n->empty()) return -ERANGE;
       name = std::move(*n);
     }
     constexpr uint64_t kMaxValue = 65536;  // XATTR_SIZE_MAX
+    if (node) return TmpfsXattr(t, *node, path, list, get, set, name);
     if (list || get) {
       const uint64_t buf = list ? a(1) : a(2);
       const uint64_t size = std::min<uint64_t>(list ? a(2) : a(3), kMaxValue);
@@ -3790,7 +3876,8 @@ struct Kernel::Impl {
   int64_t WriteGofer(Task& t, File& f, uint64_t buf, uint64_t count, int64_t offset) {
     if (S_ISDIR(f.st.st_mode)) return -EISDIR;
     if (f.flags & O_PATH) return -EBADF;
-    const bool append = offset < 0 && (f.flags & O_APPEND);
+    // As Linux: with O_APPEND even pwrite writes at the end.
+    const bool append = f.flags & O_APPEND;
     int64_t pos = offset >= 0 ? offset : f.offset;
     std::vector<uint8_t> tmp(std::min<uint64_t>(count, kChunk));
     uint64_t total = 0;
@@ -4328,11 +4415,19 @@ struct Kernel::Impl {
           case SEEK_CUR: base = f->offset; break;
           case SEEK_END: base = size; break;
           case SEEK_DATA:
-          case SEEK_HOLE:
-            // Files kept in memory have no holes: data up to the size, one
-            // hole after it.
+          case SEEK_HOLE: {
             if (off < 0 || off >= size) return -ENXIO;
+            // A tmpfs file in the memory file has the holes its pages have
+            // (never written); elsewhere: data up to the size, one hole after.
+            const Chunk* c = f->kind == File::Kind::kTmpfs ? f->tnode->data.chunk() : nullptr;
+            if (c != nullptr && mem_ != nullptr) {
+              const off_t r = ::lseek(mem_->fd(), static_cast<off_t>(c->offset + static_cast<uint64_t>(off)), ia(2));
+              const int64_t rel = r < 0 ? size : std::min<int64_t>(r - static_cast<off_t>(c->offset), size);
+              if (ia(2) == SEEK_DATA && rel >= size) return -ENXIO;
+              return f->offset = rel;
+            }
             return f->offset = ia(2) == SEEK_DATA ? off : size;
+          }
           default: return -EINVAL;
         }
         if ((off > 0 && base > INT64_MAX - off) || base + off < 0) return -EINVAL;
@@ -4887,6 +4982,7 @@ struct Kernel::Impl {
         const bool at = nr == SYS_mkdirat;
         std::string path, rel;
         if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path); rc < 0) return rc;
+        if (int64_t rc = DotLast(t, at ? a(1) : a(0), -EEXIST, -EEXIST); rc < 0) return rc;
         const uint32_t mode = static_cast<uint32_t>(at ? a(2) : a(1)) & ~p.umask;
         if (IsVirtual(path) && !TmpfsFor(path, &rel)) {
           struct stat st;
@@ -4906,6 +5002,7 @@ struct Kernel::Impl {
         const bool dir = nr == SYS_rmdir || (at && (a(2) & AT_REMOVEDIR));
         std::string path, rel;
         if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path); rc < 0) return rc;
+        if (int64_t rc = DotLast(t, at ? a(1) : a(0), dir ? -EINVAL : -EISDIR, dir ? -ENOTEMPTY : -EISDIR); rc < 0) return rc;
         if (Tmpfs* fs = TmpfsFor(path, &rel)) {
           const int rc = dir ? fs->Rmdir(rel) : fs->Unlink(rel);
           if (rc == 0) NotifyRemoved(path, dir);
@@ -4931,6 +5028,7 @@ struct Kernel::Impl {
         int64_t err = 0;
         if (!ReadPath(t, a(0), &target, &err)) return err;
         if (int64_t rc = PathAt(t, at ? ia(1) : AT_FDCWD, at ? a(2) : a(1), &path); rc < 0) return rc;
+        if (int64_t rc = DotLast(t, at ? a(2) : a(1), -EEXIST, -EEXIST); rc < 0) return rc;
         if (IsVirtual(path) && !TmpfsFor(path, &rel)) {
           struct stat st;
           if (StatPath(t, path, false, &st) == 0) return -EEXIST;
@@ -4951,11 +5049,13 @@ struct Kernel::Impl {
         std::string from, to, rf, rt;
         if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &from); rc < 0) return rc;
         if (int64_t rc = PathAt(t, at ? ia(2) : AT_FDCWD, at ? a(3) : a(1), &to); rc < 0) return rc;
+        if (int64_t rc = DotLast(t, at ? a(1) : a(0), -EBUSY, -EBUSY); rc < 0) return rc;
+        if (int64_t rc = DotLast(t, at ? a(3) : a(1), -EBUSY, -EBUSY); rc < 0) return rc;
         Tmpfs* ff = TmpfsFor(from, &rf);
         Tmpfs* ft = TmpfsFor(to, &rt);
         if (ff && ff == ft) {
-          if (flags & ~static_cast<uint64_t>(RENAME_NOREPLACE)) return -EINVAL;  // EXCHANGE, WHITEOUT: not in this tmpfs
-          const int rc = ff->Rename(rf, rt, flags & RENAME_NOREPLACE);
+          if (flags & RENAME_WHITEOUT) return -EINVAL;  // not in a tmpfs of the router's
+          const int rc = (flags & RENAME_EXCHANGE) ? ff->Exchange(rf, rt) : ff->Rename(rf, rt, flags & RENAME_NOREPLACE);
           if (rc == 0) NotifyRenamed(t, from, to);
           return rc;
         }
@@ -4977,8 +5077,9 @@ struct Kernel::Impl {
         std::string from, to, rel;
         std::string src;
         int64_t src_err = 0;
-        const bool has_src = ReadPath(t, a(1), &src, &src_err);
+        const bool has_src = ReadPath(t, at ? a(1) : a(0), &src, &src_err);
         if (!has_src && src_err != -ENOENT) return src_err;
+        if (int64_t rc = DotLast(t, at ? a(3) : a(1), -EEXIST, -EEXIST); rc < 0) return rc;
         if (at && (a(4) & AT_EMPTY_PATH) && src.empty()) {
           // linkat(fd, "", ...): the open file itself (an O_TMPFILE gets its name).
           auto f = GetFile(t, ia(0));
@@ -5209,8 +5310,27 @@ struct Kernel::Impl {
           return rc;
         }
         if (f->kind != File::Kind::kTmpfs) return -ENODEV;
-        if (ia(1) != 0) return -EOPNOTSUPP;
+        if ((f->flags & O_ACCMODE) == O_RDONLY) return -EBADF;
         const uint64_t end = static_cast<uint64_t>(off + len);
+        const int mode = ia(1);
+        if (mode == FALLOC_FL_KEEP_SIZE) return 0;
+        if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) || mode == FALLOC_FL_ZERO_RANGE ||
+            mode == (FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE)) {
+          // Zeros over the range (kept in memory: this tmpfs has no holes).
+          const uint64_t size = f->tnode->data.size();
+          const uint64_t stop = std::min(end, size);
+          std::vector<uint8_t> zeros(std::min<uint64_t>(kChunk, stop > static_cast<uint64_t>(off) ? stop - off : 0));
+          for (uint64_t at = static_cast<uint64_t>(off); at < stop;) {
+            const uint64_t n = std::min<uint64_t>(zeros.size(), stop - at);
+            f->tmpfs->Write(*f->tnode, at, zeros.data(), n);
+            at += n;
+          }
+          if ((mode & FALLOC_FL_ZERO_RANGE) && !(mode & FALLOC_FL_KEEP_SIZE) && end > size) {
+            return f->tmpfs->Truncate(*f->tnode, end);
+          }
+          return 0;
+        }
+        if (mode != 0) return -EOPNOTSUPP;
         return end > f->tnode->data.size() ? f->tmpfs->Truncate(*f->tnode, end) : 0;
       }
       case SYS_statfs:
@@ -5266,7 +5386,7 @@ struct Kernel::Impl {
         if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path); rc < 0) return rc;
         const uint32_t mode = static_cast<uint32_t>(at ? a(2) : a(1));
         if (Tmpfs* fs = TmpfsFor(path, &rel)) {
-          if (S_ISFIFO(mode)) return fs->Mkfifo(rel, mode & ~p.umask);
+          if (S_ISFIFO(mode) || S_ISSOCK(mode)) return fs->Mknod(rel, (mode & S_IFMT) | (mode & 07777 & ~p.umask));
           if (S_ISREG(mode) || (mode & S_IFMT) == 0) {
             Tmpfs::NodePtr n;
             return fs->Open(rel, O_CREAT | O_EXCL | O_WRONLY, mode & ~p.umask & 07777, &n);

@@ -132,7 +132,15 @@ int Tmpfs::Open(const std::string& rel, int flags, mode_t mode, NodePtr* out) {
   NodePtr dir;
   std::string name;
   if (int p = Parent(rel, &dir, &name); p < 0) return p;
-  if (dir->children.count(name)) return -EEXIST;  // a dangling symlink
+  if (auto it = dir->children.find(name); it != dir->children.end()) {
+    // A dangling symlink: O_CREAT without O_EXCL creates its target (a
+    // relative one, in this file system), as Linux does.
+    const NodePtr& l = it->second;
+    if (!S_ISLNK(l->mode) || (flags & (O_EXCL | O_NOFOLLOW)) || l->target.empty() || l->target[0] == '/') return -EEXIST;
+    const size_t cut = rel.rfind('/');
+    const std::string target = (cut == std::string::npos ? "" : rel.substr(0, cut + 1)) + l->target;
+    return Open(target, flags, mode, out);
+  }
   n = NewNode(S_IFREG | (mode & 07777));
   dir->children[name] = n;
   Touch(*dir, true);
@@ -204,13 +212,56 @@ int Tmpfs::Link(const std::string& from, const std::string& to, bool follow) {
   return 0;
 }
 
-int Tmpfs::Mkfifo(const std::string& rel, mode_t mode) {
+int Tmpfs::Mkfifo(const std::string& rel, mode_t mode) { return Mknod(rel, S_IFIFO | (mode & 07777)); }
+
+int Tmpfs::Mknod(const std::string& rel, mode_t mode) {
+  const mode_t type = mode & S_IFMT;
+  if (type != S_IFIFO && type != S_IFSOCK) return -EINVAL;
   NodePtr dir;
   std::string name;
   if (int rc = Parent(rel, &dir, &name); rc < 0) return rc == -EBUSY ? -EEXIST : rc;
   if (dir->children.count(name)) return -EEXIST;
-  dir->children[name] = NewNode(S_IFIFO | (mode & 07777));
+  dir->children[name] = NewNode(type | (mode & 07777));
   Touch(*dir, true);
+  return 0;
+}
+
+int Tmpfs::Exchange(const std::string& a, const std::string& b) {
+  NodePtr adir, bdir;
+  std::string aname, bname;
+  if (int rc = Parent(a, &adir, &aname); rc < 0) return rc;
+  if (int rc = Parent(b, &bdir, &bname); rc < 0) return rc;
+  auto ai = adir->children.find(aname);
+  auto bi = bdir->children.find(bname);
+  if (ai == adir->children.end() || bi == bdir->children.end()) return -ENOENT;
+  NodePtr an = ai->second, bn = bi->second;
+  if (an == bn) return 0;
+  // Neither may end up below itself.
+  for (NodePtr d = bdir; d; d = d->parent.lock()) {
+    if (d == an) return -EINVAL;
+  }
+  for (NodePtr d = adir; d; d = d->parent.lock()) {
+    if (d == bn) return -EINVAL;
+  }
+  ai->second = bn;
+  bi->second = an;
+  if (adir != bdir) {
+    const bool ad = S_ISDIR(an->mode), bd = S_ISDIR(bn->mode);
+    if (ad) {
+      an->parent = bdir;
+      --adir->nlink;
+      ++bdir->nlink;
+    }
+    if (bd) {
+      bn->parent = adir;
+      --bdir->nlink;
+      ++adir->nlink;
+    }
+  }
+  Touch(*adir, true);
+  Touch(*bdir, true);
+  Touch(*an, false);
+  Touch(*bn, false);
   return 0;
 }
 

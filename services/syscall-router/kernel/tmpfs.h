@@ -45,6 +45,8 @@ class FileData {
   // that has to grow is replaced: mappings made before keep the old pages.
   std::shared_ptr<Chunk> Share(MemoryFile& mem, uint64_t need);
   bool shared() const { return chunk_ != nullptr; }
+  // The memory-file range holding the data (nullptr: on the heap or empty).
+  const Chunk* chunk() const { return chunk_.get(); }
   static constexpr uint64_t kMinCapacity = 64 << 10;
   static constexpr uint64_t kKeepOnTruncate = 1 << 20;
 
@@ -68,6 +70,7 @@ class Tmpfs {
     FileData data;                                          // regular files
     std::string target;                                     // symlinks
     std::shared_ptr<void> fifo;                             // FIFOs: the kernel's pipe, made at first open
+    std::map<std::string, std::string> xattrs;              // user.* extended attributes
     // File seals (F_ADD_SEALS): every file but a memfd made with
     // MFD_ALLOW_SEALING is born sealed against new seals, as on Linux.
     int seals = F_SEAL_SEAL;
@@ -97,6 +100,10 @@ class Tmpfs {
   int Symlink(const std::string& target, const std::string& rel);
   // A FIFO (mknod S_IFIFO, mkfifo).
   int Mkfifo(const std::string& rel, mode_t mode);
+  // A FIFO or a socket node (S_IFIFO, S_IFSOCK in mode).
+  int Mknod(const std::string& rel, mode_t mode);
+  // renameat2(RENAME_EXCHANGE): both names exist; they trade places.
+  int Exchange(const std::string& a, const std::string& b);
   // A hard link (regular files and symlinks; directories: EPERM).
   int Link(const std::string& from, const std::string& to, bool follow);
   int Rename(const std::string& from, const std::string& to, bool noreplace);
