@@ -44,11 +44,17 @@ TEST(Supervisor, StartsFourHardenedServicesThatAnswer) {
     PingReport r = sup.Ping(k, 100, 512);
     EXPECT_TRUE(r.ok) << ServiceName(k) << ": " << r.error;
     EXPECT_GT(sup.Pid(k), 0);
-    // Each service is hardened: its own user namespace, no capabilities, seccomp on.
+    // Each service is hardened: its own user namespace, no capabilities
+    // (fs-gofer: the file-permission ones, inside its user namespace only,
+    // with an empty bounding set), seccomp on.
     std::string status = ReadFile("/proc/" + std::to_string(sup.Pid(k)) + "/status");
     EXPECT_NE(status.find("Seccomp:\t2"), std::string::npos) << ServiceName(k);
     EXPECT_NE(status.find("NoNewPrivs:\t1"), std::string::npos) << ServiceName(k);
-    EXPECT_NE(status.find("CapEff:\t0000000000000000"), std::string::npos) << ServiceName(k);
+    EXPECT_NE(status.find("CapBnd:\t0000000000000000"), std::string::npos) << ServiceName(k);
+    EXPECT_NE(status.find("CapInh:\t0000000000000000"), std::string::npos) << ServiceName(k);
+    EXPECT_NE(status.find("CapAmb:\t0000000000000000"), std::string::npos) << ServiceName(k);
+    const char* eff = k == ServiceKind::FS_GOFER ? "CapEff:\t000000000000001f" : "CapEff:\t0000000000000000";
+    EXPECT_NE(status.find(eff), std::string::npos) << ServiceName(k) << "\n" << status;
     char a[64] = {}, b[64] = {};
     readlink(("/proc/" + std::to_string(sup.Pid(k)) + "/ns/mnt").c_str(), a, sizeof(a) - 1);
     readlink("/proc/self/ns/mnt", b, sizeof(b) - 1);
