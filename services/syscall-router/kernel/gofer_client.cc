@@ -267,39 +267,43 @@ long GoferClient::OnTarget(const Target& t, Fn&& fn) {
 namespace {
 // The answer is ok or an errno.
 long OkOrError(g::Response::Reader r, const ipc::ReceivedMessage&) { return r.isOk() ? 0 : -EIO; }
+// A call whose answer is ok or an errno.
+template <typename Fill>
+long CallOk(service::ChannelHolder* h, const std::function<void(bool)>& busy, Fill&& fill,
+            std::span<const uint8_t> bulk = {}) {
+  return Call(h, busy, std::forward<Fill>(fill), OkOrError, bulk);
+}
 }  // namespace
 
 int GoferClient::Ftruncate(uint64_t handle, int64_t length) {
   DropParked();
   return static_cast<int>(WithHandle(handle, [&](Handle& h) -> long {
-    return Call(
+    return CallOk(
         holder_, busy_,
         [&](g::Request::Builder b) {
           auto q = b.initTruncate();
           q.setHandle(h.server);
           q.setLength(length);
-        },
-        OkOrError);
+        });
   }));
 }
 
 int GoferClient::Truncate(const std::string& path, int64_t length) {
   return Mutate(0, [&] {
-    return Call(
+    return CallOk(
         holder_, busy_,
         [&](g::Request::Builder b) {
           auto q = b.initTruncate();
           q.setPath(path);
           q.setLength(length);
-        },
-        OkOrError);
+        });
   });
 }
 
 int GoferClient::Fallocate(uint64_t handle, uint32_t mode, int64_t offset, int64_t length) {
   DropParked();
   return static_cast<int>(WithHandle(handle, [&](Handle& h) -> long {
-    return Call(
+    return CallOk(
         holder_, busy_,
         [&](g::Request::Builder b) {
           auto q = b.initFallocate();
@@ -307,35 +311,32 @@ int GoferClient::Fallocate(uint64_t handle, uint32_t mode, int64_t offset, int64
           q.setMode(mode);
           q.setOffset(offset);
           q.setLength(length);
-        },
-        OkOrError);
+        });
   }));
 }
 
 int GoferClient::Fsync(uint64_t handle, bool data_only) {
   return static_cast<int>(WithHandle(handle, [&](Handle& h) -> long {
-    return Call(
+    return CallOk(
         holder_, busy_,
         [&](g::Request::Builder b) {
           auto q = b.initFsync();
           q.setHandle(h.server);
           q.setDataOnly(data_only);
-        },
-        OkOrError);
+        });
   }));
 }
 
 int GoferClient::Mknod(const std::string& path, uint32_t mode, uint64_t dev) {
   return Mutate(EEXIST, [&] {
-    return Call(
+    return CallOk(
         holder_, busy_,
         [&](g::Request::Builder b) {
           auto q = b.initMknod();
           q.setPath(path);
           q.setMode(mode);
           q.setDev(dev);
-        },
-        OkOrError);
+        });
   });
 }
 
@@ -376,29 +377,27 @@ int GoferClient::Rename(const std::string& from, const std::string& to, uint32_t
 
 int GoferClient::RawRename(const std::string& from, const std::string& to, uint32_t flags) {
   return Mutate(ENOENT, [&] {
-    return Call(
+    return CallOk(
         holder_, busy_,
         [&](g::Request::Builder b) {
           auto q = b.initRename();
           q.setFrom(from);
           q.setTo(to);
           q.setFlags(flags);
-        },
-        OkOrError);
+        });
   });
 }
 
 int GoferClient::Link(const std::string& from, const std::string& to, bool follow) {
   return Mutate(EEXIST, [&] {
-    return Call(
+    return CallOk(
         holder_, busy_,
         [&](g::Request::Builder b) {
           auto q = b.initLink();
           q.setFrom(from);
           q.setTo(to);
           q.setFollow(follow);
-        },
-        OkOrError);
+        });
   });
 }
 
@@ -406,14 +405,13 @@ int GoferClient::LinkHandle(uint64_t handle, const std::string& to) {
   DropParked();
   bool doubt = false;
   return static_cast<int>(WithHandle(handle, [&](Handle& h) -> long {
-    long rc = Call(
+    long rc = CallOk(
         holder_, busy_,
         [&](g::Request::Builder b) {
           auto q = b.initLink();
           q.setTo(to);
           q.setFromHandle(h.server);
-        },
-        OkOrError);
+        });
     if (rc == -ESTALE) doubt = true;
     if (doubt && rc == -EEXIST) return 0;
     if (rc == 0) {
@@ -426,28 +424,26 @@ int GoferClient::LinkHandle(uint64_t handle, const std::string& to) {
 
 int GoferClient::Symlink(const std::string& target, const std::string& path) {
   return Mutate(EEXIST, [&] {
-    return Call(
+    return CallOk(
         holder_, busy_,
         [&](g::Request::Builder b) {
           auto q = b.initSymlink();
           q.setTarget(target);
           q.setPath(path);
-        },
-        OkOrError);
+        });
   });
 }
 
 int GoferClient::Access(const std::string& path, uint32_t mode, bool follow) {
   for (int i = 0; i < kAttempts; ++i) {
-    long rc = Call(
+    long rc = CallOk(
         holder_, busy_,
         [&](g::Request::Builder b) {
           auto q = b.initAccess();
           q.setPath(path);
           q.setMode(mode);
           q.setFollow(follow);
-        },
-        OkOrError);
+        });
     if (rc != -ESTALE) return static_cast<int>(rc);
   }
   return -EIO;
@@ -456,7 +452,7 @@ int GoferClient::Access(const std::string& path, uint32_t mode, bool follow) {
 int GoferClient::SetAttr(const Target& t, const Attr& a) {
   DropParked();
   return static_cast<int>(OnTarget(t, [&](uint64_t server) -> long {
-    return Call(
+    return CallOk(
         holder_, busy_,
         [&](g::Request::Builder b) {
           auto q = b.initSetattr();
@@ -471,8 +467,7 @@ int GoferClient::SetAttr(const Target& t, const Attr& a) {
           q.getAtime().setNsec(static_cast<uint32_t>(a.times[0].tv_nsec));
           q.initMtime().setSec(a.times[1].tv_sec);
           q.getMtime().setNsec(static_cast<uint32_t>(a.times[1].tv_nsec));
-        },
-        OkOrError);
+        });
   }));
 }
 
@@ -562,14 +557,13 @@ int GoferClient::RemoveXattr(const Target& t, const std::string& name) {
   DropParked();
   bool doubt = false;
   return static_cast<int>(OnTarget(t, [&](uint64_t server) -> long {
-    long rc = Call(
+    long rc = CallOk(
         holder_, busy_,
         [&](g::Request::Builder b) {
           auto q = b.initRemovexattr();
           FillTarget(q.initTarget(), server, t.path, t.follow);
           q.setName(name);
-        },
-        OkOrError);
+        });
     if (rc == -ESTALE) doubt = true;
     if (doubt && rc == -ENODATA) return 0;
     return rc;

@@ -3440,6 +3440,22 @@ struct Kernel::Impl {
     return n;
   }
 
+  // Where a call on a file's attributes goes: a tmpfs node (*node), a file
+  // of the root or a volume (*gofer: its path), or a synthesized file
+  // (returns 1 once it is known to exist). -errno when the lookup fails.
+  int64_t AttrTargetOf(Task& t, const std::string& path, bool follow, Tmpfs::NodePtr* node, GoferClient::Target* gofer) {
+    std::string rel;
+    if (Tmpfs* fs = TmpfsFor(path, &rel)) return fs->Lookup(rel, follow, node);
+    if (IsVirtual(path)) {
+      struct stat st;
+      if (int64_t rc = StatPath(t, path, follow, &st); rc < 0) return rc;
+      return 1;
+    }
+    gofer->path = path;
+    gofer->follow = follow;
+    return 0;
+  }
+
   // Extended attributes of a tmpfs node: trusted., security. and user.
   // names (user. only on regular files and directories, as Linux).
   int64_t TmpfsXattr(Task& t, Tmpfs::Node& n, const std::string& path, bool list, bool get, bool set,
@@ -3513,18 +3529,10 @@ struct Kernel::Impl {
         path = f->path;
       }
     } else {
-      std::string rel;
       if (int64_t rc = PathAt(t, AT_FDCWD, a(0), &path); rc < 0) return rc;
-      if (Tmpfs* fs = TmpfsFor(path, &rel)) {
-        if (int rc = fs->Lookup(rel, !nofollow, &node); rc < 0) return rc;
-      } else if (!IsVirtual(path)) {
-        on_gofer = true;
-        target.path = path;
-        target.follow = !nofollow;
-      } else {
-        struct stat st;
-        if (int64_t rc = StatPath(t, path, !nofollow, &st); rc < 0) return rc;
-      }
+      const int64_t rc = AttrTargetOf(t, path, !nofollow, &node, &target);
+      if (rc < 0) return rc;
+      on_gofer = rc == 0 && !node;
     }
     std::string name;
     if (!list) {
@@ -5144,20 +5152,10 @@ struct Kernel::Impl {
         } else {
           const bool at = nr == SYS_fchmodat || nr == SYS_fchownat;
           if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path, nr == SYS_fchownat && (a(4) & AT_EMPTY_PATH)); rc < 0) return rc;
-          Tmpfs* fs = TmpfsFor(path, &rel);
           const bool follow = nr != SYS_lchown && !(nr == SYS_fchownat && (a(4) & AT_SYMLINK_NOFOLLOW));
-          if (!fs) {
-            if (IsVirtual(path)) {
-              struct stat st;
-              if (int64_t rc = StatPath(t, path, follow, &st); rc < 0) return rc;
-              return -EPERM;
-            }
-            on_gofer = true;
-            target.path = path;
-            target.follow = follow;
-          } else if (int rc = fs->Lookup(rel, follow, &node); rc < 0) {
-            return rc;
-          }
+          const int64_t rc = AttrTargetOf(t, path, follow, &node, &target);
+          if (rc != 0) return rc < 0 ? rc : -EPERM;
+          on_gofer = !node;
         }
         if (on_gofer) {
           GoferClient::Attr attr;
@@ -5205,20 +5203,10 @@ struct Kernel::Impl {
         } else {
           const bool at = nr == SYS_utimensat || nr == SYS_futimesat;
           if (int64_t rc = PathAt(t, at ? ia(0) : AT_FDCWD, at ? a(1) : a(0), &path); rc < 0) return rc;
-          Tmpfs* fs = TmpfsFor(path, &rel);
           const bool follow = !(nr == SYS_utimensat && (a(3) & AT_SYMLINK_NOFOLLOW));
-          if (!fs) {
-            if (IsVirtual(path)) {
-              struct stat st;
-              if (int64_t rc = StatPath(t, path, follow, &st); rc < 0) return rc;
-              return -EPERM;
-            }
-            on_gofer = true;
-            target.path = path;
-            target.follow = follow;
-          } else if (int rc = fs->Lookup(rel, follow, &node); rc < 0) {
-            return rc;
-          }
+          const int64_t rc = AttrTargetOf(t, path, follow, &node, &target);
+          if (rc != 0) return rc < 0 ? rc : -EPERM;
+          on_gofer = !node;
         }
         // In utimensat's terms: UTIME_NOW and UTIME_OMIT marks.
         timespec ts[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
