@@ -135,6 +135,22 @@ for n in range(40):
     open(f("dir/e%02d" % n), "w").close()
 show("listdir", lambda: len(os.listdir(f("dir"))))
 show("listdir names", lambda: sorted(os.listdir(f("dir")))[:3])
+def records(dfd, size):
+    b = ctypes.create_string_buffer(size)
+    n = libc.syscall(217, dfd, b, size)
+    if n < 0:
+        return "errno " + errno.errorcode.get(ctypes.get_errno(), "?")
+    count, pos = 0, 0
+    while pos < n:
+        count += 1
+        pos += int.from_bytes(b.raw[pos + 16:pos + 18], "little")
+    return count
+dfd = os.open(f("dir"), os.O_RDONLY | os.O_DIRECTORY)
+show("getdents small buffers", lambda: [records(dfd, 256) for _ in range(8)])
+show("getdents rest", lambda: (records(dfd, 65536), records(dfd, 65536)))
+show("rewinddir", lambda: (os.lseek(dfd, 0, os.SEEK_SET), records(dfd, 65536)))
+show("getdents tiny buffer", lambda: (os.lseek(dfd, 0, os.SEEK_SET), records(dfd, 8)))
+show("getdents on file", lambda: records(os.open(f("a"), os.O_RDONLY), 4096))
 show("mkdir exists", lambda: os.mkdir(f("dir")))
 show("mkdir missing parent", lambda: os.mkdir(f("nope/x")))
 show("mkdir under file", lambda: os.mkdir(f("a/x")))

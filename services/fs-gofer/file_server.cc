@@ -245,7 +245,9 @@ int FileServer::Close(uint64_t handle) {
 int64_t FileServer::Seek(uint64_t handle, int64_t offset, int whence) {
   auto it = files_.find(handle);
   if (it == files_.end()) return -EBADF;
-  if (whence != SEEK_DATA && whence != SEEK_HOLE) return -EINVAL;
+  // SEEK_DATA, SEEK_HOLE; and SEEK_SET to 0, which restarts a directory
+  // listing (rewinddir).
+  if (whence != SEEK_DATA && whence != SEEK_HOLE && !(whence == SEEK_SET && offset == 0)) return -EINVAL;
   off_t r = ::lseek(it->second.get(), offset, whence);
   return r < 0 ? -errno : r;
 }

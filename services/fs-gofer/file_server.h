@@ -82,7 +82,8 @@ class FileServer {
   int Readlink(std::string_view path, std::string* target);
   int Close(uint64_t handle);
 
-  // lseek for SEEK_DATA and SEEK_HOLE: the offset or -errno.
+  // lseek for SEEK_DATA and SEEK_HOLE, and to 0 (a directory listing starts
+  // again): the offset or -errno.
   int64_t Seek(uint64_t handle, int64_t offset, int whence);
   int Truncate(const Target& t, int64_t length);
   int Fallocate(uint64_t handle, uint32_t mode, int64_t offset, int64_t length);

@@ -238,6 +238,16 @@ int64_t GoferClient::Seek(uint64_t handle, int64_t offset, int whence) {
   });
 }
 
+int GoferClient::RewindDir(uint64_t handle) {
+  auto it = handles_.find(handle);
+  if (it == handles_.end()) return -EBADF;
+  it->second.seen.clear();
+  it->second.seen_set.clear();
+  it->second.refilter = false;
+  const int64_t r = Seek(handle, 0, SEEK_SET);
+  return r < 0 ? static_cast<int>(r) : 0;
+}
+
 template <typename Fn>
 int GoferClient::Mutate(int done_errno, Fn&& call) {
   DropParked();
@@ -671,6 +681,7 @@ long GoferClient::Reopen(Handle& h) {
   if (rc < 0) return rc;
   h.epoch = epoch;
   h.refilter = h.directory && !h.seen.empty();
+  if (h.refilter) h.seen_set.insert(h.seen.begin(), h.seen.end());
   ++reopens_;
   return 0;
 }
@@ -715,11 +726,12 @@ long GoferClient::Getdents(uint64_t handle, std::span<uint8_t> out) {
         const std::string_view name(reinterpret_cast<const char*>(out.data() + pos + 19),
                                     strnlen(reinterpret_cast<const char*>(out.data() + pos + 19), rl - 19));
         const uint64_t key = std::hash<std::string_view>{}(name);
-        const bool dup = h.refilter && h.seen.count(key);
+        const bool dup = h.refilter && h.seen_set.count(key);
         if (!dup) {
           if (w != pos) std::memmove(out.data() + w, out.data() + pos, rl);
           w += rl;
-          h.seen.insert(key);
+          h.seen.push_back(key);
+          if (h.refilter) h.seen_set.insert(key);
         }
         pos += rl;
       }

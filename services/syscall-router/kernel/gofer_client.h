@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 #include <unordered_set>
+#include <vector>
 #include <span>
 #include <string>
 
@@ -49,6 +50,9 @@ class GoferClient {
   // file's size after.
   long Pwrite(uint64_t handle, int64_t offset, std::span<const uint8_t> data, int64_t* at, int64_t* size);
   int64_t Seek(uint64_t handle, int64_t offset, int whence);
+  // rewinddir: the directory's listing starts again (and its restart filter
+  // forgets what was returned).
+  int RewindDir(uint64_t handle);
   int Ftruncate(uint64_t handle, int64_t length);
   int Truncate(const std::string& path, int64_t length);
   int Fallocate(uint64_t handle, uint32_t mode, int64_t offset, int64_t length);
@@ -120,8 +124,10 @@ class GoferClient {
     bool directory = false;
     bool refilter = false;
     // Directories: hashes of the names returned so far (64-bit: a collision
-    // could hide a name only in a listing restarted by a gofer crash).
-    std::unordered_set<uint64_t> seen;
+    // could hide a name only in a listing restarted by a gofer crash), kept
+    // in a plain list and made a set only when a restart needs the filter.
+    std::vector<uint64_t> seen;
+    std::unordered_set<uint64_t> seen_set;
     struct stat st {};           // as the open returned it (parking keeps it)
     int64_t known_size = -1;     // appends: the file's size after the last one (-1: ask)
   };

@@ -61,6 +61,7 @@ using platform::Registers;
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kSaRestorer = 0x04000000;  // kSaRestorer (not exported by glibc)
 constexpr int kSsAutodisarm = 1 << 31;        // kSsAutodisarm
+constexpr size_t kDirBatch = 128 * 1024;        // directory records fetched per gofer round trip
 constexpr size_t kChunk = 256 * 1024;          // bytes moved per gofer round trip / memory copy
 constexpr uint64_t kMmapTop = 0x7e0000000000;  // non-fixed mmaps grow down from here
 constexpr int kMaxFds = 1024;
@@ -209,6 +210,8 @@ struct File {
   std::shared_ptr<Tmpfs::Node> tnode;      // kTmpfs
   std::shared_ptr<Inotify> inotify;        // kInotify
   uint64_t generation = 0;                 // kGofer: the gofer client's generation when st was read
+  size_t dir_pos = 0;                      // kGofer directories: records of `data` already returned
+  bool dir_eof = false;                    // kGofer directories: the gofer's listing is at its end
   struct EpollItem {
     std::weak_ptr<File> file;
     uint32_t events = 0;
@@ -4439,7 +4442,14 @@ struct Kernel::Impl {
           default: return -EINVAL;
         }
         if ((off > 0 && base > INT64_MAX - off) || base + off < 0) return -EINVAL;
-        if (f->kind == File::Kind::kGofer && S_ISDIR(f->st.st_mode) && base + off != 0) return -EINVAL;
+        if (f->kind == File::Kind::kGofer && S_ISDIR(f->st.st_mode)) {
+          if (base + off != 0) return -EINVAL;
+          // rewinddir: the listing starts again, here and in the gofer.
+          if (int rc = gofer_.RewindDir(f->handle); rc < 0) return rc;
+          f->data.clear();
+          f->dir_pos = 0;
+          f->dir_eof = false;
+        }
         return f->offset = base + off;
       }
       case SYS_fstat: {
@@ -4550,11 +4560,31 @@ struct Kernel::Impl {
           return static_cast<int64_t>(end - pos);
         }
         if (f->kind != File::Kind::kGofer || !S_ISDIR(f->st.st_mode)) return -ENOTDIR;
-        std::vector<uint8_t> tmp(std::min<uint64_t>(a(2), kChunk));
-        long n = gofer_.Getdents(f->handle, tmp);
-        if (n < 0) return n;
-        if (n == 0 && a(2) < sizeof(dirent64)) return -EINVAL;
-        return as.CopyOut(a(1), tmp.data(), static_cast<size_t>(n)) ? n : -EFAULT;
+        // Listings come from the gofer in big batches (one round trip for a
+        // directory of a few thousand names) and go to the application as
+        // whole records that fit its buffer.
+        if (f->dir_pos >= f->data.size()) {
+          f->data.clear();
+          f->dir_pos = 0;
+          if (!f->dir_eof) {
+            std::vector<uint8_t> tmp(kDirBatch);
+            long n = gofer_.Getdents(f->handle, tmp);
+            if (n < 0) return n;
+            if (n == 0) f->dir_eof = true;
+            f->data.assign(reinterpret_cast<const char*>(tmp.data()), static_cast<size_t>(n));
+          }
+        }
+        size_t pos = f->dir_pos, end = pos;
+        while (end + 19 <= f->data.size()) {
+          uint16_t rl;
+          std::memcpy(&rl, f->data.data() + end + 16, 2);
+          if (rl < 20 || end + rl > f->data.size() || end + rl - pos > a(2)) break;
+          end += rl;
+        }
+        if (end == pos) return pos < f->data.size() ? -EINVAL : 0;  // nothing fits, or the end
+        if (!as.CopyOut(a(1), f->data.data() + pos, end - pos)) return -EFAULT;
+        f->dir_pos = end;
+        return static_cast<int64_t>(end - pos);
       }
       case SYS_readlink:
       case SYS_readlinkat: {
