@@ -14,6 +14,7 @@
 #include "harden/seccomp_policy.h"
 #include "ipc/stats.h"
 #include "runtime/client.h"
+#include "runtime/oci_cli.h"
 #include "runtime/format.h"
 #include "runtime/selftest.h"
 #include "runtime/supervisor.h"
@@ -56,6 +57,15 @@ commands:
   forbidden-syscall ID SERVICE NR
                                 test hook (needs --allow-test-hooks): make SERVICE issue
                                 system call NR, which its seccomp allowlist must refuse
+  spec [--bundle DIR]           write a default OCI config.json
+  create [--bundle DIR] [--pid-file F] ID
+                                an OCI container from a bundle (runc's command line): its
+                                sandbox starts and waits for `start`
+  start ID | state ID | kill ID [SIGNAL] | delete [--force] ID | list [--format json]
+                                the container's lifecycle; state under --root/containers/
+  run [--bundle DIR] [--detach] ID
+                                create and start; in the foreground, exits with its status
+  features                      what this runtime serves of the OCI spec (JSON)
   version                       print the version
   help                          this text
 
@@ -366,6 +376,9 @@ int Main(int argc, char** argv) {
       (a == "--max-restarts" ? g.max_restarts : g.restart_backoff_max_ms) = static_cast<int>(n);
     }
     else if (a.rfind("--platform=", 0) == 0) g.platform = a.substr(11);
+    else if (a == "--systemd-cgroup" || a == "--rootless=false") {
+      // runc's flags engines pass; no cgroup of our own yet: accepted.
+    }
     else UsageError("unknown global flag " + a);
   }
   if (i >= argc) {
@@ -437,6 +450,14 @@ int Main(int argc, char** argv) {
       }
     }
     return bad ? 1 : 0;
+  }
+  if (IsOciCommand(verb)) {
+    SupervisorOptions o = MakeOptions(g, "");
+    if (!g.debug) {  // engines read stderr for errors; --log/--debug for the rest
+      spdlog::set_level(spdlog::level::warn);
+      o.service_log_level = spdlog::level::warn;
+    }
+    return OciCommand(verb, args, o);
   }
   if (verb == "stop") {
     wire::Received<ctl::CliResponse> resp;

@@ -692,7 +692,7 @@ AppResult Supervisor::RunApp(const std::vector<std::string>& argv, const std::ve
     auto e = run.initEnv(static_cast<unsigned>(env.size()));
     for (unsigned i = 0; i < env.size(); ++i) e.set(i, env[i]);
     run.setCwd(cwd);
-    run.setHostname(o_.sandbox_id);
+    run.setHostname(o_.hostname.empty() ? o_.sandbox_id : o_.hostname);
     MountTreeOptions mo;
     mo.rootfs = o_.rootfs;
     mo.mode = o_.rootfs_mode;

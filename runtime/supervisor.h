@@ -40,6 +40,7 @@ struct SupervisorOptions {
   RootMode rootfs_mode = RootMode::kOverlay;
   std::vector<Volume> volumes;
   std::vector<TmpfsSpec> tmpfs;            // extra tmpfs mounts (the router's)
+  std::string hostname;                    // the sandbox's hostname (empty: its id)
   LogFormat log_format = LogFormat::kText;
   spdlog::level::level_enum service_log_level = spdlog::level::info;
   std::string debug_log_dir;               // per-service logs <dir>/<service>.log; empty: stderr
