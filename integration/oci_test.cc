@@ -121,6 +121,35 @@ TEST_F(Oci, KillOfARunningContainerAndForcedDelete) {
   EXPECT_NE(Bh("kill c1 NOSUCHSIGNAL").code, 0);
 }
 
+// Lifecycle hooks run on the host with the container's state on stdin, at
+// their stage; a failing creation hook fails create and leaves nothing.
+TEST_F(Oci, HooksRunAtTheirStagesWithTheState) {
+  SetCommand("exit 0");
+  const std::string log = base_ + "/hooks.log";
+  std::string cfg = ReadFile(bundle_ + "/config.json");
+  auto hook = [&](const std::string& stage) {
+    return "{\"path\": \"/bin/sh\", \"args\": [\"sh\", \"-c\", \"echo " + stage +
+           " $(grep -o 'status\\\": *\\\"[a-z]*' | tr -d '\\\" ') >> " + log + "\"], \"timeout\": 10}";
+  };
+  const std::string hooks = "\"hooks\": {\"createRuntime\": [" + hook("createRuntime") + "], \"poststart\": [" +
+                            hook("poststart") + "], \"poststop\": [" + hook("poststop") + "]}, ";
+  std::ofstream(bundle_ + "/config.json") << "{" << hooks << cfg.substr(cfg.find('{') + 1);
+  ASSERT_EQ(Create("--bundle " + bundle_ + " c1").code, 0) << ReadFile(base_ + "/create.err");
+  ASSERT_EQ(Bh("start c1").code, 0);
+  EXPECT_EQ(WaitFor("c1", "stopped"), "stopped");
+  ASSERT_EQ(Bh("delete c1").code, 0);
+  EXPECT_EQ(ReadFile(log), "createRuntime status:creating\npoststart status:running\npoststop status:stopped\n");
+
+  std::ofstream(bundle_ + "/config.json")
+      << "{\"hooks\": {\"createRuntime\": [{\"path\": \"/bin/false\"}]}, " << cfg.substr(cfg.find('{') + 1);
+  Result r = Create("--bundle " + bundle_ + " c1");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("hook createRuntime[0] /bin/false: exit status 1"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(root_ + "/containers/c1"));
+  EXPECT_FALSE(fs::exists(root_ + "/oci-c1"));
+  std::ofstream(bundle_ + "/config.json") << cfg;
+}
+
 // A hostile or broken bundle: a clear error naming the field, exit code 1,
 // and no state, process or mount left behind.
 TEST_F(Oci, BadBundlesAreRefusedAndLeaveNothing) {

@@ -1,6 +1,13 @@
 #include "runtime/oci.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <nlohmann/json.hpp>
 
@@ -224,11 +231,95 @@ std::string ParseOciSpec(const std::string& text, const std::string& bundle, Oci
       }
     }
   }
+  if (j.contains("hooks")) {
+    const json& h = j["hooks"];
+    if (!h.is_object()) return "hooks: must be an object";
+    for (auto it = h.begin(); it != h.end(); ++it) {
+      const std::string stage = it.key();
+      static const char* kStages[] = {"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"};
+      if (std::find(std::begin(kStages), std::end(kStages), stage) == std::end(kStages)) return "hooks." + stage + ": unknown hook stage";
+      if (!it.value().is_array()) return "hooks." + stage + ": must be an array";
+      int i = 0;
+      for (const auto& e : it.value()) {
+        const std::string field = "hooks." + stage + "[" + std::to_string(i++) + "]";
+        if (!e.is_object() || !e.contains("path") || !e["path"].is_string()) return field + ".path: must be a string";
+        OciHook hook;
+        hook.path = e["path"].get<std::string>();
+        if (hook.path.empty() || hook.path[0] != '/') return field + ".path: must be an absolute path";
+        if (e.contains("args") && !StringArray(e["args"], &hook.args)) return field + ".args: must be an array of strings";
+        if (e.contains("env") && !StringArray(e["env"], &hook.env)) return field + ".env: must be an array of strings";
+        if (e.contains("timeout")) {
+          if (!e["timeout"].is_number_integer() || e["timeout"].get<int64_t>() <= 0 || e["timeout"].get<int64_t>() > kHookMaxSeconds) {
+            return field + ".timeout: must be a number of seconds from 1 to " + std::to_string(kHookMaxSeconds);
+          }
+          hook.timeout_s = e["timeout"].get<int>();
+        }
+        out->hooks[stage].push_back(hook);
+      }
+    }
+  }
   if (j.contains("annotations")) {
     if (!j["annotations"].is_object()) return "annotations: must be an object";
     for (auto it = j["annotations"].begin(); it != j["annotations"].end(); ++it) {
       if (!it.value().is_string()) return "annotations." + it.key() + ": must be a string";
       out->annotations[it.key()] = it.value().get<std::string>();
+    }
+  }
+  return "";
+}
+
+std::string RunHooks(const std::vector<OciHook>& hooks, const std::string& stage, const std::string& state_json) {
+  for (size_t i = 0; i < hooks.size(); ++i) {
+    const OciHook& h = hooks[i];
+    const std::string name = "hook " + stage + "[" + std::to_string(i) + "] " + h.path;
+    int in[2];
+    if (::pipe2(in, O_CLOEXEC) != 0) return name + ": pipe: " + std::strerror(errno);
+    std::vector<std::string> argv = h.args.empty() ? std::vector<std::string>{h.path} : h.args;
+    std::vector<char*> av, ev;
+    for (auto& a : argv) av.push_back(a.data());
+    av.push_back(nullptr);
+    std::vector<std::string> env = h.env;
+    for (auto& e : env) ev.push_back(e.data());
+    ev.push_back(nullptr);
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      ::close(in[0]);
+      ::close(in[1]);
+      return name + ": fork: " + std::strerror(errno);
+    }
+    if (pid == 0) {
+      ::dup2(in[0], 0);
+      ::setpgid(0, 0);
+      ::execve(h.path.c_str(), av.data(), ev.data());
+      ::_exit(127);
+    }
+    ::close(in[0]);
+    // The state on stdin; a hook that does not read it gets EPIPE, not us.
+    ::signal(SIGPIPE, SIG_IGN);
+    if (::write(in[1], state_json.data(), state_json.size()) < 0) {
+    }
+    ::close(in[1]);
+    const int limit = h.timeout_s > 0 ? h.timeout_s : kHookMaxSeconds;
+    int status = 0;
+    bool done = false;
+    for (int waited_ms = 0; waited_ms < limit * 1000; waited_ms += 5) {
+      const pid_t r = ::waitpid(pid, &status, WNOHANG);
+      if (r == pid) {
+        done = true;
+        break;
+      }
+      ::usleep(5000);
+    }
+    if (!done) {
+      ::kill(-pid, SIGKILL);
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return name + ": timed out after " + std::to_string(limit) + " s";
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 127) return name + ": could not be run";
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      return name + ": " + (WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
+                                              : "killed by signal " + std::to_string(WTERMSIG(status)));
     }
   }
   return "";

@@ -23,6 +23,16 @@ struct OciRlimit {
   uint64_t soft = 0, hard = 0;
 };
 
+// One lifecycle hook: a host program the runtime runs with the container's
+// state as JSON on its standard input.
+struct OciHook {
+  std::string path;  // absolute
+  std::vector<std::string> args;  // args[0] is argv[0], as in execve
+  std::vector<std::string> env;
+  int timeout_s = 0;  // 0: none (bulkhead still bounds it: kHookMaxSeconds)
+};
+inline constexpr int kHookMaxSeconds = 120;
+
 struct OciSpec {
   std::string oci_version;
   // process
@@ -42,7 +52,15 @@ struct OciSpec {
   std::vector<std::string> ignored_mounts;  // proc, sysfs, devpts, mqueue, cgroup: the router's own
   std::string network_namespace;  // linux.namespaces network path, if any
   std::map<std::string, std::string> annotations;
+  // hooks, by stage: prestart, createRuntime, createContainer,
+  // startContainer, poststart, poststop.
+  std::map<std::string, std::vector<OciHook>> hooks;
 };
+
+// Runs the hooks of one stage in order with `state_json` on their standard
+// input. Returns "" or what failed ("hook createRuntime[0] /x: exit status
+// 3", "... timed out after 5 s"); a hung hook is killed.
+std::string RunHooks(const std::vector<OciHook>& hooks, const std::string& stage, const std::string& state_json);
 
 // Parses config.json's text for the bundle directory `bundle` (absolute).
 // Returns "" or what is wrong, naming the field.

@@ -81,6 +81,19 @@ bool LoadState(const SupervisorOptions& o, const std::string& id, OciState* s) {
   return true;
 }
 
+// The spec of a created container, read again from its bundle (hooks of
+// the later stages).
+bool SpecOf(const OciState& s, OciSpec* spec) {
+  bool ok = false;
+  const std::string text = ReadAll(s.bundle + "/config.json", &ok);
+  return ok && ParseOciSpec(text, s.bundle, spec).empty();
+}
+
+std::string StateWith(OciState s, const std::string& status) {
+  s.status = status;
+  return OciStateJson(s);
+}
+
 int SignalNumber(const std::string& name) {
   static const std::pair<const char*, int> kNames[] = {
       {"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2},
@@ -237,6 +250,25 @@ int Create(const std::string& verb, const Args& a, SupervisorOptions o, pid_t* d
     cleanup();
     return Fail(verb, "cannot write the container's state");
   }
+  // Hooks of creation, on the host, with the state ("creating") on stdin.
+  // startContainer runs at start, also on the host (a deviation: the spec
+  // runs it in the container; a sandbox has no host namespace to enter).
+  OciState created;
+  created.id = id;
+  created.bundle = bundle;
+  created.pid = pid;
+  created.annotations = spec.annotations;
+  for (const char* stage : {"prestart", "createRuntime", "createContainer"}) {
+    auto it = spec.hooks.find(stage);
+    if (it == spec.hooks.end()) continue;
+    if (std::string err = RunHooks(it->second, stage, StateWith(created, "creating")); !err.empty()) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      cleanup();
+      fs::remove_all(o.root_dir + "/" + o.sandbox_id, ec);
+      return Fail(verb, err);
+    }
+  }
   if (a.values.count("pid-file") && !WriteAtomically(a.values.at("pid-file"), std::to_string(pid))) {
     return Fail(verb, "cannot write --pid-file " + a.values.at("pid-file"));
   }
@@ -248,6 +280,14 @@ int Start(const std::string& verb, const SupervisorOptions& o, const std::string
   OciState s;
   if (!LoadState(o, id, &s)) return Fail(verb, "container \"" + id + "\" does not exist");
   if (s.status != "created") return Fail(verb, "cannot start a container that is " + s.status);
+  OciSpec spec;
+  const bool have_spec = SpecOf(s, &spec);
+  if (have_spec && spec.hooks.count("startContainer")) {
+    if (std::string err = RunHooks(spec.hooks["startContainer"], "startContainer", StateWith(s, "created")); !err.empty()) {
+      ::kill(s.pid, SIGKILL);
+      return Fail(verb, err);
+    }
+  }
   const int fd = ::open((ContainerDir(o, id) + "/start.fifo").c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return Fail(verb, std::string("the container's sandbox is not waiting: ") + std::strerror(errno));
   const char b = 's';
@@ -256,6 +296,12 @@ int Start(const std::string& verb, const SupervisorOptions& o, const std::string
   if (!ok) return Fail(verb, "could not signal the container's sandbox");
   // Running from the engine's point of view once the sandbox took it.
   for (int i = 0; i < 500 && !fs::exists(ContainerDir(o, id) + "/started") && ::kill(s.pid, 0) == 0; ++i) ::usleep(2000);
+  if (have_spec && spec.hooks.count("poststart")) {
+    // A failing poststart hook is reported; the container runs on (the spec's rule).
+    if (std::string err = RunHooks(spec.hooks["poststart"], "poststart", StateWith(s, "running")); !err.empty()) {
+      std::fprintf(stderr, "bulkhead %s: warning: %s\n", verb.c_str(), err.c_str());
+    }
+  }
   return 0;
 }
 
@@ -300,7 +346,14 @@ int OciCommand(const std::string& verb, const std::vector<std::string>& args, Su
     int st = 0;
     while (::waitpid(daemon, &st, 0) < 0 && errno == EINTR) {
     }
-    // run in the foreground: the container is gone with it.
+    // run in the foreground: the container is gone with it (poststop first).
+    OciState s;
+    OciSpec spec;
+    if (LoadState(o, a.positional[0], &s) && SpecOf(s, &spec) && spec.hooks.count("poststop")) {
+      if (std::string err = RunHooks(spec.hooks["poststop"], "poststop", StateWith(s, "stopped")); !err.empty()) {
+        std::fprintf(stderr, "bulkhead %s: warning: %s\n", verb.c_str(), err.c_str());
+      }
+    }
     std::error_code ec;
     fs::remove_all(ContainerDir(o, a.positional[0]), ec);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -356,6 +409,12 @@ int OciCommand(const std::string& verb, const std::vector<std::string>& args, Su
       if (!force) return Fail(verb, "cannot delete container \"" + id + "\" that is " + s.status + " (use --force)");
       ::kill(s.pid, SIGKILL);
       for (int i = 0; i < 1000 && ::kill(s.pid, 0) == 0; ++i) ::usleep(2000);
+    }
+    OciSpec spec;
+    if (SpecOf(s, &spec) && spec.hooks.count("poststop")) {
+      if (std::string err = RunHooks(spec.hooks["poststop"], "poststop", StateWith(s, "stopped")); !err.empty()) {
+        std::fprintf(stderr, "bulkhead %s: warning: %s\n", verb.c_str(), err.c_str());
+      }
     }
     std::error_code ec;
     fs::remove_all(ContainerDir(o, id), ec);

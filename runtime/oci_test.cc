@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <unistd.h>
+
 namespace bulkhead::runtime {
 namespace {
 
@@ -80,6 +85,39 @@ TEST(OciSpec, HostileBundlesGetAnErrorNamingTheField) {
     OciSpec s;
     const std::string err = ParseOciSpec(c.json, "/b", &s);
     EXPECT_NE(err.find(c.field), std::string::npos) << c.json << " -> " << err;
+  }
+}
+
+TEST(OciHooks, ParsedAndRunWithTheStateOnStdin) {
+  const char* spec = R"({"ociVersion": "1.0.2", "process": {"args": ["a"], "cwd": "/"}, "root": {"path": "r"},
+    "hooks": {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "cat > \"$OUT\""], "env": ["OUT=OUTFILE"], "timeout": 5}],
+              "poststop": [{"path": "/bin/false"}]}})";
+  const char* t = std::getenv("TEST_TMPDIR");
+  const std::string out = std::string(t ? t : "/tmp") + "/hook-state-" + std::to_string(getpid());
+  std::string text = spec;
+  text.replace(text.find("OUTFILE"), 7, out);
+  OciSpec s;
+  ASSERT_EQ(ParseOciSpec(text, "/b", &s), "");
+  ASSERT_EQ(s.hooks["createRuntime"].size(), 1u);
+  EXPECT_EQ(s.hooks["createRuntime"][0].timeout_s, 5);
+  EXPECT_EQ(RunHooks(s.hooks["createRuntime"], "createRuntime", "{\"id\": \"x\"}"), "");
+  std::ifstream in(out);
+  std::string got((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(got, "{\"id\": \"x\"}");
+  std::remove(out.c_str());
+  EXPECT_NE(RunHooks(s.hooks["poststop"], "poststop", "{}").find("exit status 1"), std::string::npos);
+  // A hook that hangs is killed at its timeout.
+  OciHook hang{"/bin/sleep", {"sleep", "30"}, {}, 1};
+  const std::string err = RunHooks({hang}, "prestart", "{}");
+  EXPECT_NE(err.find("timed out after 1 s"), std::string::npos) << err;
+  OciHook missing{"/nonexistent/hook", {}, {}, 1};
+  EXPECT_NE(RunHooks({missing}, "prestart", "{}").find("could not be run"), std::string::npos);
+  // Refusals name the hook's field.
+  for (const char* bad : {R"("hooks": {"whenever": []})", R"("hooks": {"poststop": [{"path": "rel"}]})",
+                          R"("hooks": {"poststop": [{"path": "/x", "timeout": 0}]})", R"("hooks": {"poststop": {}})"}) {
+    std::string b = R"({"ociVersion": "1.0.2", "process": {"args": ["a"], "cwd": "/"}, "root": {"path": "r"}, )" +
+                    std::string(bad) + "}";
+    EXPECT_NE(ParseOciSpec(b, "/b", &s).find("hooks"), std::string::npos) << bad;
   }
 }
 
