@@ -101,6 +101,22 @@ TEST_F(Oci, RunReturnsTheExitStatusAndTheOutput) {
   EXPECT_FALSE(fs::exists(root_ + "/containers/c2"));
 }
 
+// process.rlimits reach the container's first process (and its children).
+TEST_F(Oci, RlimitsOfTheBundle) {
+  SetCommand("ulimit -n; ulimit -Hn; sh -c 'ulimit -n'");
+  std::string cfg = ReadFile(bundle_ + "/config.json");
+  const size_t hard = cfg.find("\"hard\": 1024");
+  ASSERT_NE(hard, std::string::npos) << cfg;
+  cfg.replace(hard, std::string("\"hard\": 1024").size(), "\"hard\": 128");
+  const size_t soft = cfg.find("\"soft\": 1024");
+  ASSERT_NE(soft, std::string::npos) << cfg;
+  cfg.replace(soft, std::string("\"soft\": 1024").size(), "\"soft\": 64");
+  std::ofstream(bundle_ + "/config.json") << cfg;
+  Result r = Bh("run --bundle " + bundle_ + " c2");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "64\n128\n64\n");
+}
+
 TEST_F(Oci, KillOfARunningContainerAndForcedDelete) {
   SetCommand("sleep 30");
   ASSERT_EQ(Create("--bundle " + bundle_ + " c1").code, 0);

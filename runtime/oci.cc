@@ -134,6 +134,7 @@ std::string ParseOciSpec(const std::string& text, const std::string& bundle, Oci
       for (const char* k : {"soft", "hard"}) {
         if (!r.contains(k) || !r[k].is_number_unsigned()) return "process.rlimits[" + l.type + "]." + k + ": must be a number";
       }
+      l.resource = RlimitNames().at(l.type);
       l.soft = r["soft"].get<uint64_t>();
       l.hard = r["hard"].get<uint64_t>();
       if (l.soft > l.hard) return "process.rlimits[" + l.type + "]: soft above hard";

@@ -20,6 +20,7 @@ namespace bulkhead::runtime {
 
 struct OciRlimit {
   std::string type;  // RLIMIT_NOFILE ...
+  int resource = 0;  // its number
   uint64_t soft = 0, hard = 0;
 };
 

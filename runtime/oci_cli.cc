@@ -185,6 +185,7 @@ int Create(const std::string& verb, const Args& a, SupervisorOptions o, pid_t* d
   o.volumes = spec.volumes;
   o.tmpfs = spec.tmpfs;
   o.hostname = spec.hostname;
+  for (const auto& l : spec.rlimits) o.rlimits.push_back({l.resource, l.soft, l.hard});
   o.pass_stdio = true;
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) != 0) {

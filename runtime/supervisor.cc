@@ -698,6 +698,12 @@ AppResult Supervisor::RunApp(const std::vector<std::string>& argv, const std::ve
     mo.mode = o_.rootfs_mode;
     mo.volumes = o_.volumes;
     const auto lines = DescribeMounts(mo);
+    auto rl = run.initRlimits(static_cast<unsigned>(o_.rlimits.size()));
+    for (unsigned i = 0; i < o_.rlimits.size(); ++i) {
+      rl[i].setResource(o_.rlimits[i].resource);
+      rl[i].setSoft(o_.rlimits[i].soft);
+      rl[i].setHard(o_.rlimits[i].hard);
+    }
     auto tm = run.initTmpfs(static_cast<unsigned>(o_.tmpfs.size()));
     for (unsigned i = 0; i < o_.tmpfs.size(); ++i) {
       tm[i].setPath(o_.tmpfs[i].path);

@@ -41,6 +41,11 @@ struct SupervisorOptions {
   std::vector<Volume> volumes;
   std::vector<TmpfsSpec> tmpfs;            // extra tmpfs mounts (the router's)
   std::string hostname;                    // the sandbox's hostname (empty: its id)
+  struct Rlimit {
+    int resource = 0;
+    uint64_t soft = 0, hard = 0;
+  };
+  std::vector<Rlimit> rlimits;             // the application's first process's limits
   LogFormat log_format = LogFormat::kText;
   spdlog::level::level_enum service_log_level = spdlog::level::info;
   std::string debug_log_dir;               // per-service logs <dir>/<service>.log; empty: stderr

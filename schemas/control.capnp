@@ -32,6 +32,13 @@ struct Run {
   hostname @3 :Text;
   mounts @4 :List(MountEntry);  # what fs-gofer serves, for /proc/mounts
   tmpfs @5 :List(TmpfsMount);   # extra tmpfs mounts the router serves
+  rlimits @6 :List(Rlimit);     # the first process's resource limits
+}
+
+struct Rlimit {
+  resource @0 :Int32;           # RLIMIT_*
+  soft @1 :UInt64;
+  hard @2 :UInt64;
 }
 
 struct TmpfsMount {

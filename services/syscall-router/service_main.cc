@@ -115,6 +115,7 @@ int bulkhead::service::SyscallRouterMain(int argc, char** argv) {
     if (r.hasCwd()) req.cwd = r.getCwd().cStr();
     if (r.hasHostname()) req.hostname = r.getHostname().cStr();
     for (auto m : r.getTmpfs()) req.tmpfs.push_back({m.getPath().cStr(), m.getSizeBytes()});
+    for (auto l : r.getRlimits()) req.rlimits.push_back({l.getResource(), l.getSoft(), l.getHard()});
     for (auto m : r.getMounts()) {
       req.mounts.push_back({m.getSource().cStr(), m.getTarget().cStr(), m.getFstype().cStr(), m.getOptions().cStr()});
     }

@@ -248,12 +248,33 @@ struct FutexKey {
   bool operator==(const FutexKey&) const = default;
 };
 
+// What a process starts with (Linux's defaults for a root shell, with the
+// router's own bounds for descriptors and processes).
+inline std::array<struct rlimit64, RLIM_NLIMITS> DefaultRlimits() {
+  std::array<struct rlimit64, RLIM_NLIMITS> r;
+  r.fill({RLIM64_INFINITY, RLIM64_INFINITY});
+  r[RLIMIT_STACK] = {8 << 20, RLIM64_INFINITY};
+  r[RLIMIT_NOFILE] = {kMaxFds, kMaxFds};
+  r[RLIMIT_CORE] = {0, RLIM64_INFINITY};
+  r[RLIMIT_NPROC] = {kMaxPid, kMaxPid};
+  r[RLIMIT_MEMLOCK] = {8 << 20, 8 << 20};
+  r[RLIMIT_SIGPENDING] = {kMaxPid, kMaxPid};
+  r[RLIMIT_MSGQUEUE] = {819200, 819200};
+  r[RLIMIT_NICE] = {0, 0};
+  r[RLIMIT_RTPRIO] = {0, 0};
+  return r;
+}
+
 struct Process {
   int pid = 0, ppid = 0, pgid = 0, sid = 0;
   std::shared_ptr<platform::AddressSpace> as;
   std::shared_ptr<FdTable> fds;
   std::string cwd = "/";
   uint32_t umask = 022;
+  // Resource limits as the process sees them (inherited by fork, kept by
+  // exec). RLIMIT_NOFILE is enforced on new descriptors; the others are
+  // recorded and reported.
+  std::array<struct rlimit64, RLIM_NLIMITS> rlim = DefaultRlimits();
   std::shared_ptr<std::array<KSigaction, 65>> act = std::make_shared<std::array<KSigaction, 65>>();
   uint64_t brk_start = 0, brk = 0, brk_mapped = 0;
   uint64_t mmap_next = kMmapTop;
@@ -683,7 +704,8 @@ struct Kernel::Impl {
 
   int NewFd(Task& t, std::shared_ptr<File> f, int min_fd = 0, bool cloexec = false) {
     auto& fds = *t.proc->fds;
-    for (int fd = std::max(min_fd, 0); fd < kMaxFds; ++fd) {
+    const int limit = static_cast<int>(std::min<uint64_t>(t.proc->rlim[RLIMIT_NOFILE].rlim_cur, kMaxFds));
+    for (int fd = std::max(min_fd, 0); fd < limit; ++fd) {
       if (!fds.count(fd)) {
         fds[fd] = {std::move(f), cloexec};
         return fd;
@@ -749,6 +771,13 @@ struct Kernel::Impl {
     }
     hostname_ = req.hostname;
     mounts_ = req.mounts;
+    auto initial_rlimits = DefaultRlimits();
+    for (const auto& l : req.rlimits) {
+      if (l.resource >= 0 && l.resource < RLIM_NLIMITS && l.soft <= l.hard) {
+        initial_rlimits[l.resource] = {l.soft, std::min<uint64_t>(l.hard, l.resource == RLIMIT_NOFILE ? kMaxFds : l.hard)};
+        if (l.resource == RLIMIT_NOFILE) initial_rlimits[l.resource].rlim_cur = std::min<uint64_t>(l.soft, kMaxFds);
+      }
+    }
     extra_tmpfs_.clear();
     for (size_t i = 0; i < req.tmpfs.size() && i < 64; ++i) {
       const auto& m = req.tmpfs[i];
@@ -761,6 +790,7 @@ struct Kernel::Impl {
     mem_limit_ = mem_ ? req.memory_limit : 0;
     auto proc = std::make_unique<Process>();
     Process* p = proc.get();
+    p->rlim = initial_rlimits;
     p->pid = p->pgid = p->sid = AllocPid();
     p->ppid = 0;
     p->cwd = req.cwd.empty() ? "/" : Normalize(req.cwd);
@@ -2196,6 +2226,7 @@ struct Kernel::Impl {
       p->fds = (flags & CLONE_FILES) ? parent.fds : std::make_shared<FdTable>(*parent.fds);
       p->cwd = parent.cwd;
       p->umask = parent.umask;
+      p->rlim = parent.rlim;
       p->act = (flags & CLONE_SIGHAND) ? parent.act : std::make_shared<std::array<KSigaction, 65>>(*parent.act);
       p->brk_start = parent.brk_start;
       p->brk = parent.brk;
@@ -4639,7 +4670,7 @@ struct Kernel::Impl {
         auto f = GetFile(t, ia(0));
         if (!f) return -EBADF;
         int nfd = ia(1);
-        if (nfd < 0 || nfd >= kMaxFds) return -EBADF;
+        if (nfd < 0 || nfd >= kMaxFds || static_cast<uint64_t>(nfd) >= p.rlim[RLIMIT_NOFILE].rlim_cur) return -EBADF;
         if (nr == SYS_dup3 && (nfd == ia(0) || (a(2) & ~static_cast<uint64_t>(O_CLOEXEC)))) return -EINVAL;
         if (nfd == ia(0)) return nfd;
         (*p.fds)[nfd] = {f, nr == SYS_dup3 && (a(2) & O_CLOEXEC)};
@@ -5558,13 +5589,34 @@ struct Kernel::Impl {
           if (!procs_.count(ia(0))) return -ESRCH;
         }
         if (res_id >= RLIM_NLIMITS) return -EINVAL;
-        struct rlimit64 lim {RLIM64_INFINITY, RLIM64_INFINITY};
-        if (res_id == RLIMIT_STACK) lim = {8 << 20, RLIM64_INFINITY};
-        if (res_id == RLIMIT_NOFILE) lim = {kMaxFds, kMaxFds};
-        if (res_id == RLIMIT_CORE) lim = {0, RLIM64_INFINITY};
-        if (res_id == RLIMIT_NPROC) lim = {kMaxPid, kMaxPid};
-        if (old && !Out(t, old, lim)) return -EFAULT;
-        return 0;  // new limits are accepted and not enforced yet
+        Process* target = &p;
+        if (nr == SYS_prlimit64 && a(0) != 0) target = procs_.at(ia(0)).get();
+        struct rlimit64& cur = target->rlim[res_id];
+        const uint64_t neu = nr == SYS_prlimit64 ? a(2) : nr == SYS_setrlimit ? a(1) : 0;
+        struct rlimit64 want{};
+        if (neu) {
+          if (nr == SYS_setrlimit) {
+            struct rlimit r;
+            if (!In(t, neu, &r)) return -EFAULT;
+            want = {r.rlim_cur == RLIM_INFINITY ? RLIM64_INFINITY : r.rlim_cur, r.rlim_max == RLIM_INFINITY ? RLIM64_INFINITY : r.rlim_max};
+          } else if (!In(t, neu, &want)) {
+            return -EFAULT;
+          }
+          if (want.rlim_cur > want.rlim_max) return -EINVAL;
+          // The sandbox's one identity is root: raising a hard limit is allowed,
+          // but no descriptor limit above what the router serves.
+          if (res_id == RLIMIT_NOFILE && want.rlim_max > static_cast<uint64_t>(kMaxFds)) return -EPERM;
+        }
+        if (old) {
+          if (nr == SYS_getrlimit) {
+            struct rlimit r{static_cast<rlim_t>(cur.rlim_cur), static_cast<rlim_t>(cur.rlim_max)};
+            if (!Out(t, old, r)) return -EFAULT;
+          } else if (!Out(t, old, cur)) {
+            return -EFAULT;
+          }
+        }
+        if (neu) cur = want;
+        return 0;
       }
       case SYS_sched_getaffinity: {
         if (a(1) < 8 || a(1) % 8) return -EINVAL;

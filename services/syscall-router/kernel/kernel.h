@@ -45,6 +45,12 @@ struct RunRequest {
     uint64_t size = 0;
   };
   std::vector<TmpfsMount> tmpfs;
+  // Resource limits of the first process (OCI process.rlimits).
+  struct Rlimit {
+    int resource = 0;
+    uint64_t soft = 0, hard = 0;
+  };
+  std::vector<Rlimit> rlimits;
   // The sandbox's memory limit in bytes (0: none). Above it, a single
   // private writable mapping (mmap, brk, mremap growth) larger than the limit
   // fails with ENOMEM, as Linux's overcommit heuristic refuses a request
