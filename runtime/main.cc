@@ -13,8 +13,10 @@
 #include "base/log.h"
 #include "harden/seccomp_policy.h"
 #include "ipc/stats.h"
+#include "base/clock.h"
 #include "runtime/client.h"
 #include "runtime/oci_cli.h"
+#include "runtime/sd_notify.h"
 #include "runtime/format.h"
 #include "runtime/selftest.h"
 #include "runtime/supervisor.h"
@@ -430,9 +432,24 @@ int Main(int argc, char** argv) {
     if (id.empty()) UsageError("supervise: --id is required");
     SupervisorOptions o = MakeOptions(g, id);
     o.allow_test_hooks = hooks;
+    // Under systemd (Type=notify): READY=1 once the services answer,
+    // WATCHDOG=1 from the event loop, STOPPING=1 on the way out.
+    const Notifier notify = Notifier::FromEnvironment();
     Supervisor sup(o);
     sup.Start();
-    return sup.Run();
+    notify.Send("READY=1\nSTATUS=sandbox " + id + ": 4 services running\nMAINPID=" + std::to_string(getpid()));
+    const int tick = notify.watchdog_ms() > 0 ? static_cast<int>(std::max<int64_t>(notify.watchdog_ms() / 2, 1)) : -1;
+    uint64_t next_ping = MonotonicNs();
+    for (;;) {
+      if (tick > 0 && MonotonicNs() >= next_ping) {
+        notify.Send("WATCHDOG=1");
+        next_ping = MonotonicNs() + static_cast<uint64_t>(tick) * 1'000'000;
+      }
+      if (!sup.PollOnce(tick)) break;
+    }
+    notify.Send("STOPPING=1\nSTATUS=sandbox " + id + " stopping");
+    sup.Stop();
+    return sup.exit_code();
   }
   if (verb == "do") return CmdDo(g, args);
   if (verb == "stats") return CmdStats(g, args);

@@ -135,6 +135,8 @@ class Supervisor {
   // Runs the event loop until SIGTERM/SIGINT, a CLI stop, or a fatal
   // condition; then stops. Returns the exit code for the process.
   int Run();
+  // What Run returns (after Stop): 0, or why the sandbox ended.
+  int exit_code() const { return exit_code_; }
   // One event-loop step, waiting at most `timeout_ms`. False once stopping.
   bool PollOnce(int timeout_ms);
   // Shuts every service down (Shutdown request, then SIGKILL after a grace
