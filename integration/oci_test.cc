@@ -101,6 +101,18 @@ TEST_F(Oci, RunReturnsTheExitStatusAndTheOutput) {
   EXPECT_FALSE(fs::exists(root_ + "/containers/c2"));
 }
 
+// start right after create always finds the sandbox waiting (the start
+// FIFO is open before create returns: a race here once left a sandbox
+// waiting forever and start failing).
+TEST_F(Oci, StartRightAfterCreateNeverMissesTheSandbox) {
+  SetCommand("exit 0");
+  for (int i = 0; i < 15; ++i) {
+    Result r = Bh("run --bundle " + bundle_ + " c2");
+    ASSERT_EQ(r.code, 0) << "run " << i << ": " << r.err;
+  }
+  EXPECT_FALSE(fs::exists(root_ + "/containers/c2"));
+}
+
 // process.rlimits reach the container's first process (and its children).
 TEST_F(Oci, RlimitsOfTheBundle) {
   SetCommand("ulimit -n; ulimit -Hn; sh -c 'ulimit -n'");

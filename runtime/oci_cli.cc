@@ -204,11 +204,14 @@ int Create(const std::string& verb, const Args& a, SupervisorOptions o, pid_t* d
     try {
       Supervisor sup(o);
       sup.Start();
+      // The start FIFO is opened before create returns (read-write: the
+      // open never blocks, and the read waits for `start`'s byte), so that
+      // `start` always finds its reader.
+      int fifo = ::open((dir + "/start.fifo").c_str(), O_RDWR | O_CLOEXEC);
       const char ok_byte = 'k';
-      if (::write(ready[1], &ok_byte, 1) != 1) ::_exit(125);
+      if (fifo < 0 || ::write(ready[1], &ok_byte, 1) != 1) ::_exit(125);
       ::close(ready[1]);
       // Created: wait for `start`.
-      int fifo = ::open((dir + "/start.fifo").c_str(), O_RDONLY | O_CLOEXEC);
       char b;
       const bool go = fifo >= 0 && ::read(fifo, &b, 1) == 1;
       if (fifo >= 0) ::close(fifo);
