@@ -1388,11 +1388,23 @@ static void c_rename_open_file(void) {
   showat("pread of the replaced file", fd, 0, 10);
   fstp("fd", fd);
   show("g");
+  /* a file open in a directory that is renamed */
+  T(mkdir("e", 0755));
+  T(put("e/inner", "inner data", 0644));
+  int in = V(open("e/inner", O_RDWR));
+  T(rename("e", "e2"));
+  showat("pread after its directory moved", in, 0, 20);
+  T(pwrite(in, "INNER", 5, 0));
+  fstp("it", in);
+  show("e2/inner");
+  /* a directory descriptor follows its directory */
   T(mkdir("d", 0755));
   int dfd = V(open("d", O_RDONLY | O_DIRECTORY));
   T(rename("d", "d2"));
   T(openat(dfd, "inside", O_CREAT | O_WRONLY, 0644));
   listdir("d2");
+  T(fchdir(dfd));
+  T(access("inside", F_OK));
 }
 
 static void c_link_cases(void) {
